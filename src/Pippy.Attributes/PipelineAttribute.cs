@@ -1,0 +1,26 @@
+using System;
+using Pippy.Schedules;
+
+namespace Pippy
+{
+    /// <summary>
+    /// Marks a <c>partial</c> TorchSharp module class as a pipeline. The Pippy source generator reads its
+    /// <c>forward</c> method, cuts it into stages at the fields marked <see cref="SplitEndAttribute"/>, and emits
+    /// a nested <c>Pipeline</c> class (stage graph, stage modules, schedule table, <c>Build</c>).
+    /// </summary>
+    [AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+    public sealed class PipelineAttribute : Attribute
+    {
+        /// <summary>The schedule whose table is computed and validated at build time.</summary>
+        public ScheduleKind Schedule { get; set; } = ScheduleKind.GPipe;
+
+        /// <summary>
+        /// The microbatch count of the build-time table, and the default of <c>PipelineOptions.Microbatches</c>.
+        /// Another count chosen at run time is computed by the same schedule code.
+        /// </summary>
+        public int Microbatches { get; set; } = DefaultMicrobatches;
+
+        /// <summary>The default microbatch count.</summary>
+        public const int DefaultMicrobatches = 4;
+    }
+}

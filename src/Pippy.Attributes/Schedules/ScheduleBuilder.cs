@@ -1,0 +1,53 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace Pippy.Schedules
+{
+    /// <summary>A table that failed validation or simulation; the message says which rank and action.</summary>
+    public sealed class InvalidScheduleException : Exception
+    {
+        public InvalidScheduleException(string message) : base(message) { }
+    }
+
+    /// <summary>
+    /// The one entry point used at build time (by the generator) and at run time (by the runtime, for a microbatch
+    /// count chosen then): compute the table for a schedule kind, lower it to communication, validate, simulate.
+    /// </summary>
+    public static class ScheduleBuilder
+    {
+        /// <summary>Problems with the request itself, before any table is built (empty when it is fine).</summary>
+        public static IReadOnlyList<string> CheckRequest(ScheduleKind kind, int stageCount, int microbatches)
+        {
+            var problems = new List<string>();
+            if (!Enum.IsDefined(typeof(ScheduleKind), kind)) problems.Add($"{kind} is not a known schedule");
+            if (stageCount < 1) problems.Add($"a pipeline needs at least one stage, not {stageCount}");
+            if (microbatches < 1) problems.Add($"Microbatches = {microbatches}: there must be at least one microbatch");
+            return problems;
+        }
+
+        /// <summary>Builds and checks a lowered table; throws <see cref="InvalidScheduleException"/> naming the problem.</summary>
+        public static ScheduleTable Build(ScheduleKind kind, StageLinks links, int microbatches)
+        {
+            var problems = CheckRequest(kind, links.StageCount, microbatches);
+            if (problems.Count > 0) throw new InvalidScheduleException(string.Join("; ", problems));
+            var computeOnly = kind switch
+            {
+                ScheduleKind.GPipe => GPipeSchedule.ComputeOnly(links.StageCount, microbatches),
+                _ => throw new InvalidScheduleException($"{kind} is not a known schedule"),
+            };
+            var lowered = ScheduleLowering.AddCommunication(computeOnly, links);
+            Check(lowered, links);
+            return lowered;
+        }
+
+        /// <summary>Validates and simulates a lowered table; throws <see cref="InvalidScheduleException"/> if it is wrong.</summary>
+        public static void Check(ScheduleTable table, StageLinks links)
+        {
+            var errors = ScheduleValidator.Validate(table, links);
+            if (errors.Count > 0) throw new InvalidScheduleException($"{table.Kind} table is invalid: {string.Join("; ", errors.Take(5))}");
+            var simulation = ScheduleSimulator.Run(table, links);
+            if (!simulation.Completed) throw new InvalidScheduleException($"{table.Kind} table would hang: {simulation.Deadlock}");
+        }
+    }
+}

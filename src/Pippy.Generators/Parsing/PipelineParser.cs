@@ -1,0 +1,220 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Pippy.Generators.Diagnostics;
+using Pippy.Generators.Model;
+
+namespace Pippy.Generators.Parsing
+{
+    /// <summary>
+    /// Reads a [Pipeline] class into a <see cref="PipelineModelSpec"/>: its submodule members, forward's signature,
+    /// and every top-level statement of forward with the data flow Roslyn computes for it. This is the only part of
+    /// the generator that sees symbols and syntax; everything after it works on plain data.
+    /// </summary>
+    internal static class PipelineParser
+    {
+        private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
+            .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+        public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+        {
+            var type = (INamedTypeSymbol)context.TargetSymbol;
+            var declaration = (ClassDeclarationSyntax)context.TargetNode;
+            var known = new KnownTypes(context.SemanticModel.Compilation);
+            var diagnostics = new List<DiagnosticInfo>();
+            var typeLocation = LocationInfo.From(declaration.Identifier.GetLocation());
+
+            if (type.IsGenericType)
+                return Fail(diagnostics, DiagnosticInfo.Create(DiagnosticDescriptors.GenericModel, typeLocation, type.Name));
+            if (!IsPartial(type, out string? notPartial))
+                return Fail(diagnostics, DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, typeLocation, notPartial!));
+            if (!IsGenericModule(type))
+                return Fail(diagnostics, DiagnosticInfo.Create(DiagnosticDescriptors.NotAModule, typeLocation, type.Name));
+
+            var forward = type.GetMembers("forward").OfType<IMethodSymbol>()
+                .Where(m => m.IsOverride && !m.IsStatic)
+                .Select(m => m.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) as MethodDeclarationSyntax)
+                .FirstOrDefault(m => m is not null && (m.Body is not null || m.ExpressionBody is not null));
+            if (forward is null)
+                return Fail(diagnostics, DiagnosticInfo.Create(DiagnosticDescriptors.NoForward, typeLocation, type.Name));
+
+            var semanticModel = context.SemanticModel.Compilation.GetSemanticModel(forward.SyntaxTree);
+            var forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
+
+            var modules = ReadMembers(type, known, diagnostics);
+            var inputs = forwardSymbol.Parameters.Select(p => Variable(p.Name, p.Type, known)).ToList();
+            var output = Variable("the return value", forwardSymbol.ReturnType, known);
+            foreach (var (parameter, variable) in forwardSymbol.Parameters.Zip(inputs, (p, v) => (p, v)))
+            {
+                if (!variable.IsTensor || parameter.RefKind != RefKind.None)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, LocationInfo.From(parameter.Locations[0]), $"parameter '{parameter.Name}'", variable.Type));
+            }
+            if (!output.IsTensor)
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, LocationInfo.From(forward.ReturnType), "return type", output.Type));
+
+            var variables = new Dictionary<string, VariableSpec>();
+            foreach (var input in inputs) variables[input.Name] = input;
+            var statements = ReadStatements(forward, semanticModel, type, known, variables, cancellationToken);
+
+            var attribute = context.Attributes[0];
+            int schedule = NamedInt(attribute, "Schedule", 0);
+            int microbatches = NamedInt(attribute, "Microbatches", PipelineAttribute.DefaultMicrobatches);
+
+            var spec = new PipelineModelSpec(
+                ReadTypeSpec(type),
+                schedule,
+                microbatches,
+                LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) ?? declaration),
+                inputs.ToEquatableArray(),
+                output,
+                modules.ToEquatableArray(),
+                variables.Values.ToEquatableArray(),
+                statements.ToEquatableArray());
+            return new ParseResult(spec, diagnostics.ToEquatableArray());
+        }
+
+        private static ParseResult Fail(List<DiagnosticInfo> diagnostics, DiagnosticInfo diagnostic)
+        {
+            diagnostics.Add(diagnostic);
+            return new ParseResult(null, diagnostics.ToEquatableArray());
+        }
+
+        private static bool IsPartial(INamedTypeSymbol type, out string? offender)
+        {
+            for (var t = type; t is not null; t = t.ContainingType)
+            {
+                bool partial = t.DeclaringSyntaxReferences.Any(r => r.GetSyntax() is TypeDeclarationSyntax d && d.Modifiers.Any(SyntaxKind.PartialKeyword));
+                if (!partial)
+                {
+                    offender = t.Name;
+                    return false;
+                }
+            }
+            offender = null;
+            return true;
+        }
+
+        private static bool IsGenericModule(INamedTypeSymbol type)
+        {
+            for (var t = type.BaseType; t is not null; t = t.BaseType)
+            {
+                var definition = t.OriginalDefinition;
+                if (definition.Name == "Module" && definition.IsGenericType
+                    && definition.ContainingType?.ToDisplayString() == "TorchSharp.torch.nn")
+                    return true;
+            }
+            return false;
+        }
+
+        private static TypeSpec ReadTypeSpec(INamedTypeSymbol type)
+        {
+            string ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
+            var containing = new List<string>();
+            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
+                containing.Insert(0, $"partial {(t.IsRecord ? "record " : "")}{(t.TypeKind == TypeKind.Struct ? "struct" : "class")} {t.Name}");
+            string hint = type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat).Replace("global::", "");
+            return new TypeSpec(ns, type.Name, type.ToDisplayString(TypeFormat), hint, containing.ToEquatableArray());
+        }
+
+        private static List<MemberSpec> ReadMembers(INamedTypeSymbol type, KnownTypes known, List<DiagnosticInfo> diagnostics)
+        {
+            var members = new List<MemberSpec>();
+            foreach (var member in type.GetMembers())
+            {
+                ITypeSymbol? memberType = member switch
+                {
+                    IFieldSymbol { IsStatic: false, IsImplicitlyDeclared: false } f => f.Type,
+                    IPropertySymbol { IsStatic: false, IsIndexer: false } p => p.Type,
+                    _ => null,
+                };
+                if (memberType is null) continue;
+                bool splitEnd = member.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, known.SplitEnd));
+                bool isModule = known.IsModule(memberType);
+                var location = LocationInfo.From(member.Locations[0]);
+                if (splitEnd && !isModule)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, memberType.ToDisplayString()));
+                    continue;
+                }
+                if (isModule) members.Add(new MemberSpec(member.Name, memberType.ToDisplayString(TypeFormat), splitEnd, isModule, location));
+            }
+            return members;
+        }
+
+        private static List<StatementSpec> ReadStatements(
+            MethodDeclarationSyntax forward, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
+            Dictionary<string, VariableSpec> variables, CancellationToken cancellationToken)
+        {
+            var result = new List<StatementSpec>();
+            if (forward.ExpressionBody is { } arrow)
+            {
+                // An expression-bodied forward is one statement: return <expression>;
+                var flow = semanticModel.AnalyzeDataFlow(arrow.Expression);
+                var rewriter = new StageCodeRewriter(semanticModel, type, known);
+                var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
+                string code = SyntaxFactory.ReturnStatement(SyntaxFactory.ParseExpression($"new global::TorchSharp.torch.Tensor[] {{ {rewritten.WithoutTrivia().ToFullString()} }}"))
+                    .NormalizeWhitespace().ToFullString();
+                result.Add(Statement(code, flow, arrow.Expression, semanticModel, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
+                return result;
+            }
+
+            foreach (var statement in forward.Body!.Statements)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var flow = semanticModel.AnalyzeDataFlow(statement);
+                var rewriter = new StageCodeRewriter(semanticModel, type, known);
+                var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
+                string code = rewritten.NormalizeWhitespace().ToFullString();
+                result.Add(Statement(code, flow, statement, semanticModel, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
+            }
+            return result;
+        }
+
+        private static StatementSpec Statement(
+            string code, DataFlowAnalysis? flow, SyntaxNode node, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
+            Dictionary<string, VariableSpec> variables, bool returns, bool usesModel, LocationInfo? location)
+        {
+            IEnumerable<string> Names(IEnumerable<ISymbol>? symbols)
+            {
+                foreach (var symbol in symbols ?? Enumerable.Empty<ISymbol>())
+                {
+                    if (symbol is IParameterSymbol { IsThis: true }) continue;
+                    ITypeSymbol? t = symbol switch { ILocalSymbol l => l.Type, IParameterSymbol p => p.Type, _ => null };
+                    if (t is null) continue;
+                    if (!variables.ContainsKey(symbol.Name)) variables[symbol.Name] = Variable(symbol.Name, t, known);
+                    yield return symbol.Name;
+                }
+            }
+
+            var modules = node.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>()
+                .Select(id => semanticModel.GetSymbolInfo(id).Symbol)
+                .Where(s => s is IFieldSymbol or IPropertySymbol && SymbolEqualityComparer.Default.Equals(s.ContainingType, type)
+                            && known.IsModule(s is IFieldSymbol f ? f.Type : ((IPropertySymbol)s!).Type))
+                .Select(s => s!.Name)
+                .Distinct();
+
+            return new StatementSpec(
+                code,
+                Names(flow?.DataFlowsIn).ToEquatableArray(),
+                Names(flow?.WrittenInside).Distinct().ToEquatableArray(),
+                Names(flow?.AlwaysAssigned).ToEquatableArray(),
+                modules.ToEquatableArray(),
+                returns,
+                usesModel,
+                location);
+        }
+
+        private static VariableSpec Variable(string name, ITypeSymbol type, KnownTypes known) =>
+            new VariableSpec(name, type.ToDisplayString(TypeFormat), known.IsTensor(type));
+
+        private static int NamedInt(AttributeData attribute, string name, int fallback)
+        {
+            foreach (var argument in attribute.NamedArguments)
+                if (argument.Key == name && argument.Value.Value is int value) return value;
+            return fallback;
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Pippy.Generators.Parsing
+{
+    /// <summary>
+    /// Rewrites one statement of the model's forward into the code of a stage class nested in the model:
+    /// submodule members keep their names (the stage holds fields of the same names), any other instance member of
+    /// the model is reached through the stage's <c>__model</c> field, and the last stage's <c>return e;</c>
+    /// becomes <c>return new Tensor[] { e };</c>.
+    /// </summary>
+    internal sealed class StageCodeRewriter : CSharpSyntaxRewriter
+    {
+        public const string ModelField = "__model";
+        private const string TensorArray = "global::TorchSharp.torch.Tensor[]";
+
+        private readonly SemanticModel _semanticModel;
+        private readonly INamedTypeSymbol _modelType;
+        private readonly KnownTypes _known;
+
+        public StageCodeRewriter(SemanticModel semanticModel, INamedTypeSymbol modelType, KnownTypes known)
+        {
+            _semanticModel = semanticModel;
+            _modelType = modelType;
+            _known = known;
+        }
+
+        public bool UsesModel { get; private set; }
+        public bool Returns { get; private set; }
+
+        public override SyntaxNode? VisitIdentifierName(IdentifierNameSyntax node)
+        {
+            bool isMemberName = node.Parent is MemberAccessExpressionSyntax access && access.Name == node;
+            if (isMemberName || !IsModelInstanceMember(_semanticModel.GetSymbolInfo(node).Symbol, out bool isModule) || isModule)
+                return base.VisitIdentifierName(node);
+            UsesModel = true;
+            return SyntaxFactory.MemberAccessExpression(SyntaxKind.SimpleMemberAccessExpression, SyntaxFactory.IdentifierName(ModelField), node.WithoutTrivia())
+                .WithTriviaFrom(node);
+        }
+
+        public override SyntaxNode? VisitThisExpression(ThisExpressionSyntax node)
+        {
+            // this.submodule stays (the stage has that field); any other use of this means the model.
+            if (node.Parent is MemberAccessExpressionSyntax access && access.Expression == node
+                && IsModelInstanceMember(_semanticModel.GetSymbolInfo(access.Name).Symbol, out bool isModule) && isModule)
+                return base.VisitThisExpression(node);
+            UsesModel = true;
+            return SyntaxFactory.IdentifierName(ModelField).WithTriviaFrom(node);
+        }
+
+        public override SyntaxNode? VisitReturnStatement(ReturnStatementSyntax node)
+        {
+            if (IsInsideFunction(node) || node.Expression is null) return base.VisitReturnStatement(node);
+            Returns = true;
+            var value = (ExpressionSyntax)Visit(node.Expression)!;
+            var array = SyntaxFactory.ParseExpression($"new {TensorArray} {{ {value.WithoutTrivia().ToFullString()} }}");
+            return node.WithExpression(array);
+        }
+
+        private bool IsModelInstanceMember(ISymbol? symbol, out bool isModule)
+        {
+            isModule = false;
+            if (symbol is null || symbol.IsStatic || symbol is not (IFieldSymbol or IPropertySymbol or IMethodSymbol or IEventSymbol)) return false;
+            if (symbol is IMethodSymbol { MethodKind: MethodKind.LocalFunction }) return false;
+            bool onModel = false;
+            for (var t = _modelType; t is not null; t = t.BaseType)
+                if (SymbolEqualityComparer.Default.Equals(symbol.ContainingType, t)) onModel = true;
+            if (!onModel) return false;
+            isModule = symbol switch
+            {
+                IFieldSymbol f => _known.IsModule(f.Type),
+                IPropertySymbol p => _known.IsModule(p.Type),
+                _ => false,
+            };
+            return true;
+        }
+
+        private static bool IsInsideFunction(SyntaxNode node)
+        {
+            for (var n = node.Parent; n is not null; n = n.Parent)
+            {
+                if (n is AnonymousFunctionExpressionSyntax or LocalFunctionStatementSyntax) return true;
+                if (n is MethodDeclarationSyntax) return false;
+            }
+            return false;
+        }
+    }
+}

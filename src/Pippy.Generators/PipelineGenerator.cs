@@ -1,0 +1,64 @@
+using System.Linq;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Text;
+using Pippy.Generators.Emitting;
+using Pippy.Generators.Model;
+using Pippy.Generators.Parsing;
+using Pippy.Generators.Planning;
+
+namespace Pippy.Generators
+{
+    /// <summary>
+    /// The Pippy source generator. For every class marked <c>[Pippy.Pipeline]</c>: parse (symbols to plain specs),
+    /// plan (stages, values, schedule), emit (stage classes, Pipeline class). Diagnostics are reported apart from
+    /// the source output, so an unchanged plan is not re-emitted when only a location moved.
+    /// </summary>
+    [Generator(LanguageNames.CSharp)]
+    public sealed class PipelineGenerator : IIncrementalGenerator
+    {
+        public const string PipelineAttributeName = "Pippy.PipelineAttribute";
+        public const string SplitEndAttributeName = "Pippy.SplitEndAttribute";
+
+        public void Initialize(IncrementalGeneratorInitializationContext context)
+        {
+            var parsed = context.SyntaxProvider
+                .ForAttributeWithMetadataName(PipelineAttributeName, static (node, _) => node is ClassDeclarationSyntax, PipelineParser.Parse)
+                .WithTrackingName(TrackingNames.Parse);
+
+            var planned = parsed
+                .Select(static (result, _) => result.Spec is null || StagePlanner.HasErrors(result.Diagnostics)
+                    ? new PlanResult(null, result.Diagnostics)
+                    : Merge(result.Diagnostics, StagePlanner.Plan(result.Spec)))
+                .WithTrackingName(TrackingNames.Plan);
+
+            var plans = planned
+                .Select(static (result, _) => result.Plan)
+                .Where(static plan => plan is not null)
+                .WithTrackingName(TrackingNames.Emit);
+
+            context.RegisterSourceOutput(plans, static (spc, plan) =>
+            {
+                foreach (var (hintName, source) in PipelineEmitter.Emit(plan!))
+                    spc.AddSource(hintName, SourceText.From(source, Encoding.UTF8));
+            });
+
+            context.RegisterSourceOutput(planned.Select(static (result, _) => result.Diagnostics), static (spc, diagnostics) =>
+            {
+                foreach (var diagnostic in diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
+            });
+        }
+
+        private static PlanResult Merge(EquatableArray<DiagnosticInfo> parseDiagnostics, PlanResult plan) =>
+            new PlanResult(plan.Plan, parseDiagnostics.Concat(plan.Diagnostics).ToEquatableArray());
+    }
+
+    /// <summary>Names of the incremental steps, so tests can check that each is cached.</summary>
+    public static class TrackingNames
+    {
+        public const string Parse = nameof(Parse);
+        public const string Plan = nameof(Plan);
+        public const string Emit = nameof(Emit);
+    }
+}

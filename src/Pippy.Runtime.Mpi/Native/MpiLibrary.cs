@@ -1,0 +1,103 @@
+using System;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Pippy.Runtime.Native
+{
+    /// <summary>MPI is missing, or is not an MPI that MPI.NET can use.</summary>
+    public sealed class MpiUnavailableException : Exception
+    {
+        public MpiUnavailableException(string message) : base(message) { }
+    }
+
+    /// <summary>
+    /// Binds MPI.NET to MPICH. MPI.NET 1.4.0 is built for MS-MPI: it imports "msmpi.dll" and uses MS-MPI's integer
+    /// handles, which MPICH shares. Open MPI's handles are pointers, so with Open MPI MPI.NET would crash at the first
+    /// call; it is detected and refused here with a message instead.
+    /// </summary>
+    internal static unsafe class MpiLibrary
+    {
+        /// <summary>Set to a library file name or path to use another MPICH-compatible MPI.</summary>
+        public const string OverrideVariable = "PIPPY_MPI_LIBRARY";
+
+        private static readonly string[] Candidates = { "libmpich.so.12", "libmpi.so.12" };
+        private static readonly object Gate = new();
+        private static IntPtr _handle;
+
+        /// <summary>Loads MPICH and routes MPI.NET's imports to it; throws <see cref="MpiUnavailableException"/> with the fix.</summary>
+        public static void Bind()
+        {
+            lock (Gate)
+            {
+                if (_handle != IntPtr.Zero) return;
+                RefuseOpenMpiLauncher();
+                _handle = Load();
+                NativeLibrary.SetDllImportResolver(typeof(MPI.Environment).Assembly, Resolve);
+            }
+        }
+
+        public static IntPtr Handle => _handle;
+
+        private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
+            name.StartsWith("msmpi", StringComparison.OrdinalIgnoreCase) ? _handle : IntPtr.Zero;
+
+        private static void RefuseOpenMpiLauncher()
+        {
+            if (Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null)
+                throw new MpiUnavailableException(
+                    "This program was started by Open MPI's mpiexec, but Pippy runs on MPICH (MPI.NET cannot use Open MPI). " +
+                    "Install MPICH (sudo apt-get install mpich) and start it with mpiexec.mpich -n <ranks> ...");
+        }
+
+        private static IntPtr Load()
+        {
+            string? chosen = Environment.GetEnvironmentVariable(OverrideVariable);
+            foreach (string candidate in chosen is { Length: > 0 } ? new[] { chosen } : Candidates)
+            {
+                if (!NativeLibrary.TryLoad(candidate, out IntPtr handle)) continue;
+                string version = LibraryVersion(handle);
+                if (version.IndexOf("Open MPI", StringComparison.OrdinalIgnoreCase) >= 0)
+                {
+                    throw new MpiUnavailableException(
+                        $"{candidate} is Open MPI ({FirstLine(version)}). MPI.NET, which Pippy uses, works with MPICH only and would crash with Open MPI. " +
+                        $"Install MPICH (sudo apt-get install mpich) and unset {OverrideVariable} or point it at libmpich.so.12.");
+                }
+                return handle;
+            }
+            if (NativeLibrary.TryLoad("libmpi.so.40", out _))
+            {
+                throw new MpiUnavailableException(
+                    "Only Open MPI (libmpi.so.40) is installed. MPI.NET, which Pippy uses, works with MPICH only and would crash with Open MPI. " +
+                    "Install MPICH: sudo apt-get install mpich, then start the program with mpiexec.mpich -n <ranks> ...");
+            }
+            throw new MpiUnavailableException(
+                $"MPICH was not found ({string.Join(", ", chosen is { Length: > 0 } ? new[] { chosen } : Candidates)}). " +
+                $"Install it: sudo apt-get install mpich (or set {OverrideVariable} to the MPICH library).");
+        }
+
+        /// <summary>MPI_Get_library_version may be called before MPI_Init; it tells MPICH from Open MPI.</summary>
+        private static string LibraryVersion(IntPtr handle)
+        {
+            if (!NativeLibrary.TryGetExport(handle, "MPI_Get_library_version", out IntPtr export)) return "";
+            var getVersion = (delegate* unmanaged<byte*, int*, int>)export;
+            byte* buffer = stackalloc byte[8192];
+            int length = 0;
+            return getVersion(buffer, &length) == 0 ? Encoding.ASCII.GetString(buffer, Math.Max(0, Math.Min(length, 8192))) : "";
+        }
+
+        /// <summary>MPI_TAG_UB of MPI_COMM_WORLD (MPI must be initialized); the standard's minimum, 32767, if it cannot be read.</summary>
+        public static int TagUpperBound()
+        {
+            const int minimum = 32767;
+            if (_handle == IntPtr.Zero || !NativeLibrary.TryGetExport(_handle, "MPI_Comm_get_attr", out IntPtr export)) return minimum;
+            var getAttribute = (delegate* unmanaged<int, int, void*, int*, int>)export;
+            int* value = null;
+            int found = 0;
+            if (getAttribute(MPI.Unsafe.MPI_COMM_WORLD, MPI.Unsafe.MPI_TAG_UB, &value, &found) != 0 || found == 0 || value == null) return minimum;
+            return Math.Max(minimum, *value);
+        }
+
+        private static string FirstLine(string text) => text.Split('\n')[0].Trim().TrimEnd('\0');
+    }
+}
