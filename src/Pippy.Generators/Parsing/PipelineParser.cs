@@ -17,7 +17,7 @@ namespace Pippy.Generators.Parsing
     internal static class PipelineParser
     {
         private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
-            .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+            .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes);
 
         public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
@@ -155,8 +155,7 @@ namespace Pippy.Generators.Parsing
                 var flow = semanticModel.AnalyzeDataFlow(arrow.Expression);
                 var rewriter = new StageCodeRewriter(semanticModel, type, known);
                 var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
-                string code = SyntaxFactory.ReturnStatement(SyntaxFactory.ParseExpression($"new global::TorchSharp.torch.Tensor[] {{ {rewritten.WithoutTrivia().ToFullString()} }}"))
-                    .NormalizeWhitespace().ToFullString();
+                string code = $"return new global::TorchSharp.torch.Tensor[] {{ {Dedent(rewritten.WithoutTrivia().ToFullString())} }};";
                 result.Add(Statement(code, flow, arrow.Expression, semanticModel, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
                 return result;
             }
@@ -167,7 +166,7 @@ namespace Pippy.Generators.Parsing
                 var flow = semanticModel.AnalyzeDataFlow(statement);
                 var rewriter = new StageCodeRewriter(semanticModel, type, known);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
-                string code = rewritten.NormalizeWhitespace().ToFullString();
+                string code = Dedent(rewritten.ToFullString());
                 result.Add(Statement(code, flow, statement, semanticModel, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
             }
             return result;
@@ -205,6 +204,19 @@ namespace Pippy.Generators.Parsing
                 returns,
                 usesModel,
                 location);
+        }
+
+        /// <summary>
+        /// The statement as the user wrote it (comments and line breaks kept), without surrounding blank lines and
+        /// without the indentation it had inside forward.
+        /// </summary>
+        private static string Dedent(string text)
+        {
+            var lines = text.Replace("\r\n", "\n").Split('\n').Select(l => l.TrimEnd()).ToList();
+            while (lines.Count > 0 && lines[0].Length == 0) lines.RemoveAt(0);
+            while (lines.Count > 0 && lines[lines.Count - 1].Length == 0) lines.RemoveAt(lines.Count - 1);
+            int indent = lines.Where(l => l.Length > 0).Select(l => l.Length - l.TrimStart().Length).DefaultIfEmpty(0).Min();
+            return string.Join("\n", lines.Select(l => l.Length >= indent ? l.Substring(indent) : l));
         }
 
         private static VariableSpec Variable(string name, ITypeSymbol type, KnownTypes known) =>

@@ -1,0 +1,121 @@
+extern alias generator;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Xunit;
+using Descriptors = generator::Pippy.Generators.Diagnostics.DiagnosticDescriptors;
+
+namespace Pippy.Tests.Generator;
+
+/// <summary>One test per diagnostic of the catalog: the mistake, the ID, and words of the message that say the fix.</summary>
+public class DiagnosticTests
+{
+    private const string Usings = """
+        using Pippy;
+        using TorchSharp.Modules;
+        using static TorchSharp.torch;
+        using static TorchSharp.torch.nn;
+        namespace Mistakes;
+        """;
+
+    /// <summary>A three-stage model; the members, forward and attribute can be replaced one at a time.</summary>
+    private static string Model(
+        string forward = "x = a.forward(x); x = b.forward(x); return c.forward(x);",
+        string members = "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c;",
+        string attribute = "[Pipeline]",
+        string declaration = "public sealed partial class Net : Module<Tensor, Tensor>",
+        string signature = "public override Tensor forward(Tensor x)") => Usings + $$"""
+        {{attribute}}
+        {{declaration}}
+        {
+            {{members}}
+            public Net() : base("Net") { a = Linear(4, 4); b = Linear(4, 4); c = Linear(4, 4); RegisterComponents(); }
+            {{signature}} { {{forward}} }
+        }
+        """;
+
+    private static Diagnostic Single(string source, string id, params string[] messageParts)
+    {
+        var result = GeneratorHarness.Run(source);
+        var diagnostic = Assert.Single(result.GeneratorDiagnostics, d => d.Id == id);
+        string message = diagnostic.GetMessage();
+        foreach (var part in messageParts) Assert.Contains(part, message);
+        Assert.NotEqual(Location.None, diagnostic.Location);
+        return diagnostic;
+    }
+
+    [Fact]
+    public void ValidModelHasNoDiagnostics() => Assert.Empty(GeneratorHarness.Run(Model()).GeneratorDiagnostics);
+
+    [Fact]
+    public void PIPPY0001_NotPartial() =>
+        Single(Model(declaration: "public sealed class Net : Module<Tensor, Tensor>"), "PIPPY0001", "'Net' must be declared partial");
+
+    [Fact]
+    public void PIPPY0002_NotAModule() =>
+        Single(Usings + "[Pipeline] public partial class Plain { public Tensor forward(Tensor x) => x; }", "PIPPY0002", "TorchSharp.torch.nn.Module<...>");
+
+    [Fact]
+    public void PIPPY0003_NoForward() =>
+        Single(Usings + "[Pipeline] public abstract partial class Net : Module<Tensor, Tensor> { protected Net() : base(\"Net\") { } }", "PIPPY0003", "no 'forward' override");
+
+    [Fact]
+    public void PIPPY0004_SplitEndNotUsed() =>
+        Single(Model(forward: "x = a.forward(x); return c.forward(x);"), "PIPPY0004", "'b' is not used", "call it in forward or remove the attribute");
+
+    [Fact]
+    public void PIPPY0005_SplitEndOnLastStatementLeavesAnEmptyStage() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; private readonly Linear b; [SplitEnd] private readonly Linear c;"),
+            "PIPPY0005", "'c' is called in the last statement", "remove the attribute");
+
+    [Fact]
+    public void PIPPY0005_TwoSplitEndsInOneStatementLeaveAnEmptyStage() =>
+        Single(Model(forward: "x = b.forward(a.forward(x)); return c.forward(x);"), "PIPPY0005", "'a' and 'b' are called in the same statement");
+
+    [Fact]
+    public void PIPPY0006_NonTensorCrossesABoundary() =>
+        Single(Model(forward: "var n = (int)x.shape[0]; x = a.forward(x); x = b.forward(x) * n; return c.forward(x);"),
+            "PIPPY0006", "'n' of type int flows from stage 0 into stage 1", "compute it inside stage 1");
+
+    [Fact]
+    public void PIPPY0007_UnsupportedSignature() =>
+        Single(Model(signature: "public override Tensor forward(Tensor x, int n)",
+                declaration: "public sealed partial class Net : Module<Tensor, int, Tensor>"),
+            "PIPPY0007", "parameter 'n' has type int");
+
+    [Fact]
+    public void PIPPY0008_ModuleInSeveralStages() =>
+        Single(Model(forward: "x = a.forward(c.forward(x)); x = b.forward(x); return c.forward(x);"), "PIPPY0008", "'c' is used in stages 0 and 2");
+
+    [Fact]
+    public void PIPPY0009_ReturnBeforeTheLastStage() =>
+        Single(Model(forward: "x = a.forward(x); if (x.dim() == 0) return x; x = b.forward(x); return c.forward(x);"),
+            "PIPPY0009", "inside stage 1", "only the last stage may return");
+
+    [Fact]
+    public void PIPPY0010_InvalidSchedule() =>
+        Single(Model(attribute: "[Pipeline(Microbatches = 0)]"), "PIPPY0010", "GPipe", "at least one microbatch");
+
+    [Fact]
+    public void PIPPY0011_SingleStageWarning()
+    {
+        var diagnostic = Single(Model(members: "private readonly Linear a; private readonly Linear b; private readonly Linear c;"), "PIPPY0011", "one stage");
+        Assert.Equal(DiagnosticSeverity.Warning, diagnostic.Severity);
+    }
+
+    [Fact]
+    public void PIPPY0012_GenericModel() =>
+        Single(Model(declaration: "public sealed partial class Net<T> : Module<Tensor, Tensor>"), "PIPPY0012", "is generic");
+
+    [Fact]
+    public void PIPPY0013_SplitEndNotAModule() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; [SplitEnd] private readonly int width = 4;"),
+            "PIPPY0013", "'width' has type int");
+
+    [Fact]
+    public void EveryDiagnosticOfTheCatalogHasATest()
+    {
+        var tested = typeof(DiagnosticTests).GetMethods().Select(m => m.Name.Split('_')[0]).Where(n => n.StartsWith("PIPPY")).ToHashSet();
+        var missing = Descriptors.All.Select(d => d.Id).Where(id => !tested.Contains(id)).ToArray();
+        Assert.Empty(missing);
+    }
+}

@@ -1,0 +1,72 @@
+extern alias generator;
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.IO;
+using System.Linq;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using PipelineGenerator = generator::Pippy.Generators.PipelineGenerator;
+
+namespace Pippy.Tests.Generator;
+
+/// <summary>Runs the generator on source text in memory, against the real TorchSharp and Pippy assemblies.</summary>
+public static class GeneratorHarness
+{
+    public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
+
+    private static readonly ImmutableArray<MetadataReference> References =
+        Basic.Reference.Assemblies.Net100.References.All.Cast<MetadataReference>()
+            .Append(MetadataReference.CreateFromFile(typeof(TorchSharp.torch).Assembly.Location))
+            .Append(MetadataReference.CreateFromFile(typeof(PipelineAttribute).Assembly.Location))
+            .Append(MetadataReference.CreateFromFile(typeof(Runtime.PipelineRunner).Assembly.Location))
+            .ToImmutableArray();
+
+    public static CSharpCompilation Compile(params string[] sources) =>
+        CSharpCompilation.Create(
+            "SnapshotInput",
+            sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: $"Input{i}.cs")),
+            References,
+            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
+
+    public static GeneratorDriver Driver() =>
+        CSharpGeneratorDriver.Create(
+            new[] { new PipelineGenerator().AsSourceGenerator() },
+            parseOptions: ParseOptions,
+            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    public sealed record Result(GeneratorDriverRunResult Run, Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics)
+    {
+        /// <summary>Generated files in hint-name order, each under a header line.</summary>
+        public string Render()
+        {
+            var text = new StringBuilder();
+            foreach (var source in Run.Results.SelectMany(r => r.GeneratedSources).OrderBy(s => s.HintName, StringComparer.Ordinal))
+                text.Append("//HintName: ").Append(source.HintName).Append('\n').Append(source.SourceText.ToString().Replace("\r\n", "\n"));
+            return text.ToString();
+        }
+
+        /// <summary>Errors of the compilation including the generated code.</summary>
+        public string[] CompileErrors() =>
+            Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()).ToArray();
+
+        public string[] Ids() => GeneratorDiagnostics.Select(d => d.Id).ToArray();
+    }
+
+    public static Result Run(params string[] sources)
+    {
+        var driver = Driver().RunGeneratorsAndUpdateCompilation(Compile(sources), out var output, out var diagnostics);
+        return new Result(driver.GetRunResult(), output, diagnostics);
+    }
+
+    /// <summary>The quickstart sample's model source, the one users start from.</summary>
+    public static string QuickstartModel() => File.ReadAllText(Path.Combine(RepositoryRoot(), "samples", "Quickstart", "MyNetwork.cs"));
+
+    public static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Pippy.Generators.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Pippy.Generators.sln not found above " + AppContext.BaseDirectory);
+    }
+}
