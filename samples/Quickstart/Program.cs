@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
 // The same program runs on every rank: mpiexec -n 3 dotnet run --project samples/Quickstart
-// Options: --microbatches N (default 64), --batch B (default 256).
+// Options: --microbatches N (default 64), --batch B (default 256),
+//          --fail-on-rank R (rank R throws before the training step: shows that one failing rank ends the whole job).
 using var mpi = PipelineEnvironment.Start(ref args);
 int microbatches = Option(args, "--microbatches", 64);
 int batch = Option(args, "--batch", 256);
@@ -20,6 +21,8 @@ var target = torch.randn(batch, 256);
 
 using var pipe = MyNetwork.Pipeline.Build(model, mpi, new PipelineOptions { Microbatches = microbatches });
 Tensor? y = pipe.Forward(x);                                                                     // last stage's rank only
+if (mpi.Rank == Option(args, "--fail-on-rank", -1))
+    throw new InvalidOperationException($"failure injected on rank {mpi.Rank} (--fail-on-rank) while the other ranks wait for it");
 Tensor loss = pipe.Step(x, target, (o, t) => functional.mse_loss(o, t, Reduction.Sum));         // every rank
 
 // The same model in one process, same seed: forward, loss, one full-batch backward.

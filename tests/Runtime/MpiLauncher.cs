@@ -1,0 +1,50 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Threading.Tasks;
+
+namespace Pippy.Tests.Runtime;
+
+/// <summary>Starts real MPI jobs (MPICH's mpiexec) as child processes and collects what they print.</summary>
+public static class MpiLauncher
+{
+    public sealed record Run(int ExitCode, string Output, string Errors);
+
+    public static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Pippy.Generators.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Pippy.Generators.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>The built sample, in the configuration this test was built with.</summary>
+    public static string SampleDll(string name)
+    {
+        string configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+        string dll = Path.Combine(RepositoryRoot(), "samples", name, "bin", configuration, "net10.0", name + ".dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"Build the sample first: dotnet build samples/{name}", dll);
+        return dll;
+    }
+
+    /// <summary>MPICH's launcher: mpiexec.mpich where Open MPI may also be installed, else mpiexec.</summary>
+    public static string Launcher() => File.Exists("/usr/bin/mpiexec.mpich") ? "/usr/bin/mpiexec.mpich" : "mpiexec";
+
+    /// <summary>Runs <c>mpiexec -n RANKS dotnet DLL ARGS</c>; a job still running after the timeout is killed and fails the test.</summary>
+    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300)
+    {
+        var start = new ProcessStartInfo(Launcher(), $"-n {ranks} dotnet {dll} {arguments}")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start)!;
+        Task<string> output = process.StandardOutput.ReadToEndAsync(), errors = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeoutSeconds * 1000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments} was still running after {timeoutSeconds} s (a hang). Output so far:\n{output.Result}");
+        }
+        return new Run(process.ExitCode, output.Result, errors.Result);
+    }
+}
