@@ -77,14 +77,17 @@ namespace Pippy.Runtime.Execution
             switch (action.Kind)
             {
                 case ActionKind.ReceiveForward:
-                    foreach (var edge in _incoming)
+                {
+                    var values = _transport.Receive(_incoming.Select(e => (RankOf(e.FromStage), TensorTransport.MessageTag(e.Id, backward: false, mb, _microbatches))).ToArray());
+                    for (int i = 0; i < _incoming.Length; i++)
                     {
-                        var value = _transport.Receive(RankOf(edge.FromStage), TensorTransport.MessageTag(edge.Id, backward: false, mb, _microbatches))
-                            ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
+                        var edge = _incoming[i];
+                        var value = values[i] ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
                         if (Training && value.is_floating_point()) value.requires_grad_(true);
                         InputsOf(mb)[edge.ToInput] = value;
                     }
                     break;
+                }
 
                 case ActionKind.Forward:
                     Forward(mb);
@@ -96,14 +99,17 @@ namespace Pippy.Runtime.Execution
                     break;
 
                 case ActionKind.ReceiveBackward:
-                    foreach (var edge in _outgoing)
+                {
+                    var gradients = _transport.Receive(_outgoing.Select(e => (RankOf(e.ToStage), TensorTransport.MessageTag(e.Id, backward: true, mb, _microbatches))).ToArray());
+                    var sums = _outputGradients[mb] ??= new Tensor?[_spec.Outputs.Count];
+                    for (int i = 0; i < _outgoing.Length; i++)
                     {
-                        var gradient = _transport.Receive(RankOf(edge.ToStage), TensorTransport.MessageTag(edge.Id, backward: true, mb, _microbatches));
-                        if (gradient is null) continue;
-                        var sums = _outputGradients[mb] ??= new Tensor?[_spec.Outputs.Count];
-                        sums[edge.FromOutput] = sums[edge.FromOutput] is { } sum ? sum + gradient : gradient;
+                        if (gradients[i] is not { } gradient) continue;
+                        int output = _outgoing[i].FromOutput;
+                        sums[output] = sums[output] is { } sum ? sum + gradient : gradient;
                     }
                     break;
+                }
 
                 case ActionKind.Backward:
                     Backward(mb, action);

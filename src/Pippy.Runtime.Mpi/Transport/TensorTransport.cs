@@ -11,7 +11,7 @@ namespace Pippy.Runtime.Transport
     /// <summary>
     /// Point-to-point tensor messages over MPI. A message is a small header (dtype, rank, shape; or "no tensor",
     /// for a gradient that does not exist) followed by the tensor's own memory, sent with MPI_Isend straight from
-    /// the tensor's storage and received with MPI_Recv straight into a new tensor: no managed copies. A sent tensor
+    /// the tensor's storage and received with MPI_Irecv straight into a new tensor: no managed copies. A sent tensor
     /// is kept alive until its send completes.
     /// </summary>
     internal sealed unsafe class TensorTransport : IDisposable
@@ -43,18 +43,37 @@ namespace Pippy.Runtime.Transport
             if (data is not null && data.NumberOfElements > 0) Start(data, destination, DataTag(tag));
         }
 
-        /// <summary>Receives a tensor sent with <see cref="Send"/>; null when the sender had none.</summary>
-        public Tensor? Receive(int source, int tag)
+        /// <summary>
+        /// Receives several tensors sent with <see cref="Send"/> at once: all headers are posted with MPI_Irecv and
+        /// awaited together, then all data, straight into new tensors. An entry is null when its sender had no tensor.
+        /// </summary>
+        public Tensor?[] Receive(IReadOnlyList<(int Source, int Tag)> messages)
         {
-            var header = torch.empty(HeaderLength, dtype: ScalarType.Int64);
-            Check(MpiU.MPI_Recv(TorchNative.DataPointer(header), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out _), "MPI_Recv (header)", source, tag);
-            var values = header.data<long>().ToArray();
-            if (values[1] == NoTensor) return null;
-            var shape = values.Skip(2).Take((int)values[1]).ToArray();
-            var tensor = torch.empty(shape, dtype: (ScalarType)values[0]);
-            if (tensor.NumberOfElements > 0)
-                Check(MpiU.MPI_Recv(TorchNative.DataPointer(tensor), ByteCount(tensor), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out _), "MPI_Recv (data)", source, tag);
-            return tensor;
+            int count = messages.Count;
+            var headers = new Tensor[count];
+            int* requests = stackalloc int[Math.Max(count, 1)];
+            for (int i = 0; i < count; i++)
+            {
+                headers[i] = torch.empty(HeaderLength, dtype: ScalarType.Int64);
+                var (source, tag) = messages[i];
+                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(headers[i]), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out requests[i]), "MPI_Irecv (header)", source, tag);
+            }
+            Check(MpiU.MPI_Waitall(count, requests, new MpiU.MPI_Status[count]), "MPI_Waitall (headers)", -1, -1);
+
+            var tensors = new Tensor?[count];
+            int posted = 0;
+            for (int i = 0; i < count; i++)
+            {
+                var values = headers[i].data<long>().ToArray();
+                headers[i].Dispose();
+                if (values[1] == NoTensor) continue;
+                tensors[i] = torch.empty(values.Skip(2).Take((int)values[1]).ToArray(), dtype: (ScalarType)values[0]);
+                if (tensors[i]!.NumberOfElements == 0) continue;
+                var (source, tag) = messages[i];
+                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(tensors[i]!), ByteCount(tensors[i]!), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out requests[posted++]), "MPI_Irecv (data)", source, tag);
+            }
+            if (posted > 0) Check(MpiU.MPI_Waitall(posted, requests, new MpiU.MPI_Status[posted]), "MPI_Waitall (data)", -1, -1);
+            return tensors;
         }
 
         /// <summary>Waits until every started send has completed (its buffer may then be freed).</summary>

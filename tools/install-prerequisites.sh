@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Pippy.NET needs beyond the .NET SDK, only where it is missing: MPICH (Debian/Ubuntu package 'mpich').
+# Runs apt-get as root, or through sudo when not root. Safe to run again.
+set -euo pipefail
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "error: the .NET SDK (dotnet) is not on PATH; install .NET SDK 10 first: https://dotnet.microsoft.com/download" >&2
+  exit 1
+fi
+
+if command -v mpiexec.mpich >/dev/null 2>&1 && ldconfig -p | grep -q 'libmpich\.so\.12'; then
+  echo "MPICH is installed: $(command -v mpiexec.mpich)"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: MPICH is missing and this is not a Debian/Ubuntu system; install MPICH (libmpich.so.12, mpiexec.mpich) with your package manager" >&2
+  exit 1
+fi
+
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+echo "Installing MPICH (apt-get install mpich)..."
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq mpich >/dev/null
+echo "MPICH installed: $(command -v mpiexec.mpich)"
