@@ -29,6 +29,14 @@ public static class MpiLauncher
     /// <summary>MPICH's launcher: mpiexec.mpich where Open MPI may also be installed, else mpiexec.</summary>
     public static string Launcher() => File.Exists("/usr/bin/mpiexec.mpich") ? "/usr/bin/mpiexec.mpich" : "mpiexec";
 
+    /// <summary>Runs <c>dotnet DLL ARGS</c> as one process, without mpiexec, with extra environment variables.</summary>
+    public static Run StartAlone(string dll, string arguments, params (string Name, string Value)[] environment)
+    {
+        var start = new ProcessStartInfo("dotnet", $"{dll} {arguments}") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        return Wait(start, 120, $"dotnet {Path.GetFileName(dll)} {arguments}");
+    }
+
     /// <summary>Runs <c>mpiexec -n RANKS dotnet DLL ARGS</c>; a job still running after the timeout is killed and fails the test.</summary>
     public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300)
     {
@@ -38,12 +46,17 @@ public static class MpiLauncher
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        return Wait(start, timeoutSeconds, $"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments}");
+    }
+
+    private static Run Wait(ProcessStartInfo start, int timeoutSeconds, string what)
+    {
         using var process = Process.Start(start)!;
         Task<string> output = process.StandardOutput.ReadToEndAsync(), errors = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(timeoutSeconds * 1000))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments} was still running after {timeoutSeconds} s (a hang). Output so far:\n{output.Result}");
+            throw new TimeoutException($"{what} was still running after {timeoutSeconds} s (a hang). Output so far:\n{output.Result}");
         }
         return new Run(process.ExitCode, output.Result, errors.Result);
     }
