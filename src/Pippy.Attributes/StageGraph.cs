@@ -77,18 +77,61 @@ namespace Pippy
         public override string ToString() => $"{Name}: stage {FromStage} -> stage {ToStage}";
     }
 
+    /// <summary>One copy of a replicated parameter set: on which stage, and which of its parameters.</summary>
+    public sealed class ParameterReplica
+    {
+        public ParameterReplica(int stage, string path, bool wholeModule)
+        {
+            Stage = stage;
+            Path = path;
+            WholeModule = wholeModule;
+        }
+
+        public int Stage { get; }
+
+        /// <summary>A submodule member name (all its parameters) or a full parameter name such as <c>head.weight</c>.</summary>
+        public string Path { get; }
+
+        /// <summary>True when <see cref="Path"/> names a submodule whose every parameter is replicated.</summary>
+        public bool WholeModule { get; }
+
+        public override string ToString() => $"stage {Stage}: {Path}{(WholeModule ? ".*" : "")}";
+    }
+
+    /// <summary>
+    /// Parameters that live on several stages: a submodule used by more than one stage, or a [TiedWeight] group. The
+    /// runtime broadcasts them from the lowest stage when the pipeline is built and sums their gradients across the
+    /// replicas after every step, so every copy stays the one parameter of the plain model.
+    /// </summary>
+    public sealed class ReplicatedParameterGroup
+    {
+        public ReplicatedParameterGroup(string name, IReadOnlyList<ParameterReplica> replicas)
+        {
+            Name = name;
+            Replicas = replicas;
+        }
+
+        public string Name { get; }
+        public IReadOnlyList<ParameterReplica> Replicas { get; }
+
+        public override string ToString() => $"{Name} ({string.Join("; ", Replicas)})";
+    }
+
     /// <summary>
     /// The stage graph of a pipeline model, emitted by the generator: which values each stage takes and makes, and
     /// so which values go where. The last stage's single output is the model's output.
     /// </summary>
     public sealed class StageGraph
     {
-        public StageGraph(string modelName, IReadOnlyList<string> modelInputs, IReadOnlyList<StageSpec> stages)
+        public StageGraph(
+            string modelName, IReadOnlyList<string> modelInputs, IReadOnlyList<StageSpec> stages,
+            IReadOnlyList<ReplicatedParameterGroup>? replicated = null)
         {
             if (stages.Count == 0) throw new ArgumentException("A pipeline has at least one stage.", nameof(stages));
             ModelName = modelName;
             ModelInputs = modelInputs;
             Stages = stages;
+            Replicated = replicated ?? Array.Empty<ReplicatedParameterGroup>();
             var edges = new List<ValueEdge>();
             foreach (var stage in stages)
             {
@@ -105,7 +148,11 @@ namespace Pippy
         public IReadOnlyList<string> ModelInputs { get; }
         public IReadOnlyList<StageSpec> Stages { get; }
         public IReadOnlyList<ValueEdge> Edges { get; }
+        public IReadOnlyList<ReplicatedParameterGroup> Replicated { get; }
         public int StageCount => Stages.Count;
+
+        /// <summary>The number of values forward returns (the last stage's outputs): one, or a tuple's arity.</summary>
+        public int OutputCount => Stages[Stages.Count - 1].Outputs.Count;
 
         public IEnumerable<ValueEdge> EdgesFrom(int stage) => Edges.Where(e => e.FromStage == stage);
         public IEnumerable<ValueEdge> EdgesTo(int stage) => Edges.Where(e => e.ToStage == stage);

@@ -20,6 +20,8 @@ namespace Pippy.Generators
     {
         public const string PipelineAttributeName = "Pippy.PipelineAttribute";
         public const string SplitEndAttributeName = "Pippy.SplitEndAttribute";
+        public const string TiedWeightAttributeName = "Pippy.TiedWeightAttribute";
+        public const string SplitIntoAttributeName = "Pippy.SplitIntoAttribute";
 
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {

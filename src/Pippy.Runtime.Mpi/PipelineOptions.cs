@@ -1,15 +1,83 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using static TorchSharp.torch;
+
 namespace Pippy.Runtime
 {
     /// <summary>Run-time choices for a pipeline.</summary>
     public sealed class PipelineOptions
     {
         /// <summary>
-        /// How many microbatches each batch is split into (along dimension 0). Null takes the count of the
-        /// <c>[Pipeline]</c> attribute, whose table was built at build time; any other count is computed at start.
+        /// How many microbatches each batch is split into. Null takes the count of the <c>[Pipeline]</c> attribute,
+        /// whose table was built at build time; any other count is computed at start by the same schedule code.
         /// </summary>
         public int? Microbatches { get; init; }
 
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
+
+        /// <summary>
+        /// How each argument of forward, by parameter name, is divided among microbatches; an argument not named here
+        /// is split along dimension 0.
+        /// </summary>
+        public IReadOnlyDictionary<string, MicrobatchSpec> Inputs { get; init; } = new Dictionary<string, MicrobatchSpec>();
+
+        /// <summary>How the target of <c>Step</c> is divided among microbatches (split along dimension 0 by default).</summary>
+        public MicrobatchSpec Target { get; init; } = MicrobatchSpec.Split(0);
+
+        /// <summary>
+        /// How each output of forward (by position: one for a tensor, several for a tuple) is merged from the
+        /// microbatches' outputs; an output not given is concatenated along dimension 0.
+        /// </summary>
+        public IReadOnlyList<OutputMerge> Outputs { get; init; } = Array.Empty<OutputMerge>();
+    }
+
+    /// <summary>How one input is divided among microbatches.</summary>
+    public sealed class MicrobatchSpec
+    {
+        private MicrobatchSpec(int? dimension) => Dimension = dimension;
+
+        /// <summary>The dimension split along, or null when every microbatch gets the whole tensor.</summary>
+        public int? Dimension { get; }
+
+        /// <summary>
+        /// Split along <paramref name="dimension"/> with <c>tensor_split</c> semantics: sizes differ by at most one,
+        /// the first microbatches take the remainder (50 rows in 8 microbatches: 7, 7, 6, 6, 6, 6, 6, 6).
+        /// </summary>
+        public static MicrobatchSpec Split(int dimension = 0) => new(dimension);
+
+        /// <summary>Every microbatch gets the whole tensor (weights, masks shared by all rows, ...).</summary>
+        public static MicrobatchSpec Replicate { get; } = new(null);
+
+        public override string ToString() => Dimension is int d ? $"split along dimension {d}" : "replicated";
+    }
+
+    /// <summary>How the microbatches' values of one output are merged into the batch's.</summary>
+    public sealed class OutputMerge
+    {
+        private readonly Func<IReadOnlyList<Tensor>, Tensor> _merge;
+
+        private OutputMerge(string name, Func<IReadOnlyList<Tensor>, Tensor> merge)
+        {
+            Name = name;
+            _merge = merge;
+        }
+
+        public string Name { get; }
+
+        /// <summary>Concatenate along <paramref name="dimension"/> (the inverse of <see cref="MicrobatchSpec.Split"/>).</summary>
+        public static OutputMerge Concat(int dimension = 0) =>
+            new($"concatenated along dimension {dimension}", parts => parts.Count == 1 ? parts[0] : cat(parts.ToArray(), dimension));
+
+        /// <summary>Element-wise sum of the microbatches' values (e.g. per-microbatch statistics).</summary>
+        public static OutputMerge Sum { get; } = new("summed", parts => parts.Skip(1).Aggregate(parts[0], (a, b) => a + b));
+
+        /// <summary>A reducer of your own over the microbatches' values, in microbatch order.</summary>
+        public static OutputMerge Custom(string name, Func<IReadOnlyList<Tensor>, Tensor> reducer) => new(name, reducer);
+
+        public Tensor Merge(IReadOnlyList<Tensor> parts) => _merge(parts);
+
+        public override string ToString() => Name;
     }
 }

@@ -3,7 +3,6 @@ using System.Linq;
 using Pippy.Runtime.Execution;
 using Pippy.Runtime.Transport;
 using Pippy.Schedules;
-using TorchSharp;
 using static TorchSharp.torch;
 using MpiU = MPI.Unsafe;
 
@@ -11,43 +10,40 @@ namespace Pippy.Runtime
 {
     /// <summary>
     /// This rank's share of a pipeline: its stage and the schedule. Every rank calls the same methods with the same
-    /// arguments (SPMD); each rank splits the batch into microbatches and runs its own list of actions.
+    /// arguments (SPMD); each rank divides the batch into microbatches and runs its own list of actions. This class
+    /// works on tensor arrays; <see cref="PipelineRunner{TOutput}"/> gives it the model's own output type.
     /// </summary>
-    public sealed class PipelineRunner : IDisposable
+    public class PipelineRunner : IDisposable
     {
         private readonly StageGraph _graph;
-        private readonly TensorTransport _transport = new();
+        private readonly PipelineOptions _options;
+        private readonly TensorTransport _transport;
+        private readonly TensorTransport _replicaTransport;
+        private readonly ReplicaSync _replicas;
+        private readonly int _replicaCommunicator;
 
-        private PipelineRunner(StageGraph graph, ScheduleTable schedule, PipelineStage stage, PipelineEnvironment environment)
+        private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options)
         {
-            _graph = graph;
-            Schedule = schedule;
-            Stage = stage;
-            Environment = environment;
-        }
-
-        /// <summary>Creates this rank's stage and picks the schedule table (the build-time one if the microbatch count matches).</summary>
-        public static PipelineRunner Create(
-            StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage,
-            PipelineEnvironment environment, PipelineOptions? options = null)
-        {
-            options ??= new PipelineOptions();
+            _options = options ?? new PipelineOptions();
             if (environment.Size != graph.StageCount)
                 throw new InvalidOperationException(
                     $"{graph.ModelName} has {graph.StageCount} stages and runs one stage per rank, but this job has {environment.Size} rank(s): " +
                     $"start it with mpiexec -n {graph.StageCount}.");
-            int microbatches = options.Microbatches ?? buildTimeSchedule.Microbatches;
-            var schedule = microbatches == buildTimeSchedule.Microbatches
+            CheckOptions(graph, _options);
+            int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
+            Schedule = microbatches == buildTimeSchedule.Microbatches
                 ? buildTimeSchedule
                 : ScheduleBuilder.Build(buildTimeSchedule.Kind, graph.Links(), microbatches);
-            var stage = createStage(environment.Rank);
-            if (options.PrintPlan && environment.Rank == 0)
-            {
-                Console.WriteLine($"[pippy] {graph.ModelName}: {graph.StageCount} stages on {environment.Size} ranks, {schedule.Kind}, {microbatches} microbatches");
-                foreach (var spec in graph.Stages)
-                    Console.WriteLine($"[pippy]   stage {spec.Index} (rank {spec.Index}): {string.Join(", ", spec.Modules)}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
-            }
-            return new PipelineRunner(graph, schedule, stage, environment);
+            _graph = graph;
+            Environment = environment;
+            Stage = createStage(environment.Rank);
+            _transport = new TensorTransport(MpiU.MPI_COMM_WORLD);
+            if (MpiU.MPI_Comm_dup(MpiU.MPI_COMM_WORLD, out _replicaCommunicator) != 0)
+                throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
+            _replicaTransport = new TensorTransport(_replicaCommunicator);
+            _replicas = new ReplicaSync(graph, Stage, _replicaTransport);
+            _replicas.BroadcastValues();
+            if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
         }
 
         public PipelineEnvironment Environment { get; }
@@ -63,46 +59,73 @@ namespace Pippy.Runtime
         public bool IsLastStage => Stage.Index == _graph.StageCount - 1;
 
         /// <summary>
-        /// Runs the model's forward on a batch, microbatch by microbatch, without gradients. Returns the output
-        /// (microbatch outputs concatenated along dimension 0) on the last stage's rank and null on the others.
+        /// Runs forward on a batch, microbatch by microbatch, without gradients. Returns every output of forward
+        /// (each merged over the microbatches) on the last stage's rank, and null on the others.
         /// </summary>
-        public Tensor? Forward(params Tensor[] inputs)
+        public Tensor[]? ForwardOutputs(params Tensor[] inputs)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var interpreter = Interpreter(inputs, targets: null, loss: null);
             interpreter.Run(Schedule.ForwardOnly().ActionsOf(Environment.Rank));
-            return IsLastStage ? Microbatching.Merge(interpreter.LastStageOutputs.Select(o => o!).ToArray()).MoveToOuterDisposeScope() : null;
+            if (!IsLastStage) return null;
+            var merged = MergeOutputs(interpreter);
+            foreach (var output in merged) output.MoveToOuterDisposeScope();
+            return merged;
         }
 
-        /// <summary>Forward, loss and backward of one batch with one model input. See <see cref="Step(Tensor[], Tensor, Func{Tensor, Tensor, Tensor})"/>.</summary>
-        public Tensor Step(Tensor input, Tensor target, Func<Tensor, Tensor, Tensor> loss) => Step(new[] { input }, target, loss);
-
         /// <summary>
-        /// Forward, loss and backward of one batch. <paramref name="loss"/> is applied to each microbatch's output and
-        /// target; the microbatch losses are summed, so with a sum-reduced loss each parameter's gradient equals one
-        /// backward of the whole batch. Gradients accumulate into the stage's parameters (call zero_grad as usual).
-        /// Returns the summed loss on every rank.
+        /// Forward, loss and backward of one batch on tensor arrays: <paramref name="loss"/> gets each microbatch's
+        /// outputs and target. See <see cref="PipelineRunner{TOutput}.Step(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/>.
         /// </summary>
-        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor, Tensor, Tensor> loss)
+        public Tensor StepOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss)
         {
             if (loss is null) throw new ArgumentNullException(nameof(loss));
+            if (target is null) throw new ArgumentNullException(nameof(target));
             using var scope = NewDisposeScope();
-            var targets = Microbatching.Split(target, Microbatches, "The target");
+            var targets = Microbatching.Split(target, Microbatches, _options.Target, "The target");
             var interpreter = Interpreter(inputs, targets, loss);
             interpreter.Run(Schedule.ActionsOf(Environment.Rank));
+            _replicas.SumGradients();
             Tensor? total = IsLastStage ? interpreter.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             return BroadcastFromLastStage(total).MoveToOuterDisposeScope();
         }
 
-        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor, Tensor, Tensor>? loss)
+        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss)
         {
             if (inputs is null || inputs.Length != _graph.ModelInputs.Count)
                 throw new ArgumentException(
                     $"{_graph.ModelName}.forward takes {_graph.ModelInputs.Count} input(s) ({string.Join(", ", _graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
                     nameof(inputs));
-            var chunks = inputs.Select((t, i) => Microbatching.Split(t, Microbatches, $"Input '{_graph.ModelInputs[i]}'")).ToArray();
+            var chunks = inputs.Select((t, i) => Microbatching.Split(t, Microbatches, InputSpec(_graph.ModelInputs[i]), $"Input '{_graph.ModelInputs[i]}'")).ToArray();
             return new ScheduleInterpreter(Stage, _graph, _transport, Microbatches, chunks, targets, loss);
+        }
+
+        private MicrobatchSpec InputSpec(string name) => _options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);
+
+        private Tensor[] MergeOutputs(ScheduleInterpreter interpreter) =>
+            Enumerable.Range(0, _graph.OutputCount)
+                .Select(k => (k < _options.Outputs.Count ? _options.Outputs[k] : OutputMerge.Concat(0))
+                    .Merge(interpreter.LastStageOutputs.Select(o => o![k]).ToArray()))
+                .ToArray();
+
+        private static void CheckOptions(StageGraph graph, PipelineOptions options)
+        {
+            var unknown = options.Inputs.Keys.Where(k => !graph.ModelInputs.Contains(k)).ToArray();
+            if (unknown.Length > 0)
+                throw new ArgumentException(
+                    $"PipelineOptions.Inputs names {string.Join(", ", unknown.Select(u => $"'{u}'"))}, but {graph.ModelName}.forward takes {string.Join(", ", graph.ModelInputs.Select(i => $"'{i}'"))}.");
+            if (options.Outputs.Count > graph.OutputCount)
+                throw new ArgumentException($"PipelineOptions.Outputs has {options.Outputs.Count} entries, but {graph.ModelName}.forward returns {graph.OutputCount} value(s).");
+        }
+
+        private void PrintPlan()
+        {
+            Console.WriteLine($"[pippy] {_graph.ModelName}: {_graph.StageCount} stages on {Environment.Size} ranks, {Schedule.Kind}, {Microbatches} microbatches");
+            foreach (var spec in _graph.Stages)
+                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {spec.Index}): {string.Join(", ", spec.Modules)}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
+            foreach (var group in _graph.Replicated)
+                Console.WriteLine($"[pippy]   replicated {group}: broadcast from the lowest stage, gradients summed after each step");
         }
 
         /// <summary>The last stage's loss on every rank, with its dtype.</summary>
@@ -122,7 +145,54 @@ namespace Pippy.Runtime
         public void Dispose()
         {
             _transport.Dispose();
+            _replicaTransport.Dispose();
+            int communicator = _replicaCommunicator;
+            MpiU.MPI_Comm_free(ref communicator);
             Stage.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A pipeline runner typed by the model's output: <see cref="Tensor"/>, or a tuple of tensors.
+    /// Created by the generated <c>Pipeline.Build</c>.
+    /// </summary>
+    public sealed class PipelineRunner<TOutput> : PipelineRunner
+    {
+        private readonly Func<Tensor[], TOutput> _assemble;
+
+        private PipelineRunner(StageGraph graph, ScheduleTable schedule, Func<int, PipelineStage> createStage, Func<Tensor[], TOutput> assemble, PipelineEnvironment environment, PipelineOptions? options)
+            : base(graph, schedule, createStage, environment, options)
+        {
+            _assemble = assemble;
+        }
+
+        /// <summary>Creates this rank's stage and picks the schedule table (the build-time one if the microbatch count matches).</summary>
+        public static PipelineRunner<TOutput> Create(
+            StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, Func<Tensor[], TOutput> assembleOutput,
+            PipelineEnvironment environment, PipelineOptions? options = null) =>
+            new(graph, buildTimeSchedule, createStage, assembleOutput, environment, options);
+
+        /// <summary>
+        /// Runs the model's forward on a batch, microbatch by microbatch, without gradients. Returns the output
+        /// (merged over the microbatches, by default concatenated along dimension 0) on the last stage's rank and
+        /// null (default) on the others.
+        /// </summary>
+        public TOutput? Forward(params Tensor[] inputs) => ForwardOutputs(inputs) is { } outputs ? _assemble(outputs) : default;
+
+        /// <summary>Forward, loss and backward of one batch with one model input. See <see cref="Step(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/>.</summary>
+        public Tensor Step(Tensor input, Tensor target, Func<TOutput, Tensor, Tensor> loss) => Step(new[] { input }, target, loss);
+
+        /// <summary>
+        /// Forward, loss and backward of one batch. <paramref name="loss"/> is applied to each microbatch's output and
+        /// target; the microbatch losses are summed, so with a sum-reduced loss each parameter's gradient equals one
+        /// backward of the whole batch. Gradients accumulate into the stage's parameters (call zero_grad as usual);
+        /// replicated parameters (shared submodules, tied weights) then hold the gradient summed over their copies.
+        /// Returns the summed loss on every rank.
+        /// </summary>
+        public Tensor Step(Tensor[] inputs, Tensor target, Func<TOutput, Tensor, Tensor> loss)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            return StepOutputs(inputs, target, (outputs, t) => loss(_assemble(outputs), t));
         }
     }
 }

@@ -19,6 +19,18 @@ namespace Pippy.Runtime
         /// <summary>The stage's position in the pipeline.</summary>
         public int Index { get; }
 
+        /// <summary>The last stage's outputs: forward's result as a tensor array.</summary>
+        protected static Tensor[] Outputs(Tensor output) => new[] { output };
+
+        /// <summary>The last stage's outputs for a forward that returns a tuple.</summary>
+        protected static Tensor[] Outputs((Tensor, Tensor) output) => new[] { output.Item1, output.Item2 };
+
+        /// <inheritdoc cref="Outputs((Tensor, Tensor))"/>
+        protected static Tensor[] Outputs((Tensor, Tensor, Tensor) output) => new[] { output.Item1, output.Item2, output.Item3 };
+
+        /// <inheritdoc cref="Outputs((Tensor, Tensor))"/>
+        protected static Tensor[] Outputs((Tensor, Tensor, Tensor, Tensor) output) => new[] { output.Item1, output.Item2, output.Item3, output.Item4 };
+
         protected void CheckInputCount(Tensor[] inputs, int expected)
         {
             if (inputs is null) throw new ArgumentNullException(nameof(inputs));

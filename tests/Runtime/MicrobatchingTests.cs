@@ -1,5 +1,6 @@
 using System;
 using System.Linq;
+using Pippy.Runtime;
 using Pippy.Runtime.Execution;
 using TorchSharp;
 using Xunit;
@@ -14,7 +15,48 @@ public class MicrobatchingTests
         var batch = torch.arange(50 * 3, dtype: torch.float32).reshape(50, 3);
         var parts = Microbatching.Split(batch, 8, "x");
         Assert.Equal(new long[] { 7, 7, 6, 6, 6, 6, 6, 6 }, parts.Select(p => p.shape[0]));
-        Assert.True(Microbatching.Merge(parts).allclose(batch, rtol: 0, atol: 0));
+        Assert.True(OutputMerge.Concat(0).Merge(parts).allclose(batch, rtol: 0, atol: 0));
+    }
+
+    [Fact]
+    public void SplitAlongAnotherDimensionAndConcatBack()
+    {
+        var batch = torch.arange(4 * 10, dtype: torch.float32).reshape(4, 10);
+        var parts = Microbatching.Split(batch, 3, MicrobatchSpec.Split(1), "x");
+        Assert.Equal(new long[] { 4, 3, 3 }, parts.Select(p => p.shape[1]));
+        Assert.True(OutputMerge.Concat(1).Merge(parts).allclose(batch, rtol: 0, atol: 0));
+    }
+
+    [Fact]
+    public void ReplicateGivesEveryMicrobatchTheWholeTensor()
+    {
+        var mask = torch.ones(5, 5);
+        var parts = Microbatching.Split(mask, 4, MicrobatchSpec.Replicate, "mask");
+        Assert.Equal(4, parts.Length);
+        Assert.All(parts, p => Assert.Same(mask, p));
+    }
+
+    [Fact]
+    public void SumAndCustomMergesReduceTheMicrobatches()
+    {
+        var parts = new[] { torch.tensor(1f), torch.tensor(2f), torch.tensor(4f) };
+        Assert.Equal(7f, OutputMerge.Sum.Merge(parts).item<float>());
+        Assert.Equal(4f, OutputMerge.Custom("max", ps => torch.stack(ps.ToArray()).max()).Merge(parts).item<float>());
+    }
+
+    [Fact]
+    public void SplitAlongAMissingDimensionIsAClearError()
+    {
+        var error = Assert.Throws<ArgumentException>(() => Microbatching.Split(torch.zeros(4, 2), 2, MicrobatchSpec.Split(2), "Input 'x'"));
+        Assert.Contains("Input 'x' has 2 dimensions; it cannot be split along dimension 2", error.Message);
+    }
+
+    [Fact]
+    public void RangesGiveTheRemainderToTheFirstStages()
+    {
+        Assert.Equal(new[] { (0, 3), (3, 3), (6, 2), (8, 2) }, Enumerable.Range(0, 4).Select(p => PipelineRanges.Contiguous(10, 4, p, "blocks")));
+        var error = Assert.Throws<InvalidOperationException>(() => PipelineRanges.Contiguous(2, 3, 0, "blocks"));
+        Assert.Contains("blocks has 2 block(s) but is split into 3 stages", error.Message);
     }
 
     [Fact]
@@ -29,6 +71,6 @@ public class MicrobatchingTests
     public void ScalarCannotBeSplit()
     {
         var error = Assert.Throws<ArgumentException>(() => Microbatching.Split(torch.tensor(1.0f), 2, "The target"));
-        Assert.Contains("needs a batch dimension", error.Message);
+        Assert.Contains("needs a dimension to be split", error.Message);
     }
 }

@@ -4,80 +4,113 @@ using Microsoft.CodeAnalysis;
 
 namespace Pippy.Generators.Diagnostics
 {
-    /// <summary>Every diagnostic the generator reports. Each has a test in tests/GeneratorSnapshots/DiagnosticTests.cs.</summary>
+    /// <summary>
+    /// Every diagnostic the generator reports, each with a message that names the problem and the fix and a help link
+    /// into docs/diagnostics.md. Each has a test in tests/GeneratorSnapshots/DiagnosticTests.cs.
+    /// </summary>
     internal static class DiagnosticDescriptors
     {
         private const string Category = "Pippy";
 
-        public static readonly DiagnosticDescriptor NotPartial = new(
+        private static DiagnosticDescriptor Create(string id, string title, string message, DiagnosticSeverity severity = DiagnosticSeverity.Error) =>
+            new(id, title, message, Category, severity, isEnabledByDefault: true, helpLinkUri: $"docs/diagnostics.md#{id.ToLowerInvariant()}");
+
+        public static readonly DiagnosticDescriptor InternalError = Create(
+            "PIPPY0000", "The Pippy generator failed",
+            "The Pippy generator failed on '{0}' and generated nothing for it: {1}. This is a bug in Pippy; please report it with the model's forward.");
+
+        public static readonly DiagnosticDescriptor NotPartial = Create(
             "PIPPY0001", "Pipeline model must be partial",
-            "'{0}' must be declared partial (and so must every type that contains it): the generator adds the Pipeline and stage classes to it",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "'{0}' must be declared partial (and so must every type that contains it): the generator adds the Pipeline and stage classes to it");
 
-        public static readonly DiagnosticDescriptor NotAModule = new(
+        public static readonly DiagnosticDescriptor NotAModule = Create(
             "PIPPY0002", "Pipeline model must be a TorchSharp module",
-            "'{0}' must derive from TorchSharp.torch.nn.Module<...> to be a [Pipeline] model",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "'{0}' must derive from TorchSharp.torch.nn.Module<...> to be a [Pipeline] model");
 
-        public static readonly DiagnosticDescriptor NoForward = new(
+        public static readonly DiagnosticDescriptor NoForward = Create(
             "PIPPY0003", "Pipeline model has no forward",
-            "'{0}' has no 'forward' override with a body: the stages are cut from the statements of forward",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "'{0}' has no 'forward' override with a body: the stages are cut from the statements of forward");
 
-        public static readonly DiagnosticDescriptor SplitEndNotUsed = new(
+        public static readonly DiagnosticDescriptor SplitEndNotUsed = Create(
             "PIPPY0004", "[SplitEnd] member is not used in forward",
-            "[SplitEnd] member '{0}' is not used by any top-level statement of forward, so it marks no split point; call it in forward or remove the attribute",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "[SplitEnd] member '{0}' is not used by any statement of forward, so it marks no split point; call it in forward or remove the attribute");
 
-        public static readonly DiagnosticDescriptor EmptyStage = new(
+        public static readonly DiagnosticDescriptor EmptyStage = Create(
             "PIPPY0005", "A stage would be empty",
-            "Stage {0} of '{1}' would have no statements: {2}",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "Stage {0} of '{1}' would have no statements: {2}");
 
-        public static readonly DiagnosticDescriptor NonTensorCrossesBoundary = new(
+        public static readonly DiagnosticDescriptor NonTensorCrossesBoundary = Create(
             "PIPPY0006", "Only tensors can cross a stage boundary",
-            "'{0}' of type {1} flows from {2} into stage {3}, but only torch.Tensor values can be sent between stages; compute it inside stage {3} or make it a tensor",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "'{0}' of type {1} flows from {2} into stage {3}, but only torch.Tensor values can be sent between stages; compute it inside stage {3} or make it a tensor");
 
-        public static readonly DiagnosticDescriptor UnsupportedSignature = new(
+        public static readonly DiagnosticDescriptor UnsupportedSignature = Create(
             "PIPPY0007", "Unsupported forward signature",
-            "forward's {0} has type {1}; a pipeline's inputs and output must be torch.Tensor",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "forward's {0} has type {1}; a pipeline's inputs must be torch.Tensor and its output a torch.Tensor or a tuple of 2 to 4 tensors");
 
-        public static readonly DiagnosticDescriptor ModuleInSeveralStages = new(
-            "PIPPY0008", "Submodule used by more than one stage",
-            "Submodule '{0}' is used in stages {1}; sharing a submodule between stages is not supported yet: move its calls into one stage",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+        public static readonly DiagnosticDescriptor SharedModuleReplicated = Create(
+            "PIPPY0008", "Submodule replicated on several stages",
+            "Submodule '{0}' is used in stages {1}: each of them holds a copy, the lowest stage's values are broadcast when the pipeline is built, and the copies' gradients are summed after every step",
+            DiagnosticSeverity.Info);
 
-        public static readonly DiagnosticDescriptor ReturnBeforeLastStage = new(
+        public static readonly DiagnosticDescriptor ReturnBeforeLastStage = Create(
             "PIPPY0009", "Return before the last stage",
-            "This statement returns from forward inside stage {0} of '{1}', but only the last stage may return; move the return after the last [SplitEnd] call",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "This statement returns from forward inside stage {0} of '{1}', but only the last stage may return; move the return after the last split point");
 
-        public static readonly DiagnosticDescriptor InvalidSchedule = new(
-            "PIPPY0010", "Invalid pipeline schedule",
-            "The {0} schedule of '{1}' is invalid: {2}",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+        public static readonly DiagnosticDescriptor InvalidSchedule = Create(
+            "PIPPY0010", "Invalid [Pipeline] schedule option",
+            "The {0} schedule of '{1}' is invalid: {2}");
 
-        public static readonly DiagnosticDescriptor SingleStage = new(
+        public static readonly DiagnosticDescriptor SingleStage = Create(
             "PIPPY0011", "Pipeline has a single stage",
-            "'{0}' has no [SplitEnd] member, so the pipeline has one stage and runs on one rank; mark the submodule that ends each stage with [SplitEnd]",
-            Category, DiagnosticSeverity.Warning, isEnabledByDefault: true);
+            "'{0}' has no [SplitEnd] or [SplitInto] member, so the pipeline has one stage and runs on one rank; mark the submodule that ends each stage with [SplitEnd]",
+            DiagnosticSeverity.Warning);
 
-        public static readonly DiagnosticDescriptor GenericModel = new(
+        public static readonly DiagnosticDescriptor GenericModel = Create(
             "PIPPY0012", "Generic pipeline models are not supported",
-            "'{0}' is generic; a [Pipeline] model must be a non-generic class",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "'{0}' is generic; a [Pipeline] model must be a non-generic class");
 
-        public static readonly DiagnosticDescriptor SplitEndNotAModule = new(
+        public static readonly DiagnosticDescriptor SplitEndNotAModule = Create(
             "PIPPY0013", "[SplitEnd] on a member that is not a submodule",
-            "[SplitEnd] member '{0}' has type {1}, which is not a TorchSharp module; put [SplitEnd] on the submodule whose call ends the stage",
-            Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+            "[SplitEnd] member '{0}' has type {1}, which is not a TorchSharp module; put [SplitEnd] on the submodule whose call ends the stage");
+
+        public static readonly DiagnosticDescriptor SplitInsideBranch = Create(
+            "PIPPY0014", "Split point inside a branch or loop",
+            "[SplitEnd] member '{0}' is called inside an if, switch or loop, so the stage boundary would depend on run-time control flow; move the call out of the branch or put [SplitEnd] on a submodule called at the top level of forward");
+
+        public static readonly DiagnosticDescriptor SplitEndUsedTwice = Create(
+            "PIPPY0015", "[SplitEnd] member used more than once",
+            "[SplitEnd] member '{0}' is used {1} times in forward, so the split point is ambiguous; put [SplitEnd] on a submodule that forward calls once");
+
+        public static readonly DiagnosticDescriptor UnsupportedForward = Create(
+            "PIPPY0016", "Unsupported construct in forward",
+            "forward uses {0}, which a pipeline cannot split; {1}");
+
+        public static readonly DiagnosticDescriptor LonelyTiedWeight = Create(
+            "PIPPY0017", "[TiedWeight] group needs two members",
+            "[TiedWeight(\"{0}\")] has {1} member(s) used in forward; a tie needs at least two submodules that forward uses, e.g. the embedding and the output head");
+
+        public static readonly DiagnosticDescriptor TiedWeightNotAModule = Create(
+            "PIPPY0018", "[TiedWeight] on a member that is not a submodule",
+            "[TiedWeight] member '{0}' has type {1}, which is not a TorchSharp module; put it on the submodules whose parameter is tied");
+
+        public static readonly DiagnosticDescriptor SplitIntoNotAList = Create(
+            "PIPPY0019", "[SplitInto] on a member that is not a module list",
+            "[SplitInto] member '{0}' has type {1}; it must be a TorchSharp ModuleList<T> whose blocks a loop in forward runs");
+
+        public static readonly DiagnosticDescriptor SplitIntoTooFew = Create(
+            "PIPPY0020", "[SplitInto] needs at least two stages",
+            "[SplitInto({1})] on '{0}' must divide the list into at least 2 stages; use [SplitEnd] to end a stage after the whole list");
+
+        public static readonly DiagnosticDescriptor SplitIntoNotOneLoop = Create(
+            "PIPPY0021", "[SplitInto] list must be run by one loop",
+            "[SplitInto] list '{0}' must be used by exactly one top-level foreach or for statement of forward, which is divided among the stages; it is {1}");
 
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
-            NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
-            ModuleInSeveralStages, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
+            InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
+            SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
+            SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
+            SplitIntoTooFew, SplitIntoNotOneLoop,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

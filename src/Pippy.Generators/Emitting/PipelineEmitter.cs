@@ -45,21 +45,28 @@ namespace Pippy.Generators.Emitting
             bool isLast = stage.Index == plan.Stages.Count - 1;
             string takes = stage.Inputs.Count == 0 ? "nothing" : string.Join(", ", stage.Inputs.Select(Describe));
             string gives = isLast ? "the model's output" : string.Join(", ", stage.Outputs.Select(o => o.Name));
+            var parts = stage.Modules.Where(m => m.IsListPart).Select(m => $" Runs part {m.Part + 1} of {m.Parts} of the blocks of {m.Member.Name}.");
             w.Line("/// <summary>");
             w.Line($"/// Stage {stage.Index} of {plan.Stages.Count} of <see cref=\"{plan.Type.Name}\"/>: statements {stage.FirstStatement + 1} to {stage.LastStatement + 1} of forward.");
-            w.Line($"/// Takes {takes}; returns {gives}.");
+            w.Line($"/// Takes {takes}; returns {gives}.{string.Concat(parts)}");
             w.Line("/// </summary>");
             w.Line(GeneratedCode);
             w.Open($"public sealed partial class Stage{stage.Index} : global::Pippy.Runtime.PipelineStage");
             if (stage.UsesModel) w.Line($"private readonly {plan.Type.FullyQualifiedName} {Parsing.StageCodeRewriter.ModelField};");
-            foreach (var module in stage.Modules) w.Line($"private readonly {module.Type} {module.Name};");
+            foreach (var module in stage.Modules) w.Line($"private readonly {FieldType(module)} {module.Member.Name};");
             w.Line();
 
             w.Line($"/// <summary>Takes the submodules of stage {stage.Index} from <paramref name=\"model\"/>: the stage shares their parameters.</summary>");
             w.Open($"public Stage{stage.Index}({plan.Type.FullyQualifiedName} model) : base(\"{plan.Type.Name}.Stage{stage.Index}\", {stage.Index})");
             if (stage.UsesModel) w.Line($"{Parsing.StageCodeRewriter.ModelField} = model;");
-            foreach (var module in stage.Modules) w.Line($"{module.Name} = model.{module.Name};");
-            foreach (var module in stage.Modules) w.Line($"register_module(\"{module.Name}\", {module.Name});");
+            foreach (var module in stage.Modules)
+            {
+                string name = module.Member.Name;
+                w.Line(module.IsListPart
+                    ? $"{name} = new {FieldType(module)}({Quote(name)}, model.{name}, parts: {module.Parts}, part: {module.Part});"
+                    : $"{name} = model.{name};");
+            }
+            foreach (var module in stage.Modules) w.Line($"register_module({Quote(module.Member.Name)}, {module.Member.Name});");
             w.Close();
             w.Line();
 
@@ -98,13 +105,28 @@ namespace Pippy.Generators.Emitting
                 var inputs = stage.Inputs.Select(i => i.FromStage < 0
                     ? $"global::Pippy.StageInput.ModelInput({Quote(i.Variable.Name)}, {i.Index})"
                     : $"global::Pippy.StageInput.Activation({Quote(i.Variable.Name)}, stage: {i.FromStage}, output: {i.Index})");
-                var outputs = stage.Index == stageCount - 1 ? new[] { "output" } : stage.Outputs.Select(o => o.Name);
+                var outputs = stage.Index == stageCount - 1 ? plan.Output.Names : stage.Outputs.Select(o => o.Name);
                 w.Line($"        new global::Pippy.StageSpec({stage.Index},");
                 w.Line($"            new global::Pippy.StageInput[] {{ {string.Join(", ", inputs)} }},");
                 w.Line($"            {Strings(outputs)},");
-                w.Line($"            {Strings(stage.Modules.Select(m => m.Name))}),");
+                w.Line($"            {Strings(stage.Modules.Select(m => m.Member.Name))}),");
             }
-            w.Line("    });");
+            if (plan.Replicated.Count == 0)
+            {
+                w.Line("    });");
+            }
+            else
+            {
+                w.Line("    },");
+                w.Line("    new global::Pippy.ReplicatedParameterGroup[]");
+                w.Line("    {");
+                foreach (var group in plan.Replicated)
+                {
+                    var replicas = group.Replicas.Select(r => $"new global::Pippy.ParameterReplica({r.Stage}, {Quote(r.Path)}, wholeModule: {(r.WholeModule ? "true" : "false")})");
+                    w.Line($"        new global::Pippy.ReplicatedParameterGroup({Quote(group.Name)}, new global::Pippy.ParameterReplica[] {{ {string.Join(", ", replicas)} }}),");
+                }
+                w.Line("    });");
+            }
             w.Line();
 
             w.Line("/// <summary>");
@@ -135,13 +157,20 @@ namespace Pippy.Generators.Emitting
             w.Line("/// Gives this MPI rank its stage of <paramref name=\"model\"/> and returns the runner that executes the schedule.");
             w.Line("/// Call it on every rank with a model built the same way (same seed).");
             w.Line("/// </summary>");
-            w.Line("public static global::Pippy.Runtime.PipelineRunner Build(");
+            string runner = $"global::Pippy.Runtime.PipelineRunner<{plan.Output.Type}>";
+            string assemble = plan.Output.Names.Count == 1
+                ? "outputs[0]"
+                : "(" + string.Join(", ", Enumerable.Range(0, plan.Output.Names.Count).Select(i => $"outputs[{i}]")) + ")";
+            w.Line($"public static {runner} Build(");
             w.Line($"    {plan.Type.FullyQualifiedName} model,");
             w.Line("    global::Pippy.Runtime.PipelineEnvironment environment,");
             w.Line("    global::Pippy.Runtime.PipelineOptions? options = null) =>");
-            w.Line("    global::Pippy.Runtime.PipelineRunner.Create(Graph, Schedule, stage => CreateStage(model, stage), environment, options);");
+            w.Line($"    {runner}.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => {assemble}, environment, options);");
             w.Close();
         }
+
+        private static string FieldType(StageModulePlan module) =>
+            module.IsListPart ? $"global::Pippy.Runtime.StageModules<{module.Member.ElementType}>" : module.Member.Type;
 
         private static string Quote(string text) =>
             "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

@@ -1,3 +1,5 @@
+using System.Linq;
+
 namespace Pippy.Generators.Model
 {
     /// <summary>What the parser reads off a [Pipeline] class: everything the planner and emitter need, as plain data.</summary>
@@ -7,7 +9,7 @@ namespace Pippy.Generators.Model
         int Microbatches,
         LocationInfo? AttributeLocation,
         EquatableArray<VariableSpec> Inputs,
-        VariableSpec Output,
+        OutputSpec Output,
         EquatableArray<MemberSpec> Modules,
         EquatableArray<VariableSpec> Variables,
         EquatableArray<StatementSpec> Statements);
@@ -21,22 +23,45 @@ namespace Pippy.Generators.Model
     /// <summary>A variable of forward (a parameter or a local): its type decides whether it may cross a stage boundary.</summary>
     internal sealed record VariableSpec(string Name, string Type, bool IsTensor);
 
-    /// <summary>A submodule field or property of the model.</summary>
-    internal sealed record MemberSpec(string Name, string Type, bool IsSplitEnd, bool IsModule, LocationInfo? Location);
+    /// <summary>forward's result: its type as written in C#, and its parts (one tensor, or a tuple's elements).</summary>
+    internal sealed record OutputSpec(string Type, EquatableArray<string> Names);
+
+    /// <summary>
+    /// A submodule field or property of the model and its annotations: [SplitEnd]; [TiedWeight] group and parameter
+    /// (empty when untied); [SplitInto] stage count (0 when absent) with the list's element type.
+    /// </summary>
+    internal sealed record MemberSpec(
+        string Name,
+        string Type,
+        bool IsSplitEnd,
+        string TiedGroup,
+        string TiedParameter,
+        int SplitInto,
+        string ElementType,
+        LocationInfo? Location);
 
     /// <summary>
     /// One top-level statement of forward with its data flow (from Roslyn's AnalyzeDataFlow) and its code as the
     /// stage class will hold it (members of the model other than submodules reached through the model).
     /// </summary>
+    /// <remarks>
+    /// <see cref="ModuleReferences"/> has one entry per use of a submodule member (so repeated calls show);
+    /// <see cref="ModulesInBranches"/> those used inside an if, switch or loop of the statement.
+    /// </remarks>
     internal sealed record StatementSpec(
         string Code,
         EquatableArray<string> FlowsIn,
         EquatableArray<string> Written,
         EquatableArray<string> AlwaysAssigned,
-        EquatableArray<string> Modules,
+        EquatableArray<string> ModuleReferences,
+        EquatableArray<string> ModulesInBranches,
+        bool IsLoop,
         bool Returns,
         bool UsesModel,
-        LocationInfo? Location);
+        LocationInfo? Location)
+    {
+        public bool Uses(string member) => ModuleReferences.Contains(member);
+    }
 
     /// <summary>The parser's result: a spec when the class is usable, and the diagnostics found on the way.</summary>
     internal sealed record ParseResult(PipelineModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);

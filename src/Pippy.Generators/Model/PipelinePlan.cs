@@ -1,11 +1,12 @@
 namespace Pippy.Generators.Model
 {
-    /// <summary>The planner's result: the stages and the schedule table, ready to emit.</summary>
+    /// <summary>The planner's result: the stages, the replicated parameters and the schedule table, ready to emit.</summary>
     internal sealed record PipelinePlan(
         TypeSpec Type,
         EquatableArray<VariableSpec> Inputs,
+        OutputSpec Output,
         EquatableArray<StagePlan> Stages,
-        int Schedule,
+        EquatableArray<ReplicaGroupPlan> Replicated,
         string ScheduleName,
         int Microbatches,
         EquatableArray<string> ScheduleLines);
@@ -17,12 +18,23 @@ namespace Pippy.Generators.Model
         int LastStatement,
         EquatableArray<StageInputPlan> Inputs,
         EquatableArray<VariableSpec> Outputs,
-        EquatableArray<MemberSpec> Modules,
+        EquatableArray<StageModulePlan> Modules,
         EquatableArray<string> Code,
         bool UsesModel);
 
+    /// <summary>A submodule a stage holds: the model's member, or (for a [SplitInto] list) part <see cref="Part"/> of <see cref="Parts"/>.</summary>
+    internal sealed record StageModulePlan(MemberSpec Member, int Part, int Parts)
+    {
+        public bool IsListPart => Parts > 0;
+    }
+
     /// <summary>A stage input: a forward argument (<see cref="FromStage"/> = -1) or an output of an earlier stage.</summary>
     internal sealed record StageInputPlan(VariableSpec Variable, int FromStage, int Index);
+
+    /// <summary>Parameters held by several stages: a shared submodule or a [TiedWeight] group.</summary>
+    internal sealed record ReplicaGroupPlan(string Name, EquatableArray<ReplicaPlan> Replicas);
+
+    internal sealed record ReplicaPlan(int Stage, string Path, bool WholeModule);
 
     internal sealed record PlanResult(PipelinePlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics);
 }

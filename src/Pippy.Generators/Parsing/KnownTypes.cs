@@ -1,3 +1,4 @@
+using System.Linq;
 using Microsoft.CodeAnalysis;
 
 namespace Pippy.Generators.Parsing
@@ -10,11 +11,33 @@ namespace Pippy.Generators.Parsing
             Module = compilation.GetTypeByMetadataName("TorchSharp.torch+nn+Module");
             Tensor = compilation.GetTypeByMetadataName("TorchSharp.torch+Tensor");
             SplitEnd = compilation.GetTypeByMetadataName(PipelineGenerator.SplitEndAttributeName);
+            TiedWeight = compilation.GetTypeByMetadataName(PipelineGenerator.TiedWeightAttributeName);
+            SplitInto = compilation.GetTypeByMetadataName(PipelineGenerator.SplitIntoAttributeName);
+            ModuleList = compilation.GetTypeByMetadataName("TorchSharp.Modules.ModuleList`1");
         }
 
         public INamedTypeSymbol? Module { get; }
         public INamedTypeSymbol? Tensor { get; }
         public INamedTypeSymbol? SplitEnd { get; }
+        public INamedTypeSymbol? TiedWeight { get; }
+        public INamedTypeSymbol? SplitInto { get; }
+        public INamedTypeSymbol? ModuleList { get; }
+
+        /// <summary>The block type T of a <c>ModuleList&lt;T&gt;</c>, or null.</summary>
+        public ITypeSymbol? ModuleListElement(ITypeSymbol? type) =>
+            type is INamedTypeSymbol { IsGenericType: true } named && SymbolEqualityComparer.Default.Equals(named.OriginalDefinition, ModuleList)
+                ? named.TypeArguments[0]
+                : null;
+
+        /// <summary>The element types of a tuple of 2 to 4 tensors, or null.</summary>
+        public bool IsTensorTuple(ITypeSymbol type, out int arity)
+        {
+            arity = 0;
+            if (type is not INamedTypeSymbol { IsTupleType: true } tuple) return false;
+            var elements = tuple.TupleElements;
+            arity = elements.Length;
+            return arity is >= 2 and <= 4 && elements.All(e => IsTensor(e.Type));
+        }
 
         public bool IsModule(ITypeSymbol? type)
         {

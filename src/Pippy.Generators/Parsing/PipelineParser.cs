@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
@@ -10,9 +11,10 @@ using Pippy.Generators.Model;
 namespace Pippy.Generators.Parsing
 {
     /// <summary>
-    /// Reads a [Pipeline] class into a <see cref="PipelineModelSpec"/>: its submodule members, forward's signature,
-    /// and every top-level statement of forward with the data flow Roslyn computes for it. This is the only part of
-    /// the generator that sees symbols and syntax; everything after it works on plain data.
+    /// Reads a [Pipeline] class into a <see cref="PipelineModelSpec"/>: its submodule members and their annotations,
+    /// forward's signature, and every top-level statement of forward with the data flow Roslyn computes for it. This
+    /// is the only part of the generator that sees symbols and syntax; everything after it works on plain data.
+    /// It never throws: a failure is reported as PIPPY0000.
     /// </summary>
     internal static class PipelineParser
     {
@@ -20,6 +22,19 @@ namespace Pippy.Generators.Parsing
             .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes);
 
         public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return ParseModel(context, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                var location = LocationInfo.From(((ClassDeclarationSyntax)context.TargetNode).Identifier.GetLocation());
+                return new ParseResult(null, new[] { DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, location, context.TargetSymbol.Name, $"{e.GetType().Name}: {e.Message}") }.ToEquatableArray());
+            }
+        }
+
+        private static ParseResult ParseModel(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
             var type = (INamedTypeSymbol)context.TargetSymbol;
             var declaration = (ClassDeclarationSyntax)context.TargetNode;
@@ -43,17 +58,18 @@ namespace Pippy.Generators.Parsing
 
             var semanticModel = context.SemanticModel.Compilation.GetSemanticModel(forward.SyntaxTree);
             var forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
+            CheckForwardConstructs(forward, forwardSymbol, diagnostics);
 
             var modules = ReadMembers(type, known, diagnostics);
             var inputs = forwardSymbol.Parameters.Select(p => Variable(p.Name, p.Type, known)).ToList();
-            var output = Variable("the return value", forwardSymbol.ReturnType, known);
             foreach (var (parameter, variable) in forwardSymbol.Parameters.Zip(inputs, (p, v) => (p, v)))
             {
-                if (!variable.IsTensor || parameter.RefKind != RefKind.None)
+                if (!variable.IsTensor && parameter.RefKind == RefKind.None)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, LocationInfo.From(parameter.Locations[0]), $"parameter '{parameter.Name}'", variable.Type));
             }
-            if (!output.IsTensor)
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, LocationInfo.From(forward.ReturnType), "return type", output.Type));
+            var output = ReadOutput(forwardSymbol.ReturnType, known);
+            if (output is null)
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, LocationInfo.From(forward.ReturnType), "return type", forwardSymbol.ReturnType.ToDisplayString()));
 
             var variables = new Dictionary<string, VariableSpec>();
             foreach (var input in inputs) variables[input.Name] = input;
@@ -69,7 +85,7 @@ namespace Pippy.Generators.Parsing
                 microbatches,
                 LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) ?? declaration),
                 inputs.ToEquatableArray(),
-                output,
+                output ?? new OutputSpec(forwardSymbol.ReturnType.ToDisplayString(TypeFormat), new[] { "output" }.ToEquatableArray()),
                 modules.ToEquatableArray(),
                 variables.Values.ToEquatableArray(),
                 statements.ToEquatableArray());
@@ -109,6 +125,33 @@ namespace Pippy.Generators.Parsing
             return false;
         }
 
+        /// <summary>ref/out/in parameters, async and iterators cannot be cut into stages.</summary>
+        private static void CheckForwardConstructs(MethodDeclarationSyntax forward, IMethodSymbol symbol, List<DiagnosticInfo> diagnostics)
+        {
+            foreach (var parameter in symbol.Parameters.Where(p => p.RefKind != RefKind.None))
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForward, LocationInfo.From(parameter.Locations[0]),
+                    $"a {parameter.RefKind.ToString().ToLowerInvariant()} parameter ('{parameter.Name}')", "pass the tensor by value and return what forward computes"));
+            if (symbol.IsAsync)
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForward, LocationInfo.From(forward.Identifier.GetLocation()),
+                    "async", "make forward synchronous"));
+            var body = (SyntaxNode?)forward.Body ?? forward.ExpressionBody;
+            var yield = body?.DescendantNodes(n => n is not (AnonymousFunctionExpressionSyntax or LocalFunctionStatementSyntax)).OfType<YieldStatementSyntax>().FirstOrDefault();
+            if (yield is not null)
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForward, LocationInfo.From(yield), "yield", "return the result instead of iterating"));
+            var refLocal = body?.DescendantNodes().OfType<RefTypeSyntax>().FirstOrDefault();
+            if (refLocal is not null)
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForward, LocationInfo.From(refLocal), "a ref local", "use a plain local"));
+        }
+
+        private static OutputSpec? ReadOutput(ITypeSymbol type, KnownTypes known)
+        {
+            string display = type.ToDisplayString(TypeFormat);
+            if (known.IsTensor(type)) return new OutputSpec(display, new[] { "output" }.ToEquatableArray());
+            if (known.IsTensorTuple(type, out _))
+                return new OutputSpec(display, ((INamedTypeSymbol)type).TupleElements.Select(e => "output." + e.Name).ToEquatableArray());
+            return null;
+        }
+
         private static TypeSpec ReadTypeSpec(INamedTypeSymbol type)
         {
             string ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
@@ -131,15 +174,36 @@ namespace Pippy.Generators.Parsing
                     _ => null,
                 };
                 if (memberType is null) continue;
-                bool splitEnd = member.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, known.SplitEnd));
+                var attributes = member.GetAttributes();
+                AttributeData? Find(INamedTypeSymbol? attributeType) =>
+                    attributes.FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attributeType));
+                var splitEnd = Find(known.SplitEnd);
+                var tied = Find(known.TiedWeight);
+                var splitInto = Find(known.SplitInto);
                 bool isModule = known.IsModule(memberType);
                 var location = LocationInfo.From(member.Locations[0]);
-                if (splitEnd && !isModule)
+                string typeName = memberType.ToDisplayString();
+
+                if (splitEnd is not null && !isModule)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, typeName));
+                if (tied is not null && !isModule)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TiedWeightNotAModule, location, member.Name, typeName));
+                var element = known.ModuleListElement(memberType);
+                int stages = 0;
+                if (splitInto is not null)
                 {
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, memberType.ToDisplayString()));
-                    continue;
+                    stages = splitInto.ConstructorArguments.Length > 0 && splitInto.ConstructorArguments[0].Value is int k ? k : 0;
+                    if (element is null)
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoNotAList, location, member.Name, typeName));
+                    else if (stages < 2)
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoTooFew, location, member.Name, stages));
                 }
-                if (isModule) members.Add(new MemberSpec(member.Name, memberType.ToDisplayString(TypeFormat), splitEnd, isModule, location));
+                if (!isModule) continue;
+                string group = tied?.ConstructorArguments.ElementAtOrDefault(0).Value as string ?? "";
+                string parameter = tied?.ConstructorArguments.ElementAtOrDefault(1).Value as string ?? (tied is null ? "" : "weight");
+                members.Add(new MemberSpec(
+                    member.Name, memberType.ToDisplayString(TypeFormat), splitEnd is not null, group, parameter,
+                    element is null ? 0 : stages, element?.ToDisplayString(TypeFormat) ?? "", location));
             }
             return members;
         }
@@ -155,7 +219,7 @@ namespace Pippy.Generators.Parsing
                 var flow = semanticModel.AnalyzeDataFlow(arrow.Expression);
                 var rewriter = new StageCodeRewriter(semanticModel, type, known);
                 var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
-                string code = $"return new global::TorchSharp.torch.Tensor[] {{ {Dedent(rewritten.WithoutTrivia().ToFullString())} }};";
+                string code = $"return {StageCodeRewriter.OutputsHelper}({Dedent(rewritten.WithoutTrivia().ToFullString())});";
                 result.Add(Statement(code, flow, arrow.Expression, semanticModel, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
                 return result;
             }
@@ -166,8 +230,7 @@ namespace Pippy.Generators.Parsing
                 var flow = semanticModel.AnalyzeDataFlow(statement);
                 var rewriter = new StageCodeRewriter(semanticModel, type, known);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
-                string code = Dedent(rewritten.ToFullString());
-                result.Add(Statement(code, flow, statement, semanticModel, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
+                result.Add(Statement(Dedent(rewritten.ToFullString()), flow, statement, semanticModel, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
             }
             return result;
         }
@@ -188,22 +251,45 @@ namespace Pippy.Generators.Parsing
                 }
             }
 
-            var modules = node.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>()
-                .Select(id => semanticModel.GetSymbolInfo(id).Symbol)
-                .Where(s => s is IFieldSymbol or IPropertySymbol && SymbolEqualityComparer.Default.Equals(s.ContainingType, type)
-                            && known.IsModule(s is IFieldSymbol f ? f.Type : ((IPropertySymbol)s!).Type))
-                .Select(s => s!.Name)
-                .Distinct();
+            var references = new List<string>();
+            var inBranches = new List<string>();
+            foreach (var identifier in node.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>())
+            {
+                var symbol = semanticModel.GetSymbolInfo(identifier).Symbol;
+                if (symbol is not (IFieldSymbol or IPropertySymbol) || !SymbolEqualityComparer.Default.Equals(symbol.ContainingType, type)) continue;
+                if (!known.IsModule(symbol is IFieldSymbol f ? f.Type : ((IPropertySymbol)symbol).Type)) continue;
+                references.Add(symbol.Name);
+                if (IsInBranch(identifier, node)) inBranches.Add(symbol.Name);
+            }
 
             return new StatementSpec(
                 code,
                 Names(flow?.DataFlowsIn).ToEquatableArray(),
                 Names(flow?.WrittenInside).Distinct().ToEquatableArray(),
                 Names(flow?.AlwaysAssigned).ToEquatableArray(),
-                modules.ToEquatableArray(),
+                references.ToEquatableArray(),
+                inBranches.Distinct().ToEquatableArray(),
+                node is ForEachStatementSyntax or ForStatementSyntax or WhileStatementSyntax or DoStatementSyntax,
                 returns,
                 usesModel,
                 location);
+        }
+
+        /// <summary>True when <paramref name="node"/> runs only on some paths through <paramref name="statement"/>.</summary>
+        private static bool IsInBranch(SyntaxNode node, SyntaxNode statement)
+        {
+            for (var n = node; n is not null; n = n.Parent)
+            {
+                if (n is IfStatementSyntax or SwitchStatementSyntax or ForEachStatementSyntax or ForStatementSyntax or WhileStatementSyntax
+                    or DoStatementSyntax or ConditionalExpressionSyntax or SwitchExpressionSyntax or AnonymousFunctionExpressionSyntax
+                    or LocalFunctionStatementSyntax)
+                    return true;
+                if (n is BinaryExpressionSyntax binary && binary.Right.Span.Contains(node.Span)
+                    && binary.Kind() is SyntaxKind.LogicalAndExpression or SyntaxKind.LogicalOrExpression or SyntaxKind.CoalesceExpression)
+                    return true;
+                if (n == statement) return false;
+            }
+            return false;
         }
 
         /// <summary>

@@ -8,12 +8,14 @@ namespace Pippy.Generators.Parsing
     /// Rewrites one statement of the model's forward into the code of a stage class nested in the model:
     /// submodule members keep their names (the stage holds fields of the same names), any other instance member of
     /// the model is reached through the stage's <c>__model</c> field, and the last stage's <c>return e;</c>
-    /// becomes <c>return new Tensor[] { e };</c>.
+    /// becomes <c>return Outputs(e);</c> (a tensor array, also for a tuple).
     /// </summary>
     internal sealed class StageCodeRewriter : CSharpSyntaxRewriter
     {
         public const string ModelField = "__model";
-        private const string TensorArray = "global::TorchSharp.torch.Tensor[]";
+
+        /// <summary>PipelineStage's helper turning forward's result (a tensor or a tuple of tensors) into the stage's outputs.</summary>
+        public const string OutputsHelper = "Outputs";
 
         private readonly SemanticModel _semanticModel;
         private readonly INamedTypeSymbol _modelType;
@@ -54,8 +56,10 @@ namespace Pippy.Generators.Parsing
             if (IsInsideFunction(node) || node.Expression is null) return base.VisitReturnStatement(node);
             Returns = true;
             var value = (ExpressionSyntax)Visit(node.Expression)!;
-            var array = SyntaxFactory.ParseExpression($"new {TensorArray} {{ {value.WithoutTrivia().ToFullString()} }}");
-            return node.WithExpression(array);
+            var outputs = SyntaxFactory.InvocationExpression(
+                SyntaxFactory.IdentifierName(OutputsHelper),
+                SyntaxFactory.ArgumentList(SyntaxFactory.SingletonSeparatedList(SyntaxFactory.Argument(value.WithoutTrivia()))));
+            return node.WithExpression(outputs.WithTriviaFrom(node.Expression));
         }
 
         private bool IsModelInstanceMember(ISymbol? symbol, out bool isModule)

@@ -8,68 +8,133 @@ using Pippy.Schedules;
 namespace Pippy.Generators.Planning
 {
     /// <summary>
-    /// Cuts forward's statements into stages at the [SplitEnd] members, works out from the statements' data flow
-    /// which values each stage takes and makes (a value goes straight from the stage that last wrote it to every
-    /// stage that reads it), and builds the schedule table with the same code the runtime uses.
+    /// Cuts forward's statements into stages, works out from the statements' data flow which values each stage takes
+    /// and makes (a value goes straight from the stage that last wrote it to every stage that reads it), which
+    /// parameters live on several stages, and builds the schedule table with the same code the runtime uses.
     /// </summary>
+    /// <remarks>
+    /// The unit of cutting is a statement, except the loop over a [SplitInto(k)] list, which is k units (its parts);
+    /// a stage ends after the last statement using a [SplitEnd] member and after each part of a split loop but the last.
+    /// </remarks>
     internal static class StagePlanner
     {
+        /// <summary>A statement, or part <see cref="Part"/> of the loop over list <see cref="List"/> (Part = -1 for a whole statement).</summary>
+        private readonly record struct Unit(int Statement, int Part, MemberSpec? List);
+
         public static PlanResult Plan(PipelineModelSpec spec)
+        {
+            try
+            {
+                return PlanModel(spec);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return new PlanResult(null, new[] { DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, spec.AttributeLocation, spec.Type.Name, $"{e.GetType().Name}: {e.Message}") }.ToEquatableArray());
+            }
+        }
+
+        private static PlanResult PlanModel(PipelineModelSpec spec)
         {
             var diagnostics = new List<DiagnosticInfo>();
             var statements = spec.Statements;
-            var ends = SplitPoints(spec, diagnostics);
-            if (HasErrors(diagnostics)) return new PlanResult(null, diagnostics.ToEquatableArray());
+            var listLoops = ListLoops(spec, diagnostics);
+            var splitAfter = SplitEndStatements(spec, diagnostics);
+            if (spec.Modules.All(m => !m.IsSplitEnd && m.SplitInto < 2))
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SingleStage, spec.AttributeLocation, spec.Type.Name));
+            if (HasErrors(diagnostics)) return Failed(diagnostics);
 
-            // Stage k runs statements [starts[k], ends[k]].
-            var stageEnds = ends.Concat(new[] { statements.Count - 1 }).ToArray();
-            var starts = new[] { 0 }.Concat(ends.Select(e => e + 1)).ToArray();
-            int stageCount = stageEnds.Length;
-            int StageOf(int statement) => Array.FindIndex(stageEnds, e => statement <= e);
+            // Units, and the stages they form.
+            var stages = new List<List<Unit>> { new() };
+            for (int i = 0; i < statements.Count; i++)
+            {
+                int parts = listLoops.TryGetValue(i, out var list) ? list.SplitInto : 0;
+                for (int part = 0; part < Math.Max(parts, 1); part++)
+                {
+                    stages[stages.Count - 1].Add(new Unit(i, parts > 0 ? part : -1, list));
+                    bool lastUnit = parts == 0 || part == parts - 1;
+                    if ((parts > 0 && part < parts - 1) || (lastUnit && splitAfter.ContainsKey(i))) stages.Add(new List<Unit>());
+                }
+            }
+            if (stages[stages.Count - 1].Count == 0)
+            {
+                var member = splitAfter[statements.Count - 1];
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, stages.Count - 1, spec.Type.Name,
+                    $"[SplitEnd] member '{member.Name}' is called in the last statement of forward, so nothing is left for a stage after it; remove the attribute from the last submodule"));
+                return Failed(diagnostics);
+            }
+            int stageCount = stages.Count;
+            int StageOf(int statement) => stages.FindIndex(units => units.Any(u => u.Statement == statement));
 
             for (int i = 0; i < statements.Count; i++)
             {
                 if (statements[i].Returns && StageOf(i) < stageCount - 1)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReturnBeforeLastStage, statements[i].Location, StageOf(i), spec.Type.Name));
             }
-            foreach (var module in spec.Modules)
-            {
-                var stages = Enumerable.Range(0, statements.Count).Where(i => statements[i].Modules.Contains(module.Name)).Select(StageOf).Distinct().ToArray();
-                if (stages.Length > 1)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModuleInSeveralStages, module.Location, module.Name, string.Join(" and ", stages)));
-            }
 
+            // Values: what each stage reads from before it, and where each value comes from.
             var variables = spec.Variables.ToDictionary(v => v.Name);
             var inputNames = spec.Inputs.Select(v => v.Name).ToList();
-            var stageInputs = new List<StageInputPlan>[stageCount];
+            var stageInputs = Enumerable.Range(0, stageCount).Select(_ => new List<StageInputPlan>()).ToArray();
             var stageOutputs = Enumerable.Range(0, stageCount).Select(_ => new List<string>()).ToArray();
             for (int stage = 0; stage < stageCount; stage++)
             {
-                stageInputs[stage] = new List<StageInputPlan>();
-                foreach (string name in FlowsInto(statements, starts[stage], stageEnds[stage]))
+                var units = stages[stage].Select(u => statements[u.Statement]).ToList();
+                foreach (string name in FlowsInto(units))
                 {
-                    int producer = LastIndex(stage, p => WritesIn(statements, starts[p], stageEnds[p], name));
-                    var variable = variables[name];
+                    int producer = LastIndex(stage, p => stages[p].Any(u => statements[u.Statement].Written.Contains(name)));
                     if (producer < 0 && !inputNames.Contains(name)) continue; // not definitely assigned before: the compiler reports it
+                    var variable = variables[name];
                     if (!variable.IsTensor)
                     {
-                        var firstUse = Enumerable.Range(starts[stage], stageEnds[stage] - starts[stage] + 1).First(i => statements[i].FlowsIn.Contains(name));
+                        var firstUse = units.First(u => u.FlowsIn.Contains(name));
                         string source = producer < 0 ? "forward's arguments" : $"stage {producer}";
-                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NonTensorCrossesBoundary, statements[firstUse].Location, name, variable.Type, source, stage));
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NonTensorCrossesBoundary, firstUse.Location, name, variable.Type, source, stage));
                         continue;
                     }
                     if (producer < 0)
                     {
                         stageInputs[stage].Add(new StageInputPlan(variable, -1, inputNames.IndexOf(name)));
+                        continue;
                     }
-                    else
-                    {
-                        if (!stageOutputs[producer].Contains(name)) stageOutputs[producer].Add(name);
-                        stageInputs[stage].Add(new StageInputPlan(variable, producer, stageOutputs[producer].IndexOf(name)));
-                    }
+                    if (!stageOutputs[producer].Contains(name)) stageOutputs[producer].Add(name);
+                    stageInputs[stage].Add(new StageInputPlan(variable, producer, stageOutputs[producer].IndexOf(name)));
                 }
             }
-            if (HasErrors(diagnostics)) return new PlanResult(null, diagnostics.ToEquatableArray());
+
+            // Submodules per stage, and those on several stages.
+            var stageModules = Enumerable.Range(0, stageCount).Select(stage => spec.Modules
+                .Select(m => (Member: m, Unit: stages[stage].Cast<Unit?>().FirstOrDefault(u => statements[u!.Value.Statement].Uses(m.Name))))
+                .Where(x => x.Unit is not null)
+                .Select(x => x.Unit!.Value.List?.Name == x.Member.Name
+                    ? new StageModulePlan(x.Member, x.Unit.Value.Part, x.Member.SplitInto)
+                    : new StageModulePlan(x.Member, 0, 0))
+                .ToList()).ToArray();
+            var replicated = new List<ReplicaGroupPlan>();
+            foreach (var member in spec.Modules.Where(m => m.SplitInto < 2))
+            {
+                var holders = Enumerable.Range(0, stageCount).Where(s => stageModules[s].Any(m => m.Member.Name == member.Name)).ToArray();
+                if (holders.Length < 2) continue;
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SharedModuleReplicated, member.Location, member.Name, string.Join(" and ", holders)));
+                replicated.Add(new ReplicaGroupPlan(member.Name, holders.Select(s => new ReplicaPlan(s, member.Name, true)).ToEquatableArray()));
+            }
+            foreach (var group in spec.Modules.Where(m => m.TiedGroup.Length > 0).GroupBy(m => m.TiedGroup))
+            {
+                var replicas = group
+                    .SelectMany(member => Enumerable.Range(0, stageCount)
+                        .Where(s => stageModules[s].Any(m => m.Member.Name == member.Name))
+                        .Select(s => new ReplicaPlan(s, $"{member.Name}.{member.TiedParameter}", false)))
+                    .ToArray();
+                int usedMembers = group.Count(member => replicas.Any(r => r.Path.StartsWith(member.Name + ".", StringComparison.Ordinal)));
+                if (usedMembers < 2)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LonelyTiedWeight, group.First().Location, group.Key, usedMembers));
+                    continue;
+                }
+                // Members on one stage share the parameter object the model's constructor tied; only other stages need messages.
+                var perStage = replicas.GroupBy(r => r.Stage).Select(g => g.First()).ToArray();
+                if (perStage.Length > 1) replicated.Add(new ReplicaGroupPlan($"tied '{group.Key}'", perStage.ToEquatableArray()));
+            }
+            if (HasErrors(diagnostics)) return Failed(diagnostics);
 
             var kind = (ScheduleKind)spec.Schedule;
             var links = new StageLinks(
@@ -84,69 +149,81 @@ namespace Pippy.Generators.Planning
             catch (InvalidScheduleException e)
             {
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidSchedule, spec.AttributeLocation, kind, spec.Type.Name, e.Message));
-                return new PlanResult(null, diagnostics.ToEquatableArray());
+                return Failed(diagnostics);
             }
 
             var stagesPlan = Enumerable.Range(0, stageCount).Select(stage => new StagePlan(
                 stage,
-                starts[stage],
-                stageEnds[stage],
+                stages[stage][0].Statement,
+                stages[stage][stages[stage].Count - 1].Statement,
                 stageInputs[stage].ToEquatableArray(),
                 stageOutputs[stage].Select(n => variables[n]).ToEquatableArray(),
-                spec.Modules.Where(m => Enumerable.Range(starts[stage], stageEnds[stage] - starts[stage] + 1).Any(i => statements[i].Modules.Contains(m.Name))).ToEquatableArray(),
-                Enumerable.Range(starts[stage], stageEnds[stage] - starts[stage] + 1).Select(i => statements[i].Code).ToEquatableArray(),
-                Enumerable.Range(starts[stage], stageEnds[stage] - starts[stage] + 1).Any(i => statements[i].UsesModel)));
+                stageModules[stage].ToEquatableArray(),
+                stages[stage].Select(u => statements[u.Statement].Code).ToEquatableArray(),
+                stages[stage].Any(u => statements[u.Statement].UsesModel)));
 
-            var plan = new PipelinePlan(spec.Type, spec.Inputs, stagesPlan.ToEquatableArray(), spec.Schedule, kind.ToString(), spec.Microbatches, table.Format().ToEquatableArray());
+            var plan = new PipelinePlan(spec.Type, spec.Inputs, spec.Output, stagesPlan.ToEquatableArray(), replicated.ToEquatableArray(),
+                kind.ToString(), spec.Microbatches, table.Format().ToEquatableArray());
             return new PlanResult(plan, diagnostics.ToEquatableArray());
         }
 
-        /// <summary>The statement index after which each stage but the last ends, ascending; reports unusable split points.</summary>
-        private static int[] SplitPoints(PipelineModelSpec spec, List<DiagnosticInfo> diagnostics)
+        private static PlanResult Failed(List<DiagnosticInfo> diagnostics) => new(null, diagnostics.ToEquatableArray());
+
+        /// <summary>The statement index of each [SplitInto] list's loop; reports lists not run by exactly one top-level loop.</summary>
+        private static Dictionary<int, MemberSpec> ListLoops(PipelineModelSpec spec, List<DiagnosticInfo> diagnostics)
+        {
+            var loops = new Dictionary<int, MemberSpec>();
+            foreach (var list in spec.Modules.Where(m => m.SplitInto >= 2))
+            {
+                var users = Enumerable.Range(0, spec.Statements.Count).Where(i => spec.Statements[i].Uses(list.Name)).ToArray();
+                string? problem = users.Length == 0 ? "not used in forward"
+                    : users.Length > 1 ? $"used by {users.Length} statements"
+                    : !spec.Statements[users[0]].IsLoop ? "used by a statement that is not a loop"
+                    : loops.TryGetValue(users[0], out var other) ? $"run by the same loop as [SplitInto] list '{other.Name}'"
+                    : null;
+                if (problem is null) loops[users[0]] = list;
+                else diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoNotOneLoop, list.Location, list.Name, problem));
+            }
+            return loops;
+        }
+
+        /// <summary>The statement after which each [SplitEnd] member ends its stage; reports unusable split points.</summary>
+        private static Dictionary<int, MemberSpec> SplitEndStatements(PipelineModelSpec spec, List<DiagnosticInfo> diagnostics)
         {
             var statements = spec.Statements;
-            var ends = new SortedDictionary<int, string>();
+            var ends = new Dictionary<int, MemberSpec>();
             foreach (var member in spec.Modules.Where(m => m.IsSplitEnd))
             {
-                int last = LastIndex(statements.Count, i => statements[i].Modules.Contains(member.Name));
-                if (last < 0)
-                {
+                int uses = statements.Sum(s => s.ModuleReferences.Count(r => r == member.Name));
+                int statement = LastIndex(statements.Count, i => statements[i].Uses(member.Name));
+                if (uses == 0)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotUsed, member.Location, member.Name));
-                }
-                else if (ends.TryGetValue(last, out string? other))
-                {
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, ends.Keys.ToList().IndexOf(last) + 1, spec.Type.Name,
-                        $"[SplitEnd] members '{other}' and '{member.Name}' are called in the same statement; split that statement in two or keep one [SplitEnd]"));
-                }
-                else if (last == statements.Count - 1)
-                {
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, ends.Count + 1, spec.Type.Name,
-                        $"[SplitEnd] member '{member.Name}' is called in the last statement of forward, so nothing is left for a stage after it; remove the attribute from the last submodule"));
-                }
+                else if (uses > 1)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndUsedTwice, member.Location, member.Name, uses));
+                else if (statements[statement].ModulesInBranches.Contains(member.Name))
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitInsideBranch, member.Location, member.Name));
+                else if (ends.TryGetValue(statement, out var other))
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, ends.Keys.Count(k => k < statement) + 1, spec.Type.Name,
+                        $"[SplitEnd] members '{other.Name}' and '{member.Name}' are called in the same statement; split that statement in two or keep one [SplitEnd]"));
                 else
-                {
-                    ends[last] = member.Name;
-                }
+                    ends[statement] = member;
             }
-            if (spec.Modules.All(m => !m.IsSplitEnd))
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SingleStage, spec.AttributeLocation, spec.Type.Name));
-            return ends.Keys.ToArray();
+            return ends;
         }
 
         /// <summary>
-        /// Variables whose value from before statement <paramref name="first"/> is read in [first, last]: read by a
-        /// statement and not always assigned by an earlier statement of the range (sequential composition of the
-        /// per-statement data flow).
+        /// Variables whose value from before the first unit is read by the units: read by a unit and not always
+        /// assigned by an earlier unit (sequential composition of the per-statement data flow).
         /// </summary>
-        private static IEnumerable<string> FlowsInto(EquatableArray<StatementSpec> statements, int first, int last)
+        private static IEnumerable<string> FlowsInto(IEnumerable<StatementSpec> units)
         {
             var seen = new HashSet<string>();
             var killed = new HashSet<string>();
-            for (int i = first; i <= last; i++)
+            foreach (var unit in units)
             {
-                foreach (string name in statements[i].FlowsIn)
+                foreach (string name in unit.FlowsIn)
                     if (!killed.Contains(name) && seen.Add(name)) yield return name;
-                foreach (string name in statements[i].AlwaysAssigned) killed.Add(name);
+                foreach (string name in unit.AlwaysAssigned) killed.Add(name);
             }
         }
 
@@ -160,8 +237,5 @@ namespace Pippy.Generators.Planning
                 if (predicate(i)) return i;
             return -1;
         }
-
-        private static bool WritesIn(EquatableArray<StatementSpec> statements, int first, int last, string name) =>
-            Enumerable.Range(first, last - first + 1).Any(i => statements[i].Written.Contains(name));
     }
 }

@@ -8,15 +8,17 @@ using static TorchSharp.torch;
 namespace Pippy.Runtime.Execution
 {
     /// <summary>
-    /// Runs one rank's action list for one batch. It holds, per microbatch, the stage's inputs (received tensors
-    /// become leaves that collect their gradient), its outputs (kept until their backward), the gradients received
-    /// for them (summed when a value went to several stages), and on the last stage the loss.
+    /// Runs one rank's action list for one batch. It holds, per microbatch, the stage's inputs (received tensors that
+    /// required a gradient on their sender become leaves that collect one here), its outputs (kept until their
+    /// backward), the gradients received for them (summed when a value went to several stages), and on the last stage
+    /// the outputs and the loss. A gradient message travels only for a value whose sender's tensor required one, and
+    /// both sides know it from the forward message's header, so values without gradients (token ids, masks,
+    /// detached tensors) cost no backward message.
     /// </summary>
     internal sealed class ScheduleInterpreter
     {
         private readonly PipelineStage _stage;
         private readonly StageSpec _spec;
-        private readonly StageGraph _graph;
         private readonly TensorTransport _transport;
         private readonly int _microbatches;
         private readonly bool _isLast;
@@ -25,17 +27,18 @@ namespace Pippy.Runtime.Execution
 
         private readonly Tensor[][] _modelInputs;
         private readonly Tensor[]? _targets;
-        private readonly Func<Tensor, Tensor, Tensor>? _loss;
-        private readonly Tensor?[][] _inputs;
+        private readonly Func<Tensor[], Tensor, Tensor>? _loss;
+        private readonly Tensor?[]?[] _inputs;
+        private readonly bool[]?[] _inputNeedsGradient;
         private readonly Tensor[]?[] _outputs;
-        private readonly Tensor?[][] _outputGradients;
+        private readonly bool[]?[] _outputSentWithGradient;
+        private readonly Tensor?[]?[] _outputGradients;
 
         public ScheduleInterpreter(
             PipelineStage stage, StageGraph graph, TensorTransport transport, int microbatches,
-            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor, Tensor, Tensor>? loss)
+            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss)
         {
             _stage = stage;
-            _graph = graph;
             _spec = graph.Stages[stage.Index];
             _transport = transport;
             _microbatches = microbatches;
@@ -46,10 +49,12 @@ namespace Pippy.Runtime.Execution
             _targets = targets;
             _loss = loss;
             _inputs = new Tensor?[microbatches][];
-            _outputs = new Tensor[]?[microbatches];
+            _inputNeedsGradient = new bool[microbatches][];
+            _outputs = new Tensor[microbatches][];
+            _outputSentWithGradient = new bool[microbatches][];
             _outputGradients = new Tensor?[microbatches][];
             Losses = new Tensor?[microbatches];
-            LastStageOutputs = new Tensor?[microbatches];
+            LastStageOutputs = new Tensor[microbatches][];
         }
 
         private bool Training => _loss is not null;
@@ -57,8 +62,8 @@ namespace Pippy.Runtime.Execution
         /// <summary>The loss of each microbatch (last stage, training).</summary>
         public Tensor?[] Losses { get; }
 
-        /// <summary>The model output of each microbatch (last stage).</summary>
-        public Tensor?[] LastStageOutputs { get; }
+        /// <summary>The model outputs of each microbatch (last stage).</summary>
+        public Tensor[]?[] LastStageOutputs { get; }
 
         public void Run(IReadOnlyList<PipelineAction> actions)
         {
@@ -71,6 +76,8 @@ namespace Pippy.Runtime.Execution
             _transport.WaitForSends();
         }
 
+        private int Tag(ValueEdge edge, bool backward, int mb) => TensorTransport.MessageTag(edge.Id, backward, mb, _microbatches);
+
         private void Execute(PipelineAction action)
         {
             int mb = action.Microbatch;
@@ -78,13 +85,16 @@ namespace Pippy.Runtime.Execution
             {
                 case ActionKind.ReceiveForward:
                 {
-                    var values = _transport.Receive(_incoming.Select(e => (RankOf(e.FromStage), TensorTransport.MessageTag(e.Id, backward: false, mb, _microbatches))).ToArray());
+                    var values = _transport.Receive(_incoming.Select(e => (RankOf(e.FromStage), Tag(e, false, mb))).ToArray());
+                    var inputs = InputsOf(mb);
+                    var needsGradient = _inputNeedsGradient[mb] = new bool[_incoming.Length];
                     for (int i = 0; i < _incoming.Length; i++)
                     {
                         var edge = _incoming[i];
-                        var value = values[i] ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
-                        if (Training && value.is_floating_point()) value.requires_grad_(true);
-                        InputsOf(mb)[edge.ToInput] = value;
+                        var value = values[i].Value ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
+                        needsGradient[i] = Training && values[i].RequiresGrad && value.is_floating_point();
+                        if (needsGradient[i]) value.requires_grad_(true);
+                        inputs[edge.ToInput] = value;
                     }
                     break;
                 }
@@ -94,18 +104,29 @@ namespace Pippy.Runtime.Execution
                     break;
 
                 case ActionKind.SendForward:
-                    foreach (var edge in _outgoing)
-                        _transport.Send(OutputsOf(mb, action)[edge.FromOutput], RankOf(edge.ToStage), TensorTransport.MessageTag(edge.Id, backward: false, mb, _microbatches));
+                {
+                    var outputs = OutputsOf(mb, action);
+                    var withGradient = _outputSentWithGradient[mb] = new bool[_outgoing.Length];
+                    for (int i = 0; i < _outgoing.Length; i++)
+                    {
+                        var edge = _outgoing[i];
+                        var value = outputs[edge.FromOutput];
+                        withGradient[i] = Training && value.requires_grad;
+                        _transport.Send(value, RankOf(edge.ToStage), Tag(edge, false, mb));
+                    }
                     break;
+                }
 
                 case ActionKind.ReceiveBackward:
                 {
-                    var gradients = _transport.Receive(_outgoing.Select(e => (RankOf(e.ToStage), TensorTransport.MessageTag(e.Id, backward: true, mb, _microbatches))).ToArray());
+                    var sent = _outputSentWithGradient[mb] ?? throw new InvalidOperationException($"{action}: nothing was sent forward for microbatch {mb}.");
+                    var expected = Enumerable.Range(0, _outgoing.Length).Where(i => sent[i]).ToArray();
+                    var gradients = _transport.Receive(expected.Select(i => (RankOf(_outgoing[i].ToStage), Tag(_outgoing[i], true, mb))).ToArray());
                     var sums = _outputGradients[mb] ??= new Tensor?[_spec.Outputs.Count];
-                    for (int i = 0; i < _outgoing.Length; i++)
+                    for (int k = 0; k < expected.Length; k++)
                     {
-                        if (gradients[i] is not { } gradient) continue;
-                        int output = _outgoing[i].FromOutput;
+                        if (gradients[k].Value is not { } gradient) continue;
+                        int output = _outgoing[expected[k]].FromOutput;
                         sums[output] = sums[output] is { } sum ? sum + gradient : gradient;
                     }
                     break;
@@ -116,14 +137,19 @@ namespace Pippy.Runtime.Execution
                     break;
 
                 case ActionKind.SendBackward:
-                    foreach (var edge in _incoming)
+                {
+                    var inputs = InputsOf(mb);
+                    var needsGradient = _inputNeedsGradient[mb] ?? new bool[_incoming.Length];
+                    for (int i = 0; i < _incoming.Length; i++)
                     {
-                        var input = InputsOf(mb)[edge.ToInput];
-                        var gradient = input is { requires_grad: true } ? input.grad : null;
-                        _transport.Send(gradient, RankOf(edge.FromStage), TensorTransport.MessageTag(edge.Id, backward: true, mb, _microbatches));
+                        if (!needsGradient[i]) continue;
+                        var edge = _incoming[i];
+                        _transport.Send(inputs[edge.ToInput]!.grad, RankOf(edge.FromStage), Tag(edge, true, mb));
                     }
-                    _inputs[mb] = null!;
+                    _inputs[mb] = null;
+                    _inputNeedsGradient[mb] = null;
                     break;
+                }
 
                 default:
                     throw new NotSupportedException($"Action {action}: the runtime does not run {action.Kind} actions.");
@@ -145,8 +171,8 @@ namespace Pippy.Runtime.Execution
                 throw new InvalidOperationException($"Stage {_stage.Index} returned {outputs.Length} values but its plan has {_spec.Outputs.Count}.");
             _outputs[mb] = outputs;
             if (!_isLast) return;
-            LastStageOutputs[mb] = outputs[0];
-            if (Training) Losses[mb] = _loss!(outputs[0], _targets![mb]);
+            LastStageOutputs[mb] = outputs;
+            if (Training) Losses[mb] = _loss!(outputs, _targets![mb]);
         }
 
         private void Backward(int mb, PipelineAction action)
@@ -165,7 +191,7 @@ namespace Pippy.Runtime.Execution
                     autograd.backward(pairs.Select(k => outputs[k]).ToList(), pairs.Select(k => gradients[k]!).ToList());
             }
             _outputs[mb] = null;
-            _outputGradients[mb] = null!;
+            _outputGradients[mb] = null;
         }
 
         private Tensor?[] InputsOf(int mb) => _inputs[mb] ??= new Tensor?[_spec.Inputs.Count];

@@ -16,12 +16,16 @@ namespace Pippy.Runtime.Transport
     /// </summary>
     internal sealed unsafe class TensorTransport : IDisposable
     {
+        // Header: dtype, number of dimensions (or NoTensor), requires_grad (0/1), then the shape.
         private const int MaxDims = 8;
-        private const int HeaderLength = 2 + MaxDims;
+        private const int HeaderLength = 3 + MaxDims;
         private const long NoTensor = -1;
 
-        private readonly int _communicator = MpiU.MPI_COMM_WORLD;
+        private readonly int _communicator;
         private readonly List<(int Request, Tensor Keep)> _pending = new();
+
+        /// <param name="communicator">The MPI communicator (handle) whose ranks and tags the messages use.</param>
+        public TensorTransport(int communicator) => _communicator = communicator;
 
         /// <summary>Starts sending <paramref name="tensor"/> (or "no tensor") to <paramref name="destination"/>; returns at once.</summary>
         public void Send(Tensor? tensor, int destination, int tag)
@@ -36,7 +40,8 @@ namespace Pippy.Runtime.Transport
                 Array.Fill(values, NoTensor);
                 values[0] = (long)data.dtype;
                 values[1] = data.dim();
-                for (int d = 0; d < data.dim(); d++) values[2 + d] = data.shape[d];
+                values[2] = tensor.requires_grad ? 1 : 0;
+                for (int d = 0; d < data.dim(); d++) values[3 + d] = data.shape[d];
                 header = torch.tensor(values, dtype: ScalarType.Int64);
             }
             Start(header, destination, HeaderTag(tag));
@@ -45,9 +50,10 @@ namespace Pippy.Runtime.Transport
 
         /// <summary>
         /// Receives several tensors sent with <see cref="Send"/> at once: all headers are posted with MPI_Irecv and
-        /// awaited together, then all data, straight into new tensors. An entry is null when its sender had no tensor.
+        /// awaited together, then all data, straight into new tensors. An entry's value is null when its sender had
+        /// no tensor; <see cref="ReceivedTensor.RequiresGrad"/> says whether the sender's tensor required a gradient.
         /// </summary>
-        public Tensor?[] Receive(IReadOnlyList<(int Source, int Tag)> messages)
+        public ReceivedTensor[] Receive(IReadOnlyList<(int Source, int Tag)> messages)
         {
             int count = messages.Count;
             var headers = new Tensor[count];
@@ -60,20 +66,21 @@ namespace Pippy.Runtime.Transport
             }
             Check(MpiU.MPI_Waitall(count, requests, new MpiU.MPI_Status[count]), "MPI_Waitall (headers)", -1, -1);
 
-            var tensors = new Tensor?[count];
+            var received = new ReceivedTensor[count];
             int posted = 0;
             for (int i = 0; i < count; i++)
             {
                 var values = headers[i].data<long>().ToArray();
                 headers[i].Dispose();
                 if (values[1] == NoTensor) continue;
-                tensors[i] = torch.empty(values.Skip(2).Take((int)values[1]).ToArray(), dtype: (ScalarType)values[0]);
-                if (tensors[i]!.NumberOfElements == 0) continue;
+                var tensor = torch.empty(values.Skip(3).Take((int)values[1]).ToArray(), dtype: (ScalarType)values[0]);
+                received[i] = new ReceivedTensor(tensor, values[2] != 0);
+                if (tensor.NumberOfElements == 0) continue;
                 var (source, tag) = messages[i];
-                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(tensors[i]!), ByteCount(tensors[i]!), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out requests[posted++]), "MPI_Irecv (data)", source, tag);
+                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(tensor), ByteCount(tensor), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out requests[posted++]), "MPI_Irecv (data)", source, tag);
             }
             if (posted > 0) Check(MpiU.MPI_Waitall(posted, requests, new MpiU.MPI_Status[posted]), "MPI_Waitall (data)", -1, -1);
-            return tensors;
+            return received;
         }
 
         /// <summary>Waits until every started send has completed (its buffer may then be freed).</summary>
@@ -125,4 +132,7 @@ namespace Pippy.Runtime.Transport
 
         public void Dispose() => WaitForSends();
     }
+
+    /// <summary>A received tensor (null when the sender had none) and whether the sender's tensor required a gradient.</summary>
+    internal readonly record struct ReceivedTensor(Tensor? Value, bool RequiresGrad);
 }

@@ -64,11 +64,11 @@ namespace Quickstart
             /// Gives this MPI rank its stage of <paramref name="model"/> and returns the runner that executes the schedule.
             /// Call it on every rank with a model built the same way (same seed).
             /// </summary>
-            public static global::Pippy.Runtime.PipelineRunner Build(
+            public static global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor> Build(
                 global::Quickstart.MyNetwork model,
                 global::Pippy.Runtime.PipelineEnvironment environment,
                 global::Pippy.Runtime.PipelineOptions? options = null) =>
-                global::Pippy.Runtime.PipelineRunner.Create(Graph, Schedule, stage => CreateStage(model, stage), environment, options);
+                global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor>.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => outputs[0], environment, options);
         }
     }
 }
@@ -169,7 +169,7 @@ namespace Quickstart
                 CheckInputCount(__inputs, 1);
                 global::TorchSharp.torch.Tensor x = __inputs[0];
                 x = layer2.forward(x);
-                return new global::TorchSharp.torch.Tensor[] { x };
+                return Outputs(x);
             }
         }
     }

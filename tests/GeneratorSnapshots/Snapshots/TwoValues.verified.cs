@@ -58,11 +58,11 @@ namespace Scenarios
             /// Gives this MPI rank its stage of <paramref name="model"/> and returns the runner that executes the schedule.
             /// Call it on every rank with a model built the same way (same seed).
             /// </summary>
-            public static global::Pippy.Runtime.PipelineRunner Build(
+            public static global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor> Build(
                 global::Scenarios.TwoValues model,
                 global::Pippy.Runtime.PipelineEnvironment environment,
                 global::Pippy.Runtime.PipelineOptions? options = null) =>
-                global::Pippy.Runtime.PipelineRunner.Create(Graph, Schedule, stage => CreateStage(model, stage), environment, options);
+                global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor>.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => outputs[0], environment, options);
         }
     }
 }
@@ -140,7 +140,7 @@ namespace Scenarios
                 {
                     y = y * __model.scale;
                 }
-                return new global::TorchSharp.torch.Tensor[] { y };
+                return Outputs(y);
             }
         }
     }

@@ -1,0 +1,114 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Pippy.Runtime.Transport;
+using static TorchSharp.torch;
+
+namespace Pippy.Runtime.Execution
+{
+    /// <summary>
+    /// Keeps the copies of replicated parameters (shared submodules, tied weights) identical across the ranks that
+    /// hold them: the lowest stage's values are broadcast once, and after each step every copy's gradient becomes
+    /// the sum of all copies' gradients (what the one parameter of the plain model receives). The sum is formed on
+    /// the lowest stage in stage order and sent back, so every copy gets bitwise the same gradient. Messages go over
+    /// their own communicator, apart from the schedule's.
+    /// </summary>
+    internal sealed class ReplicaSync
+    {
+        private readonly TensorTransport _transport;
+        private readonly List<(int GroupIndex, int[] Stages, TorchSharp.Modules.Parameter[] Parameters)> _groups = new();
+
+        public ReplicaSync(StageGraph graph, PipelineStage stage, TensorTransport transport)
+        {
+            _transport = transport;
+            var named = stage.named_parameters().ToList();
+            for (int g = 0; g < graph.Replicated.Count; g++)
+            {
+                var group = graph.Replicated[g];
+                var mine = group.Replicas.FirstOrDefault(r => r.Stage == stage.Index);
+                if (mine is null) continue;
+                var parameters = named
+                    .Where(p => mine.WholeModule ? p.name.StartsWith(mine.Path + ".", StringComparison.Ordinal) : p.name == mine.Path)
+                    .OrderBy(p => mine.WholeModule ? p.name.Substring(mine.Path.Length) : "", StringComparer.Ordinal)
+                    .Select(p => p.parameter)
+                    .ToArray();
+                if (parameters.Length == 0)
+                    throw new InvalidOperationException($"Stage {stage.Index} has no parameter '{mine.Path}' for the replicated group {group}.");
+                _groups.Add((g, group.Replicas.Select(r => r.Stage).Distinct().OrderBy(s => s).ToArray(), parameters));
+            }
+            Stage = stage.Index;
+        }
+
+        private int Stage { get; }
+
+        public bool IsEmpty => _groups.Count == 0;
+
+        /// <summary>Copies the lowest stage's values into every other replica.</summary>
+        public void BroadcastValues()
+        {
+            using var noGrad = no_grad();
+            foreach (var (g, stages, parameters) in _groups)
+            {
+                int root = stages[0];
+                for (int i = 0; i < parameters.Length; i++)
+                {
+                    int tag = Tag(g, i, phase: 0);
+                    if (Stage == root)
+                    {
+                        foreach (int other in stages.Skip(1)) _transport.Send(parameters[i], RankOf(other), tag);
+                    }
+                    else
+                    {
+                        var value = _transport.Receive(new[] { (RankOf(root), tag) })[0].Value
+                            ?? throw new InvalidOperationException($"Stage {root} sent no value for replicated parameter {i} of group {g}.");
+                        CheckShape(parameters[i], value, g);
+                        parameters[i].copy_(value);
+                    }
+                }
+                _transport.WaitForSends();
+            }
+        }
+
+        /// <summary>Replaces every replica's gradient by the sum over all replicas (a missing gradient counts as zero).</summary>
+        public void SumGradients()
+        {
+            using var noGrad = no_grad();
+            foreach (var (g, stages, parameters) in _groups)
+            {
+                int root = stages[0];
+                for (int i = 0; i < parameters.Length; i++)
+                {
+                    var parameter = parameters[i];
+                    var own = parameter.grad ?? zeros_like(parameter);
+                    Tensor total;
+                    if (Stage == root)
+                    {
+                        var others = _transport.Receive(stages.Skip(1).Select(s => (RankOf(s), Tag(g, i, phase: 1))).ToArray());
+                        total = own.clone();
+                        foreach (var other in others) total.add_(other.Value!);
+                        foreach (int other in stages.Skip(1)) _transport.Send(total, RankOf(other), Tag(g, i, phase: 2));
+                    }
+                    else
+                    {
+                        _transport.Send(own, RankOf(root), Tag(g, i, phase: 1));
+                        total = _transport.Receive(new[] { (RankOf(root), Tag(g, i, phase: 2)) })[0].Value!;
+                    }
+                    if (parameter.grad is null) parameter.grad = total;
+                    else parameter.grad.copy_(total);
+                }
+                _transport.WaitForSends();
+            }
+        }
+
+        private static void CheckShape(Tensor mine, Tensor received, int group)
+        {
+            if (!mine.shape.SequenceEqual(received.shape))
+                throw new InvalidOperationException(
+                    $"Replicated parameter group {group}: shape [{string.Join(", ", mine.shape)}] here but [{string.Join(", ", received.shape)}] on the lowest stage; tied weights must have the same shape.");
+        }
+
+        private static int Tag(int group, int parameter, int phase) => (group * 4096 + parameter) * 3 + phase;
+
+        private static int RankOf(int stage) => stage;
+    }
+}
