@@ -18,7 +18,18 @@ namespace Pippy.Generators.Model
     /// The model class: where to emit the partial declaration. <see cref="ContainingTypeDeclarations"/> holds
     /// the headers of enclosing types (outermost first), e.g. <c>partial class Outer</c>.
     /// </summary>
-    internal sealed record TypeSpec(string Namespace, string Name, string FullyQualifiedName, string HintName, EquatableArray<string> ContainingTypeDeclarations);
+    /// <remarks>
+    /// <see cref="FileUsings"/> and <see cref="NamespaceUsings"/> are the using directives of the file that declares
+    /// forward (at the top, and inside its namespace): the stages' copies of forward's statements need them.
+    /// </remarks>
+    internal sealed record TypeSpec(
+        string Namespace,
+        string Name,
+        string FullyQualifiedName,
+        string HintName,
+        EquatableArray<string> ContainingTypeDeclarations,
+        EquatableArray<string> FileUsings,
+        EquatableArray<string> NamespaceUsings);
 
     /// <summary>A variable of forward (a parameter or a local): its type decides whether it may cross a stage boundary.</summary>
     internal sealed record VariableSpec(string Name, string Type, bool IsTensor);

@@ -80,7 +80,7 @@ namespace Pippy.Generators.Parsing
             int microbatches = NamedInt(attribute, "Microbatches", PipelineAttribute.DefaultMicrobatches);
 
             var spec = new PipelineModelSpec(
-                ReadTypeSpec(type),
+                ReadTypeSpec(type, forward),
                 schedule,
                 microbatches,
                 LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) ?? declaration),
@@ -152,14 +152,19 @@ namespace Pippy.Generators.Parsing
             return null;
         }
 
-        private static TypeSpec ReadTypeSpec(INamedTypeSymbol type)
+        private static TypeSpec ReadTypeSpec(INamedTypeSymbol type, MethodDeclarationSyntax forward)
         {
+            var root = (CompilationUnitSyntax)forward.SyntaxTree.GetRoot();
+            var fileUsings = root.Usings.Where(u => u.GlobalKeyword.IsKind(SyntaxKind.None)).Select(u => u.WithoutTrivia().ToFullString());
+            var namespaceUsings = forward.Ancestors().OfType<BaseNamespaceDeclarationSyntax>().Reverse()
+                .SelectMany(n => n.Usings).Select(u => u.WithoutTrivia().ToFullString());
             string ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
             var containing = new List<string>();
             for (var t = type.ContainingType; t is not null; t = t.ContainingType)
                 containing.Insert(0, $"partial {(t.IsRecord ? "record " : "")}{(t.TypeKind == TypeKind.Struct ? "struct" : "class")} {t.Name}");
             string hint = type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat).Replace("global::", "");
-            return new TypeSpec(ns, type.Name, type.ToDisplayString(TypeFormat), hint, containing.ToEquatableArray());
+            return new TypeSpec(ns, type.Name, type.ToDisplayString(TypeFormat), hint, containing.ToEquatableArray(),
+                fileUsings.ToEquatableArray(), namespaceUsings.ToEquatableArray());
         }
 
         private static List<MemberSpec> ReadMembers(INamedTypeSymbol type, KnownTypes known, List<DiagnosticInfo> diagnostics)

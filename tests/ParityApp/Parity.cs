@@ -1,0 +1,89 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Pippy.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParityApp;
+
+/// <summary>
+/// Runs one scenario on this rank and checks it against the plain model in one process (same seed): the forward
+/// outputs on the last stage's rank, the loss on every rank, and the gradient of every parameter this rank's stage
+/// holds. Prints one line per check ("ok" or "MISMATCH"); returns whether all passed.
+/// </summary>
+public static class Parity
+{
+    public static bool Check<TModel, TOutput>(
+        PipelineEnvironment mpi,
+        Func<TModel> create,
+        Func<TModel, PipelineEnvironment, PipelineOptions, PipelineRunner<TOutput>> build,
+        Func<TModel, Tensor[], TOutput> plainForward,
+        Func<TOutput, Tensor[]> flatten,
+        Tensor[] inputs,
+        Tensor target,
+        Func<TOutput, Tensor, Tensor> loss,
+        PipelineOptions options)
+        where TModel : nn.Module
+    {
+        torch.manual_seed(0);
+        var model = create();
+        using var pipe = build(model, mpi, options);
+        var outputs = pipe.Forward(inputs);
+        var pipelineLoss = pipe.Step(inputs, target, loss);
+
+        torch.manual_seed(0);
+        var reference = create();
+        TOutput referenceOutputs;
+        using (torch.no_grad()) referenceOutputs = plainForward(reference, inputs);
+        var referenceLoss = loss(plainForward(reference, inputs), target);
+        referenceLoss.backward();
+
+        string who = $"[rank {mpi.Rank} stage {pipe.Stage.Index}]";
+        bool ok = true;
+        if (pipe.IsLastStage)
+        {
+            var actual = flatten(outputs!);
+            var expected = flatten(referenceOutputs);
+            for (int i = 0; i < expected.Length; i++) ok &= Compare(who, $"output {i}", actual[i], expected[i]);
+        }
+        ok &= Compare(who, "loss", pipelineLoss, referenceLoss.detach());
+        var referenceParameters = AllParameters(reference);
+        int checkedGradients = 0;
+        foreach (var (name, parameter) in pipe.Stage.named_parameters())
+        {
+            ok &= Compare(who, $"grad {name}", parameter.grad!, referenceParameters[name].grad!);
+            checkedGradients++;
+        }
+        Console.WriteLine($"{who} checked {checkedGradients} gradients");
+        return ok;
+    }
+
+    /// <summary>Every parameter under every name it has (a tied parameter is listed once by named_parameters).</summary>
+    private static Dictionary<string, Tensor> AllParameters(nn.Module model)
+    {
+        var all = new Dictionary<string, Tensor>();
+        foreach (var (prefix, module) in model.named_modules())
+            foreach (var (name, parameter) in module.named_parameters(recurse: false))
+                all[prefix.Length == 0 ? name : $"{prefix}.{name}"] = parameter;
+        return all;
+    }
+
+    /// <summary>allclose with rtol 1e-5 and an absolute tolerance of 1e-5 of the reference's largest magnitude.</summary>
+    public static bool Compare(string who, string what, Tensor? actual, Tensor? expected)
+    {
+        if (actual is null || expected is null)
+        {
+            bool bothMissing = actual is null && expected is null;
+            Console.WriteLine($"{who} {what}: {(actual is null ? "missing" : "present")} (reference {(expected is null ? "missing" : "present")}) {(bothMissing ? "ok" : "MISMATCH")}");
+            return bothMissing;
+        }
+        actual = actual.to_type(ScalarType.Float64);
+        expected = expected.to_type(ScalarType.Float64);
+        double maxDiff = actual.shape.SequenceEqual(expected.shape) ? (actual - expected).abs().max().item<double>() : double.PositiveInfinity;
+        double scale = expected.abs().max().item<double>();
+        bool close = actual.shape.SequenceEqual(expected.shape) && actual.allclose(expected, rtol: 1e-5, atol: 1e-5 * Math.Max(scale, 1e-12));
+        Console.WriteLine($"{who} {what}: max |diff| {maxDiff:E2} (max |ref| {scale:E2}) {(close ? "ok" : "MISMATCH")}");
+        return close;
+    }
+}

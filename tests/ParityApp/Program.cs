@@ -1,0 +1,55 @@
+using System;
+using ParityApp;
+using ParityApp.Models;
+using Pippy.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+// mpiexec -n <stages> dotnet ParityApp.dll <scenario>
+using var mpi = PipelineEnvironment.Start(ref args);
+string scenario = args.Length > 0 ? args[0] : "";
+torch.manual_seed(42);
+Func<Tensor, Tensor, Tensor> mse = (o, t) => functional.mse_loss(o, t, Reduction.Sum);
+
+bool ok = scenario switch
+{
+    "residual" => Parity.Check(mpi, () => new Residual(), (m, e, o) => Residual.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(20, 16) }, randn(20, 8), mse, new PipelineOptions { Microbatches = 5 }),
+
+    "fanout" => Parity.Check(mpi, () => new FanOut(), (m, e, o) => FanOut.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(9, 12) }, randn(9, 6), mse, new PipelineOptions()),
+
+    "tokens" => Parity.Check(mpi, () => new TokensAndMasks(), (m, e, o) => TokensAndMasks.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randint(0, 20, new long[] { 8, 5 }) }, randn(8, 4), mse, new PipelineOptions()),
+
+    "two-inputs" => Parity.Check(mpi, () => new TwoInputs(), (m, e, o) => TwoInputs.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0], x[1]), o => new[] { o.Item1, o.Item2 }, new[] { randn(6, 10), randn(6, 6) }, randn(6, 5),
+        (o, t) => functional.mse_loss(o.Item1, t, Reduction.Sum) + o.Item2.sum(), new PipelineOptions { Microbatches = 3 }),
+
+    "shared" => Parity.Check(mpi, () => new SharedBlock(), (m, e, o) => SharedBlock.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 8) }, randn(8, 3), mse, new PipelineOptions()),
+
+    "gpt" => Parity.Check(mpi, () => new TinyGpt(), (m, e, o) => TinyGpt.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randint(0, 32, new long[] { 8, 8 }) }, randint(0, 32, new long[] { 8, 8 }),
+        (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: Reduction.Sum), new PipelineOptions()),
+
+    "deep" => Parity.Check(mpi, () => new DeepStack(), (m, e, o) => DeepStack.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(7, 12) }, randn(7, 12), mse, new PipelineOptions()),
+
+    "sequence-first" => Parity.Check(mpi, () => new SequenceFirst(), (m, e, o) => SequenceFirst.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0], x[1]), o => new[] { o.Item1, o.Item2 }, new[] { randn(5, 6, 6), randn(6) }, randn(5, 6, 4),
+        (o, t) => functional.mse_loss(o.Item1, t, Reduction.Sum), new PipelineOptions
+        {
+            Microbatches = 3,
+            Inputs = new System.Collections.Generic.Dictionary<string, MicrobatchSpec> { ["x"] = MicrobatchSpec.Split(1), ["scale"] = MicrobatchSpec.Replicate },
+            Target = MicrobatchSpec.Split(1),
+            Outputs = new[] { OutputMerge.Concat(1), OutputMerge.Sum },
+        }),
+
+    _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
+};
+
+bool all = mpi.AllTrue(ok);
+if (mpi.Rank == 0) Console.WriteLine(all ? $"PASS {scenario}" : $"FAIL {scenario}");
+return all ? 0 : 1;
