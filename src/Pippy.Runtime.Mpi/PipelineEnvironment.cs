@@ -64,6 +64,8 @@ namespace Pippy.Runtime
             Console.Out.Flush();
             Console.Error.WriteLine($"[pippy rank {Rank}/{Size}] fatal, ending the whole job: {message}");
             Console.Error.Flush();
+            // Give the launcher a moment to forward this rank's output before MPI_Abort tears the job down.
+            Thread.Sleep(TimeSpan.FromMilliseconds(300));
             MpiU.MPI_Abort(MpiU.MPI_COMM_WORLD, exitCode);
         }
 

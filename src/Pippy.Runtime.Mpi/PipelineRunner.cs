@@ -58,6 +58,9 @@ namespace Pippy.Runtime
 
         public bool IsLastStage => Stage.Index == _graph.StageCount - 1;
 
+        /// <summary>What this rank sent in the last <c>Step</c>.</summary>
+        public StepStatistics LastStep { get; private set; }
+
         /// <summary>
         /// Runs forward on a batch, microbatch by microbatch, without gradients. Returns every output of forward
         /// (each merged over the microbatches) on the last stage's rank, and null on the others.
@@ -86,6 +89,7 @@ namespace Pippy.Runtime
             var targets = Microbatching.Split(target, Microbatches, _options.Target, "The target");
             var interpreter = Interpreter(inputs, targets, loss);
             interpreter.Run(Schedule.ActionsOf(Environment.Rank));
+            LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent);
             _replicas.SumGradients();
             Tensor? total = IsLastStage ? interpreter.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             return BroadcastFromLastStage(total).MoveToOuterDisposeScope();
@@ -151,6 +155,9 @@ namespace Pippy.Runtime
             Stage.Dispose();
         }
     }
+
+    /// <summary>Messages one rank sent in one step.</summary>
+    public readonly record struct StepStatistics(int ActivationsSent, int GradientsSent);
 
     /// <summary>
     /// A pipeline runner typed by the model's output: <see cref="Tensor"/>, or a tuple of tensors.

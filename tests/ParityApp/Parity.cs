@@ -56,6 +56,7 @@ public static class Parity
             checkedGradients++;
         }
         Console.WriteLine($"{who} checked {checkedGradients} gradients");
+        Console.WriteLine($"{who} messages sent in the step: {pipe.LastStep.ActivationsSent} activations, {pipe.LastStep.GradientsSent} gradients");
         return ok;
     }
 

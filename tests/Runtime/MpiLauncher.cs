@@ -17,12 +17,12 @@ public static class MpiLauncher
         throw new InvalidOperationException("Pippy.Generators.sln not found above " + AppContext.BaseDirectory);
     }
 
-    /// <summary>The built sample, in the configuration this test was built with.</summary>
-    public static string SampleDll(string name)
+    /// <summary>A built program of the repository (samples/NAME or tests/NAME), in the configuration this test was built with.</summary>
+    public static string SampleDll(string name, string folder = "samples")
     {
         string configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        string dll = Path.Combine(RepositoryRoot(), "samples", name, "bin", configuration, "net10.0", name + ".dll");
-        if (!File.Exists(dll)) throw new FileNotFoundException($"Build the sample first: dotnet build samples/{name}", dll);
+        string dll = Path.Combine(RepositoryRoot(), folder, name, "bin", configuration, "net10.0", name + ".dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"Build it first: dotnet build {folder}/{name}", dll);
         return dll;
     }
 

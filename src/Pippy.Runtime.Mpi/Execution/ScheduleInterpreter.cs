@@ -62,6 +62,12 @@ namespace Pippy.Runtime.Execution
         /// <summary>The loss of each microbatch (last stage, training).</summary>
         public Tensor?[] Losses { get; }
 
+        /// <summary>Activation messages this rank sent (one per value per consumer per microbatch).</summary>
+        public int ActivationsSent { get; private set; }
+
+        /// <summary>Gradient messages this rank sent back (only for values whose sender's tensor required a gradient).</summary>
+        public int GradientsSent { get; private set; }
+
         /// <summary>The model outputs of each microbatch (last stage).</summary>
         public Tensor[]?[] LastStageOutputs { get; }
 
@@ -113,6 +119,7 @@ namespace Pippy.Runtime.Execution
                         var value = outputs[edge.FromOutput];
                         withGradient[i] = Training && value.requires_grad;
                         _transport.Send(value, RankOf(edge.ToStage), Tag(edge, false, mb));
+                        ActivationsSent++;
                     }
                     break;
                 }
@@ -145,6 +152,7 @@ namespace Pippy.Runtime.Execution
                         if (!needsGradient[i]) continue;
                         var edge = _incoming[i];
                         _transport.Send(inputs[edge.ToInput]!.grad, RankOf(edge.FromStage), Tag(edge, true, mb));
+                        GradientsSent++;
                     }
                     _inputs[mb] = null;
                     _inputNeedsGradient[mb] = null;
