@@ -2,7 +2,9 @@ extern alias generator;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Xunit;
+using generator::Pippy.Generators.Model;
 using Descriptors = generator::Pippy.Generators.Diagnostics.DiagnosticDescriptors;
+using Planner = generator::Pippy.Generators.Planning.StagePlanner;
 
 namespace Pippy.Tests.Generator;
 
@@ -83,8 +85,11 @@ public class DiagnosticTests
             "PIPPY0007", "parameter 'n' has type int");
 
     [Fact]
-    public void PIPPY0008_ModuleInSeveralStages() =>
-        Single(Model(forward: "x = a.forward(c.forward(x)); x = b.forward(x); return c.forward(x);"), "PIPPY0008", "'c' is used in stages 0 and 2");
+    public void PIPPY0008_SharedSubmoduleIsReplicatedWithAnInfo()
+    {
+        var diagnostic = Single(Model(forward: "x = a.forward(c.forward(x)); x = b.forward(x); return c.forward(x);"), "PIPPY0008", "'c' is used in stages 0 and 2", "gradients are summed");
+        Assert.Equal(DiagnosticSeverity.Info, diagnostic.Severity);
+    }
 
     [Fact]
     public void PIPPY0009_ReturnBeforeTheLastStage() =>
@@ -110,6 +115,82 @@ public class DiagnosticTests
     public void PIPPY0013_SplitEndNotAModule() =>
         Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; [SplitEnd] private readonly int width = 4;"),
             "PIPPY0013", "'width' has type int");
+
+    [Fact]
+    public void PIPPY0000_InternalErrorIsReportedNotThrown()
+    {
+        // A spec no parser makes (a statement reads a variable the spec does not list) makes the planner fail inside;
+        // it must come back as a diagnostic, since a generator exception would only be warning CS8785 and no output.
+        var parsed = GeneratorHarness.Parse(Model());
+        var broken = parsed with { Variables = parsed.Variables.Where(v => v.Name != "x").ToEquatableArray() };
+        var result = Planner.Plan(broken);
+        Assert.Null(result.Plan);
+        var diagnostic = Assert.Single(result.Diagnostics);
+        Assert.Equal("PIPPY0000", diagnostic.Id);
+        Assert.Contains("KeyNotFoundException", diagnostic.ToDiagnostic().GetMessage());
+    }
+
+    [Fact]
+    public void PIPPY0014_SplitInsideABranch() =>
+        Single(Model(forward: "if (x.dim() > 1) { x = a.forward(x); } x = b.forward(x); return c.forward(x);"), "PIPPY0014", "'a' is called inside an if, switch or loop");
+
+    [Fact]
+    public void PIPPY0014_SplitInsideAConditionalExpression() =>
+        Single(Model(forward: "x = x.dim() > 1 ? a.forward(x) : x; x = b.forward(x); return c.forward(x);"), "PIPPY0014", "'a' is called inside");
+
+    [Fact]
+    public void PIPPY0015_SplitEndUsedTwice() =>
+        Single(Model(forward: "x = a.forward(x); x = a.forward(x); x = b.forward(x); return c.forward(x);"), "PIPPY0015", "'a' is used 2 times");
+
+    [Fact]
+    public void PIPPY0016_RefLocal() =>
+        Single(Model(forward: "ref Tensor r = ref x; x = a.forward(r); x = b.forward(x); return c.forward(x);"), "PIPPY0016", "a ref local", "use a plain local");
+
+    [Fact]
+    public void PIPPY0016_Yield() =>
+        Single(Usings + """
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, System.Collections.Generic.IEnumerable<Tensor>>
+            {
+                [SplitEnd] private readonly Linear a = Linear(4, 4);
+                private readonly Linear b = Linear(4, 4);
+                public Net() : base("Net") { RegisterComponents(); }
+                public override System.Collections.Generic.IEnumerable<Tensor> forward(Tensor x) { x = a.forward(x); yield return b.forward(x); }
+            }
+            """, "PIPPY0016", "yield", "return the result");
+
+    [Fact]
+    public void PIPPY0017_TiedWeightGroupWithOneMember() =>
+        Single(Model(members: "[SplitEnd, TiedWeight(\"emb\")] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c;"),
+            "PIPPY0017", "[TiedWeight(\"emb\")] has 1 member(s)");
+
+    [Fact]
+    public void PIPPY0018_TiedWeightNotAModule() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; [TiedWeight(\"emb\")] private readonly Tensor? table = null;"),
+            "PIPPY0018", "'table' has type");
+
+    [Fact]
+    public void PIPPY0019_SplitIntoNotAModuleList() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd, SplitInto(2)] private readonly Linear b; private readonly Linear c;"),
+            "PIPPY0019", "'b' has type TorchSharp.Modules.Linear", "ModuleList<T>");
+
+    [Fact]
+    public void PIPPY0020_SplitIntoFewerThanTwo() =>
+        Single(Usings + ListModel("[SplitInto(1)]", "foreach (var l in layers) x = l.forward(x); return x;"), "PIPPY0020", "[SplitInto(1)] on 'layers'");
+
+    [Fact]
+    public void PIPPY0021_SplitIntoListNotRunByOneLoop() =>
+        Single(Usings + ListModel("[SplitInto(2)]", "x = layers[0].forward(x); foreach (var l in layers) x = l.forward(x); return x;"), "PIPPY0021", "used by 2 statements");
+
+    private static string ListModel(string attribute, string forward) => $$"""
+        [Pipeline]
+        public sealed partial class Stack : Module<Tensor, Tensor>
+        {
+            {{attribute}} private readonly ModuleList<Linear> layers = new ModuleList<Linear>(Linear(4, 4), Linear(4, 4));
+            public Stack() : base("Stack") { RegisterComponents(); }
+            public override Tensor forward(Tensor x) { {{forward}} }
+        }
+        """;
 
     [Fact]
     public void EveryDiagnosticOfTheCatalogHasATest()

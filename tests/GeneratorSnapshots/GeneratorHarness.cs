@@ -28,7 +28,9 @@ public static class GeneratorHarness
             "SnapshotInput",
             sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: $"Input{i}.cs")),
             References,
-            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
+            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable)
+                // As the .NET SDK does: TorchSharp is built for net8.0, whose assembly versions unify with net10.0's.
+                .WithSpecificDiagnosticOptions(new[] { "CS1701", "CS1702" }.ToDictionary(id => id, _ => ReportDiagnostic.Suppress)));
 
     public static GeneratorDriver Driver() =>
         CSharpGeneratorDriver.Create(
@@ -58,6 +60,14 @@ public static class GeneratorHarness
     {
         var driver = Driver().RunGeneratorsAndUpdateCompilation(Compile(sources), out var output, out var diagnostics);
         return new Result(driver.GetRunResult(), output, diagnostics);
+    }
+
+    /// <summary>The parser's spec of the single [Pipeline] class in <paramref name="source"/>.</summary>
+    internal static generator::Pippy.Generators.Model.PipelineModelSpec Parse(string source)
+    {
+        var run = Driver().RunGenerators(Compile(source)).GetRunResult().Results.Single();
+        var output = run.TrackedSteps[generator::Pippy.Generators.TrackingNames.Parse].Single().Outputs.Single().Value;
+        return ((generator::Pippy.Generators.Model.ParseResult)output).Spec!;
     }
 
     /// <summary>The quickstart sample's model source, the one users start from.</summary>

@@ -56,7 +56,7 @@ namespace Pippy.Generators.Emitting
             bool isLast = stage.Index == plan.Stages.Count - 1;
             string takes = stage.Inputs.Count == 0 ? "nothing" : string.Join(", ", stage.Inputs.Select(Describe));
             string gives = isLast ? "the model's output" : string.Join(", ", stage.Outputs.Select(o => o.Name));
-            var parts = stage.Modules.Where(m => m.IsListPart).Select(m => $" Runs part {m.Part + 1} of {m.Parts} of the blocks of {m.Member.Name}.");
+            var parts = stage.Modules.Where(m => m.IsListPart).Select(m => $" Runs part {m.Part + 1} of {m.Parts} of {m.Member.Name}.");
             w.Line("/// <summary>");
             w.Line($"/// Stage {stage.Index} of {plan.Stages.Count} of <see cref=\"{plan.Type.Name}\"/>: statements {stage.FirstStatement + 1} to {stage.LastStatement + 1} of forward.");
             w.Line($"/// Takes {takes}; returns {gives}.{string.Concat(parts)}");
