@@ -62,6 +62,31 @@ public class ScenarioTests
     }
 
     [Fact]
+    public void StageThatOverwritesAnEarlierVariableDeclaresIt()
+    {
+        // Stage 2 assigns x (forward's argument) before reading it, so x is no input of stage 2 and must be declared.
+        var result = GeneratorHarness.Run(Usings + """
+            [Pipeline]
+            public sealed partial class Overwrite : Module<Tensor, Tensor>
+            {
+                [SplitEnd] private readonly Linear a = Linear(4, 4);
+                [SplitEnd] private readonly Linear b = Linear(4, 4);
+                private readonly Linear c = Linear(4, 4);
+                public Overwrite() : base(nameof(Overwrite)) { RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    x = a.forward(x);
+                    var y = b.forward(x);
+                    x = y * 2;
+                    return c.forward(x);
+                }
+            }
+            """);
+        Assert.Empty(result.CompileErrors());
+        Assert.Contains("global::TorchSharp.torch.Tensor x = default!;", result.Render());
+    }
+
+    [Fact]
     public void ModelNestedInAPartialClassIsEmittedInsideIt()
     {
         var result = GeneratorHarness.Run(Usings + """

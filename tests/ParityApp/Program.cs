@@ -47,6 +47,9 @@ bool ok = scenario switch
             Outputs = new[] { OutputMerge.Concat(1), OutputMerge.Sum },
         }),
 
+    "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
+
     _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
 };
 

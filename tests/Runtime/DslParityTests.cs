@@ -50,6 +50,14 @@ public class DslParityTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void NestedSplitCallsOfAnExpressionBodiedForwardAreHoisted()
+    {
+        var output = Run("nested", 3);
+        Assert.Contains("stage 1 (rank 1): b; in: __a (stage 0 output 0); out: __b", output);
+        Assert.Contains("stage 2 (rank 2): c; in: x (model input 0), __b (stage 1 output 0)", output);
+    }
+
+    [Fact]
     public void TwoInputsTupleOutputBranchesAndLoopsInsideStages() => Run("two-inputs", 3);
 
     [Fact]

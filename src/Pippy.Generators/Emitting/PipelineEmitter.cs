@@ -85,6 +85,7 @@ namespace Pippy.Generators.Emitting
             w.Line($"CheckInputCount({InputsParameter}, {stage.Inputs.Count});");
             for (int i = 0; i < stage.Inputs.Count; i++)
                 w.Line($"{stage.Inputs[i].Variable.Type} {stage.Inputs[i].Variable.Name} = {InputsParameter}[{i}];");
+            foreach (var local in stage.Locals) w.Line($"{local.Type} {local.Name} = default!;");
             foreach (var statement in stage.Code) w.Lines(statement);
             if (!isLast) w.Line($"return new {Tensor}[] {{ {string.Join(", ", stage.Outputs.Select(o => o.Name))} }};");
             w.Close();

@@ -64,6 +64,7 @@ namespace Pippy.Generators.Model
         EquatableArray<string> FlowsIn,
         EquatableArray<string> Written,
         EquatableArray<string> AlwaysAssigned,
+        EquatableArray<string> Declared,
         EquatableArray<string> ModuleReferences,
         EquatableArray<string> ModulesInBranches,
         bool IsLoop,

@@ -11,12 +11,16 @@ namespace Pippy.Generators.Model
         int Microbatches,
         EquatableArray<string> ScheduleLines);
 
-    /// <summary>One stage: the statements it runs and the values it takes and makes.</summary>
+    /// <summary>
+    /// One stage: the statements it runs and the values it takes and makes. <see cref="Locals"/> are variables of
+    /// forward declared before the stage (or forward's arguments) that the stage assigns without reading first.
+    /// </summary>
     internal sealed record StagePlan(
         int Index,
         int FirstStatement,
         int LastStatement,
         EquatableArray<StageInputPlan> Inputs,
+        EquatableArray<VariableSpec> Locals,
         EquatableArray<VariableSpec> Outputs,
         EquatableArray<StageModulePlan> Modules,
         EquatableArray<string> Code,

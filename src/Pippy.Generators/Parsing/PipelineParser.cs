@@ -59,6 +59,8 @@ namespace Pippy.Generators.Parsing
             var semanticModel = context.SemanticModel.Compilation.GetSemanticModel(forward.SyntaxTree);
             var forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
             CheckForwardConstructs(forward, forwardSymbol, diagnostics);
+            HoistSplitCalls(ref forward, ref semanticModel, ref type, ref known, cancellationToken);
+            forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
 
             var modules = ReadMembers(type, known, diagnostics);
             var inputs = forwardSymbol.Parameters.Select(p => Variable(p.Name, p.Type, known)).ToList();
@@ -90,6 +92,32 @@ namespace Pippy.Generators.Parsing
                 variables.Values.ToEquatableArray(),
                 statements.ToEquatableArray());
             return new ParseResult(spec, diagnostics.ToEquatableArray());
+        }
+
+        /// <summary>
+        /// When split calls are nested in larger expressions, continues with a copy of the compilation whose forward
+        /// has them hoisted into statements of their own (see <see cref="SplitCallHoister"/>).
+        /// </summary>
+        private static void HoistSplitCalls(
+            ref MethodDeclarationSyntax forward, ref SemanticModel semanticModel, ref INamedTypeSymbol type, ref KnownTypes known, CancellationToken cancellationToken)
+        {
+            var splitEnd = known.SplitEnd;
+            var splitMembers = new HashSet<string>(type.GetMembers()
+                .Where(m => m.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, splitEnd)))
+                .Select(m => m.Name));
+            if (splitMembers.Count == 0) return;
+            var body = SplitCallHoister.Hoist(forward, semanticModel, type, splitMembers);
+            if (body is null) return;
+
+            var annotation = new SyntaxAnnotation("Pippy.HoistedForward");
+            var hoisted = forward.WithExpressionBody(null).WithSemicolonToken(SyntaxFactory.Token(SyntaxKind.None)).WithBody(body).WithAdditionalAnnotations(annotation);
+            var tree = forward.SyntaxTree;
+            var newTree = tree.WithRootAndOptions(tree.GetRoot(cancellationToken).ReplaceNode(forward, hoisted), tree.Options);
+            var compilation = semanticModel.Compilation.ReplaceSyntaxTree(tree, newTree);
+            semanticModel = compilation.GetSemanticModel(newTree);
+            forward = newTree.GetRoot(cancellationToken).GetAnnotatedNodes(annotation).OfType<MethodDeclarationSyntax>().Single();
+            type = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!.ContainingType;
+            known = new KnownTypes(compilation);
         }
 
         private static ParseResult Fail(List<DiagnosticInfo> diagnostics, DiagnosticInfo diagnostic)
@@ -272,6 +300,7 @@ namespace Pippy.Generators.Parsing
                 Names(flow?.DataFlowsIn).ToEquatableArray(),
                 Names(flow?.WrittenInside).Distinct().ToEquatableArray(),
                 Names(flow?.AlwaysAssigned).ToEquatableArray(),
+                Names(flow?.VariablesDeclared).ToEquatableArray(),
                 references.ToEquatableArray(),
                 inBranches.Distinct().ToEquatableArray(),
                 node is ForEachStatementSyntax or ForStatementSyntax or WhileStatementSyntax or DoStatementSyntax,

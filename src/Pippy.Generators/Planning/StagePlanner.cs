@@ -157,6 +157,7 @@ namespace Pippy.Generators.Planning
                 stages[stage][0].Statement,
                 stages[stage][stages[stage].Count - 1].Statement,
                 stageInputs[stage].ToEquatableArray(),
+                OuterLocals(stages[stage].Select(u => statements[u.Statement]), stageInputs[stage]).Select(n => variables[n]).ToEquatableArray(),
                 stageOutputs[stage].Select(n => variables[n]).ToEquatableArray(),
                 stageModules[stage].ToEquatableArray(),
                 stages[stage].Select(u => statements[u.Statement].Code).ToEquatableArray(),
@@ -225,6 +226,14 @@ namespace Pippy.Generators.Planning
                     if (!killed.Contains(name) && seen.Add(name)) yield return name;
                 foreach (string name in unit.AlwaysAssigned) killed.Add(name);
             }
+        }
+
+        /// <summary>Variables the units assign that are neither declared in them nor stage inputs: the stage must declare them.</summary>
+        private static IEnumerable<string> OuterLocals(IEnumerable<StatementSpec> units, IEnumerable<StageInputPlan> inputs)
+        {
+            var list = units.ToList();
+            var declared = new HashSet<string>(list.SelectMany(u => u.Declared).Concat(inputs.Select(i => i.Variable.Name)));
+            return list.SelectMany(u => u.Written).Where(name => !declared.Contains(name)).Distinct();
         }
 
         public static bool HasErrors(IEnumerable<DiagnosticInfo> diagnostics) =>
