@@ -42,8 +42,16 @@ namespace Pippy.Generators
 
             context.RegisterSourceOutput(plans, static (spc, plan) =>
             {
-                foreach (var (hintName, source) in PipelineEmitter.Emit(plan!))
-                    spc.AddSource(hintName, SourceText.From(source, Encoding.UTF8));
+                try
+                {
+                    // Emit everything first, so that a failure adds no partial set of files.
+                    foreach (var (hintName, source) in PipelineEmitter.Emit(plan!).ToList())
+                        spc.AddSource(hintName, SourceText.From(source, Encoding.UTF8));
+                }
+                catch (System.Exception e) when (e is not System.OperationCanceledException)
+                {
+                    spc.ReportDiagnostic(Diagnostic.Create(Diagnostics.DiagnosticDescriptors.InternalError, Location.None, plan!.Type.Name, $"{e.GetType().Name}: {e.Message}"));
+                }
             });
 
             context.RegisterSourceOutput(planned.Select(static (result, _) => result.Diagnostics), static (spc, diagnostics) =>

@@ -23,8 +23,8 @@ bool ok = scenario switch
     "tokens" => Parity.Check(mpi, () => new TokensAndMasks(), (m, e, o) => TokensAndMasks.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randint(0, 20, new long[] { 8, 5 }) }, randn(8, 4), mse, new PipelineOptions()),
 
-    "two-inputs" => Parity.Check(mpi, () => new TwoInputs(), (m, e, o) => TwoInputs.Pipeline.Build(m, e, o),
-        (m, x) => m.forward(x[0], x[1]), o => new[] { o.Item1, o.Item2 }, new[] { randn(6, 10), randn(6, 6) }, randn(6, 5),
+    "three-inputs" => Parity.Check(mpi, () => new ThreeInputs(), (m, e, o) => ThreeInputs.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0], x[1], x[2]), o => new[] { o.Item1, o.Item2 }, new[] { randn(6, 10), randn(6, 6), randn(6, 5) }, randn(6, 5),
         (o, t) => functional.mse_loss(o.Item1, t, Reduction.Sum) + o.Item2.sum(), new PipelineOptions { Microbatches = 3 }),
 
     "shared" => Parity.Check(mpi, () => new SharedBlock(), (m, e, o) => SharedBlock.Pipeline.Build(m, e, o),

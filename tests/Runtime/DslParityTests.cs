@@ -58,7 +58,11 @@ public class DslParityTests(ITestOutputHelper log)
     }
 
     [Fact]
-    public void TwoInputsTupleOutputBranchesAndLoopsInsideStages() => Run("two-inputs", 3);
+    public void ThreeInputsTupleOutputBranchesAndLoopsInsideStages()
+    {
+        var output = Run("three-inputs", 3);
+        Assert.Contains("stage 2 (rank 2): merge; in: r (stage 1 output 0), bias (model input 2); out: output.Item1, output.Item2", output);
+    }
 
     [Fact]
     public void SubmoduleUsedByTwoStagesIsReplicatedAndItsGradientsSummed()

@@ -6,18 +6,18 @@ using static TorchSharp.torch.nn;
 namespace ParityApp.Models;
 
 /// <summary>
-/// Two inputs and a tuple output, with locals, arithmetic between module calls, an if/else and a loop that stay
+/// Three inputs and a tuple output, with locals, arithmetic between module calls, an if/else and a loop that stay
 /// inside one stage, and a model field read by a stage.
 /// </summary>
 [Pipeline(Microbatches = 2)]
-public sealed partial class TwoInputs : Module<Tensor, Tensor, (Tensor, Tensor)>
+public sealed partial class ThreeInputs : Module<Tensor, Tensor, Tensor, (Tensor, Tensor)>
 {
     [SplitEnd] private readonly Linear left;
     [SplitEnd] private readonly Linear right;
     private readonly Linear merge;
     private readonly int repeats = 3;
 
-    public TwoInputs() : base(nameof(TwoInputs))
+    public ThreeInputs() : base(nameof(ThreeInputs))
     {
         left = Linear(10, 10);
         right = Linear(6, 10);
@@ -25,7 +25,7 @@ public sealed partial class TwoInputs : Module<Tensor, Tensor, (Tensor, Tensor)>
         RegisterComponents();
     }
 
-    public override (Tensor, Tensor) forward(Tensor x, Tensor y)
+    public override (Tensor, Tensor) forward(Tensor x, Tensor y, Tensor bias)
     {
         var l = left.forward(x);
         if (l.mean().item<float>() > 100f)
@@ -42,7 +42,7 @@ public sealed partial class TwoInputs : Module<Tensor, Tensor, (Tensor, Tensor)>
         {
             acc = acc * 0.9 + r.relu();
         }
-        var logits = merge.forward(acc);
+        var logits = merge.forward(acc) + bias;
         return (logits, acc.pow(2).mean(new long[] { 1 }));
     }
 }
