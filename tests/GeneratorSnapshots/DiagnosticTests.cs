@@ -193,6 +193,18 @@ public class DiagnosticTests
         """;
 
     [Fact]
+    public void EveryDiagnosticIsDocumentedWhereItsHelpLinkPoints()
+    {
+        string docs = System.IO.File.ReadAllText(System.IO.Path.Combine(GeneratorHarness.RepositoryRoot(), "docs", "diagnostics.md"));
+        foreach (var descriptor in Descriptors.All)
+        {
+            Assert.Equal($"docs/diagnostics.md#{descriptor.Id.ToLowerInvariant()}", descriptor.HelpLinkUri);
+            Assert.Contains($"## {descriptor.Id}\n", docs.Replace("\r\n", "\n"));
+            Assert.Contains(descriptor.Title.ToString(), docs);
+        }
+    }
+
+    [Fact]
     public void EveryDiagnosticOfTheCatalogHasATest()
     {
         var tested = typeof(DiagnosticTests).GetMethods().Select(m => m.Name.Split('_')[0]).Where(n => n.StartsWith("PIPPY")).ToHashSet();
