@@ -23,11 +23,22 @@ public static class Parity
         Tensor[] inputs,
         Tensor target,
         Func<TOutput, Tensor, Tensor> loss,
-        PipelineOptions options)
+        PipelineOptions options,
+        string[]? perturbOnLaterRanks = null)
         where TModel : nn.Module
     {
         torch.manual_seed(0);
         var model = create();
+        if (perturbOnLaterRanks is not null && mpi.Rank > 0)
+        {
+            // Replicated parameters must come from the lowest stage: spoil the later ranks' copies before Build.
+            using var noGrad = torch.no_grad();
+            foreach (var (name, parameter) in model.named_parameters().Where(p => perturbOnLaterRanks.Any(prefix => p.name.StartsWith(prefix))))
+            {
+                parameter.fill_(7.0);
+                Console.WriteLine($"[rank {mpi.Rank}] spoiled {name} before Build");
+            }
+        }
         using var pipe = build(model, mpi, options);
         var outputs = pipe.Forward(inputs);
         var pipelineLoss = pipe.Step(inputs, target, loss);

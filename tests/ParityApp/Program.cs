@@ -28,11 +28,13 @@ bool ok = scenario switch
         (o, t) => functional.mse_loss(o.Item1, t, Reduction.Sum) + o.Item2.sum(), new PipelineOptions { Microbatches = 3 }),
 
     "shared" => Parity.Check(mpi, () => new SharedBlock(), (m, e, o) => SharedBlock.Pipeline.Build(m, e, o),
-        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 8) }, randn(8, 3), mse, new PipelineOptions()),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 8) }, randn(8, 3), mse, new PipelineOptions(),
+        perturbOnLaterRanks: new[] { "shared." }),
 
     "gpt" => Parity.Check(mpi, () => new TinyGpt(), (m, e, o) => TinyGpt.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randint(0, 32, new long[] { 8, 8 }) }, randint(0, 32, new long[] { 8, 8 }),
-        (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: Reduction.Sum), new PipelineOptions()),
+        (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: Reduction.Sum), new PipelineOptions(),
+        perturbOnLaterRanks: new[] { "tokens.weight" }),
 
     "deep" => Parity.Check(mpi, () => new DeepStack(), (m, e, o) => DeepStack.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(7, 12) }, randn(7, 12), mse, new PipelineOptions()),

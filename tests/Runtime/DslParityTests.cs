@@ -69,6 +69,7 @@ public class DslParityTests(ITestOutputHelper log)
     {
         var output = Run("shared", 3);
         Assert.Contains("replicated shared (stage 0: shared.*; stage 2: shared.*)", output);
+        Assert.Contains("[rank 2] spoiled shared.weight before Build", output); // the broadcast from stage 0 repairs it
         Assert.Equal(4, GradientsChecked(output, 0));
         Assert.Equal(4, GradientsChecked(output, 2));
     }
@@ -78,6 +79,7 @@ public class DslParityTests(ITestOutputHelper log)
     {
         var output = Run("gpt", 4);
         Assert.Contains("replicated tied 'embedding' (stage 0: tokens.weight; stage 3: head.weight)", output);
+        Assert.Contains("[rank 3] spoiled tokens.weight before Build", output); // the same tensor as head.weight there
         // Five blocks in two stages: 3 and 2 blocks of 6 parameters; the second also holds the final norm.
         Assert.Equal(18, GradientsChecked(output, 1));
         Assert.Equal(14, GradientsChecked(output, 2));
