@@ -20,6 +20,12 @@ namespace Pippy
         /// </summary>
         public int Microbatches { get; set; } = DefaultMicrobatches;
 
+        /// <summary>
+        /// How many stages each rank runs: 1 for GPipe and 1F1B, v for the looped schedules (stage s on rank s mod p),
+        /// 2 for ZeroBubbleV (rank r runs stages r and 2p-1-r). The rank count is the stage count divided by it.
+        /// </summary>
+        public int StagesPerRank { get; set; } = 1;
+
         /// <summary>The default microbatch count.</summary>
         public const int DefaultMicrobatches = 4;
     }

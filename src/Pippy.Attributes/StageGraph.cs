@@ -157,8 +157,8 @@ namespace Pippy
         public IEnumerable<ValueEdge> EdgesFrom(int stage) => Edges.Where(e => e.FromStage == stage);
         public IEnumerable<ValueEdge> EdgesTo(int stage) => Edges.Where(e => e.ToStage == stage);
 
-        /// <summary>The stage-level links for scheduling, with stage k on rank k.</summary>
-        public StageLinks Links() =>
-            new StageLinks(StageCount, Edges.Select(e => (e.FromStage, e.ToStage)), Enumerable.Range(0, StageCount).ToArray());
+        /// <summary>The stage-level links for scheduling, with the stages placed on ranks as <paramref name="kind"/> places them.</summary>
+        public StageLinks Links(ScheduleKind kind = ScheduleKind.GPipe, int stagesPerRank = 1) =>
+            ScheduleBuilder.Links(kind, StageCount, stagesPerRank, Edges.Select(e => (e.FromStage, e.ToStage)));
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using Pippy.Runtime.Execution;
 using Pippy.Runtime.Transport;
@@ -21,42 +22,50 @@ namespace Pippy.Runtime
         private readonly TensorTransport _replicaTransport;
         private readonly ReplicaSync _replicas;
         private readonly int _replicaCommunicator;
+        private readonly IReadOnlyList<int> _rankOfStage;
 
         private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options)
         {
             _options = options ?? new PipelineOptions();
-            if (environment.Size != graph.StageCount)
+            var kind = buildTimeSchedule.Kind;
+            int stagesPerRank = buildTimeSchedule.StageCount / buildTimeSchedule.RankCount;
+            if (environment.Size != buildTimeSchedule.RankCount)
                 throw new InvalidOperationException(
-                    $"{graph.ModelName} has {graph.StageCount} stages and runs one stage per rank, but this job has {environment.Size} rank(s): " +
-                    $"start it with mpiexec -n {graph.StageCount}.");
+                    $"{graph.ModelName} has {graph.StageCount} stages and runs {stagesPerRank} stage(s) per rank ({kind}), but this job has {environment.Size} rank(s): " +
+                    $"start it with mpiexec -n {buildTimeSchedule.RankCount}.");
             CheckOptions(graph, _options);
             int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
             Schedule = microbatches == buildTimeSchedule.Microbatches
                 ? buildTimeSchedule
-                : ScheduleBuilder.Build(buildTimeSchedule.Kind, graph.Links(), microbatches);
+                : ScheduleBuilder.Build(kind, graph.Links(kind, stagesPerRank), microbatches);
             _graph = graph;
+            _rankOfStage = SchedulePlacement.Ranks(kind, graph.StageCount, stagesPerRank);
             Environment = environment;
-            Stage = createStage(environment.Rank);
+            Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == environment.Rank).Select(createStage).ToArray();
             _transport = new TensorTransport(MpiU.MPI_COMM_WORLD);
             if (MpiU.MPI_Comm_dup(MpiU.MPI_COMM_WORLD, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
             _replicaTransport = new TensorTransport(_replicaCommunicator);
-            _replicas = new ReplicaSync(graph, Stage, _replicaTransport);
+            _replicas = new ReplicaSync(graph, Stages, _rankOfStage, environment.Rank, _replicaTransport);
             _replicas.BroadcastValues();
             if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
         }
 
         public PipelineEnvironment Environment { get; }
 
-        /// <summary>The stage this rank runs; its parameters are the model's own.</summary>
-        public PipelineStage Stage { get; }
+        /// <summary>The stages this rank runs, in stage order; their parameters are the model's own.</summary>
+        public IReadOnlyList<PipelineStage> Stages { get; }
+
+        /// <summary>This rank's first stage (its only one, unless the schedule places several per rank).</summary>
+        public PipelineStage Stage => Stages[0];
 
         /// <summary>The table this runner executes.</summary>
         public ScheduleTable Schedule { get; }
 
         public int Microbatches => Schedule.Microbatches;
 
-        public bool IsLastStage => Stage.Index == _graph.StageCount - 1;
+        /// <summary>True on the rank that holds the last stage: it computes the loss and returns the output.</summary>
+        public bool IsLastStage => _rankOfStage[_graph.StageCount - 1] == Environment.Rank;
 
         /// <summary>What this rank sent in the last <c>Step</c>.</summary>
         public StepStatistics LastStep { get; private set; }
@@ -91,7 +100,7 @@ namespace Pippy.Runtime
             interpreter.Run(Schedule.ActionsOf(Environment.Rank));
             LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent);
             _replicas.SumGradients();
-            Tensor? total = IsLastStage ? interpreter.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
+            Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             return BroadcastFromLastStage(total).MoveToOuterDisposeScope();
         }
 
@@ -102,7 +111,7 @@ namespace Pippy.Runtime
                     $"{_graph.ModelName}.forward takes {_graph.ModelInputs.Count} input(s) ({string.Join(", ", _graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
                     nameof(inputs));
             var chunks = inputs.Select((t, i) => Microbatching.Split(t, Microbatches, InputSpec(_graph.ModelInputs[i]), $"Input '{_graph.ModelInputs[i]}'")).ToArray();
-            return new ScheduleInterpreter(Stage, _graph, _transport, Microbatches, chunks, targets, loss);
+            return new ScheduleInterpreter(Stages, _graph, _rankOfStage, Environment.Rank, _transport, Microbatches, chunks, targets, loss);
         }
 
         private MicrobatchSpec InputSpec(string name) => _options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);
@@ -110,7 +119,7 @@ namespace Pippy.Runtime
         private Tensor[] MergeOutputs(ScheduleInterpreter interpreter) =>
             Enumerable.Range(0, _graph.OutputCount)
                 .Select(k => (k < _options.Outputs.Count ? _options.Outputs[k] : OutputMerge.Concat(0))
-                    .Merge(interpreter.LastStageOutputs.Select(o => o![k]).ToArray()))
+                    .Merge(interpreter.LastStage!.LastOutputs.Select(o => o![k]).ToArray()))
                 .ToArray();
 
         private static void CheckOptions(StageGraph graph, PipelineOptions options)
@@ -127,7 +136,7 @@ namespace Pippy.Runtime
         {
             Console.WriteLine($"[pippy] {_graph.ModelName}: {_graph.StageCount} stages on {Environment.Size} ranks, {Schedule.Kind}, {Microbatches} microbatches");
             foreach (var spec in _graph.Stages)
-                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {spec.Index}): {string.Join(", ", spec.Modules)}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
+                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {_rankOfStage[spec.Index]}): {string.Join(", ", spec.Modules)}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
             foreach (var group in _graph.Replicated)
                 Console.WriteLine($"[pippy]   replicated {group}: broadcast from the lowest stage, gradients summed after each step");
         }
@@ -141,7 +150,7 @@ namespace Pippy.Runtime
                 message[0] = value.to_type(ScalarType.Float64).item<double>();
                 message[1] = (double)value.dtype;
             }
-            int code = MpiU.MPI_Bcast((IntPtr)message, 2, MpiU.MPI_DOUBLE, _graph.StageCount - 1, MpiU.MPI_COMM_WORLD);
+            int code = MpiU.MPI_Bcast((IntPtr)message, 2, MpiU.MPI_DOUBLE, _rankOfStage[_graph.StageCount - 1], MpiU.MPI_COMM_WORLD);
             if (code != 0) throw new InvalidOperationException($"MPI_Bcast of the loss failed with MPI error {code}.");
             return value ?? tensor(message[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)message[1]);
         }
@@ -152,7 +161,7 @@ namespace Pippy.Runtime
             _replicaTransport.Dispose();
             int communicator = _replicaCommunicator;
             MpiU.MPI_Comm_free(ref communicator);
-            Stage.Dispose();
+            foreach (var stage in Stages) stage.Dispose();
         }
     }
 

@@ -50,7 +50,7 @@ public static class Parity
         var referenceLoss = loss(plainForward(reference, inputs), target);
         referenceLoss.backward();
 
-        string who = $"[rank {mpi.Rank} stage {pipe.Stage.Index}]";
+        string who = $"[rank {mpi.Rank} stage {string.Join("+", pipe.Stages.Select(s => s.Index))}]";
         bool ok = true;
         if (pipe.IsLastStage)
         {
@@ -61,7 +61,7 @@ public static class Parity
         ok &= Compare(who, "loss", pipelineLoss, referenceLoss.detach());
         var referenceParameters = AllParameters(reference);
         int checkedGradients = 0;
-        foreach (var (name, parameter) in pipe.Stage.named_parameters())
+        foreach (var (name, parameter) in pipe.Stages.SelectMany(s => s.named_parameters()).DistinctBy(p => p.name))
         {
             ok &= Compare(who, $"grad {name}", parameter.grad!, referenceParameters[name].grad!);
             checkedGradients++;

@@ -52,9 +52,22 @@ bool ok = scenario switch
     "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
 
+    "1f1b" => Chain(mpi, () => new OneFOneBChain(), (m, e, o) => OneFOneBChain.Pipeline.Build(m, e, o)),
+    "1f1b-more-microbatches" => Chain(mpi, () => new OneFOneBChain(), (m, e, o) => OneFOneBChain.Pipeline.Build(m, e, o), microbatches: 7),
+    "interleaved-1f1b" => Chain(mpi, () => new InterleavedChain(), (m, e, o) => InterleavedChain.Pipeline.Build(m, e, o)),
+    "looped-bfs" => Chain(mpi, () => new LoopedBfsChain(), (m, e, o) => LoopedBfsChain.Pipeline.Build(m, e, o)),
+    "zero-bubble" => Chain(mpi, () => new ZeroBubbleChain(), (m, e, o) => ZeroBubbleChain.Pipeline.Build(m, e, o)),
+    "interleaved-zero-bubble" => Chain(mpi, () => new InterleavedZeroBubbleChain(), (m, e, o) => InterleavedZeroBubbleChain.Pipeline.Build(m, e, o)),
+    "zero-bubble-v" => Chain(mpi, () => new ZeroBubbleVChain(), (m, e, o) => ZeroBubbleVChain.Pipeline.Build(m, e, o)),
+
     _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
 };
 
 bool all = mpi.AllTrue(ok);
+
+static bool Chain<TModel>(PipelineEnvironment mpi, Func<TModel> create, Func<TModel, PipelineEnvironment, PipelineOptions, PipelineRunner<Tensor>> build, int? microbatches = null)
+    where TModel : Module<Tensor, Tensor> =>
+    Parity.Check(mpi, create, build, (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(14, 6) }, randn(14, 6),
+        (o, t) => functional.mse_loss(o, t, Reduction.Sum), new PipelineOptions { Microbatches = microbatches });
 if (mpi.Rank == 0) Console.WriteLine(all ? $"PASS {scenario}" : $"FAIL {scenario}");
 return all ? 0 : 1;

@@ -10,6 +10,10 @@ namespace Pippy.Schedules
         Forward,
         /// <summary>Full backward (input and weight gradients) of one microbatch through one stage (<c>B</c>).</summary>
         Backward,
+        /// <summary>The input-gradient half of a backward (<c>I</c>): what the previous stage waits for.</summary>
+        BackwardInput,
+        /// <summary>The weight-gradient half of a backward (<c>W</c>): nobody waits for it, so it can fill bubbles.</summary>
+        BackwardWeight,
         /// <summary>Send a stage's forward outputs of one microbatch to the stages that read them (<c>SEND_F</c>).</summary>
         SendForward,
         /// <summary>Receive a stage's forward inputs of one microbatch from the stages that make them (<c>RECV_F</c>).</summary>
@@ -37,13 +41,15 @@ namespace Pippy.Schedules
         public ActionKind Kind { get; }
         public int Microbatch { get; }
 
-        public bool IsCompute => Kind == ActionKind.Forward || Kind == ActionKind.Backward;
+        public bool IsCompute => Kind == ActionKind.Forward || Kind == ActionKind.Backward || Kind == ActionKind.BackwardInput || Kind == ActionKind.BackwardWeight;
         public bool IsForwardPass => Kind == ActionKind.Forward || Kind == ActionKind.SendForward || Kind == ActionKind.ReceiveForward;
 
         public static string KindCode(ActionKind kind) => kind switch
         {
             ActionKind.Forward => "F",
             ActionKind.Backward => "B",
+            ActionKind.BackwardInput => "I",
+            ActionKind.BackwardWeight => "W",
             ActionKind.SendForward => "SEND_F",
             ActionKind.ReceiveForward => "RECV_F",
             ActionKind.SendBackward => "SEND_B",
@@ -55,7 +61,7 @@ namespace Pippy.Schedules
         private static readonly ActionKind[] ParseOrder =
         {
             ActionKind.SendForward, ActionKind.ReceiveForward, ActionKind.SendBackward, ActionKind.ReceiveBackward,
-            ActionKind.Forward, ActionKind.Backward,
+            ActionKind.Forward, ActionKind.Backward, ActionKind.BackwardInput, ActionKind.BackwardWeight,
         };
 
         /// <summary>Reads the torch.distributed.pipelining form (<c>2F0</c>, <c>0SEND_F1</c>).</summary>

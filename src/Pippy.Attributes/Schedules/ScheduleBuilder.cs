@@ -17,23 +17,40 @@ namespace Pippy.Schedules
     public static class ScheduleBuilder
     {
         /// <summary>Problems with the request itself, before any table is built (empty when it is fine).</summary>
-        public static IReadOnlyList<string> CheckRequest(ScheduleKind kind, int stageCount, int microbatches)
+        public static IReadOnlyList<string> CheckRequest(ScheduleKind kind, int stageCount, int stagesPerRank, int microbatches)
         {
             var problems = new List<string>();
             if (!Enum.IsDefined(typeof(ScheduleKind), kind)) problems.Add($"{kind} is not a known schedule");
             if (stageCount < 1) problems.Add($"a pipeline needs at least one stage, not {stageCount}");
             if (microbatches < 1) problems.Add($"Microbatches = {microbatches}: there must be at least one microbatch");
+            if (problems.Count == 0) problems.AddRange(SchedulePlacement.Check(kind, stageCount, stagesPerRank, microbatches));
             return problems;
+        }
+
+        /// <summary>The stage links of <paramref name="edges"/> with the stages placed on ranks as <paramref name="kind"/> places them.</summary>
+        public static StageLinks Links(ScheduleKind kind, int stageCount, int stagesPerRank, IEnumerable<(int From, int To)> edges)
+        {
+            var problems = SchedulePlacement.CheckPlacement(kind, stageCount, stagesPerRank);
+            if (problems.Count > 0) throw new InvalidScheduleException(string.Join("; ", problems));
+            return new StageLinks(stageCount, edges, SchedulePlacement.Ranks(kind, stageCount, stagesPerRank));
         }
 
         /// <summary>Builds and checks a lowered table; throws <see cref="InvalidScheduleException"/> naming the problem.</summary>
         public static ScheduleTable Build(ScheduleKind kind, StageLinks links, int microbatches)
         {
-            var problems = CheckRequest(kind, links.StageCount, microbatches);
+            int stagesPerRank = links.StageCount / links.RankCount;
+            var problems = CheckRequest(kind, links.StageCount, stagesPerRank, microbatches);
             if (problems.Count > 0) throw new InvalidScheduleException(string.Join("; ", problems));
+            var expected = SchedulePlacement.Ranks(kind, links.StageCount, stagesPerRank);
+            if (Enumerable.Range(0, links.StageCount).Any(s => links.RankOf(s) != expected[s]))
+                throw new InvalidScheduleException($"{kind} places stage s on rank {string.Join(", ", expected)} for s = 0, 1, ...; the links place them otherwise");
             var computeOnly = kind switch
             {
                 ScheduleKind.GPipe => GPipeSchedule.ComputeOnly(links.StageCount, microbatches),
+                ScheduleKind.OneFOneB => OneFOneBSchedule.ComputeOnly(links.StageCount, microbatches),
+                ScheduleKind.Interleaved1F1B => InterleavedSchedules.Interleaved1F1B(links.StageCount, stagesPerRank, microbatches),
+                ScheduleKind.LoopedBFS => InterleavedSchedules.LoopedBfs(links.StageCount, stagesPerRank, microbatches),
+                ScheduleKind.InterleavedZeroBubble or ScheduleKind.ZeroBubbleV => ZeroBubbleSchedules.ComputeOnly(kind, links, microbatches),
                 _ => throw new InvalidScheduleException($"{kind} is not a known schedule"),
             };
             var lowered = ScheduleLowering.AddCommunication(computeOnly, links);

@@ -64,14 +64,17 @@ namespace Pippy.Schedules
             int s = a.Stage, mb = a.Microbatch;
             bool sameRank(int other) => links.RankOf(other) == links.RankOf(s);
             PipelineAction Act(int stage, ActionKind kind) => new PipelineAction(stage, kind, mb);
+            // A stage's input gradient exists once its B or its I ran.
+            PipelineAction Backward(int stage) => done.Contains(Act(stage, ActionKind.BackwardInput)) ? Act(stage, ActionKind.BackwardInput) : Act(stage, ActionKind.Backward);
             IEnumerable<PipelineAction> needs = a.Kind switch
             {
                 ActionKind.Forward => links.Producers(s).Select(p => sameRank(p) ? Act(p, ActionKind.Forward) : Act(s, ActionKind.ReceiveForward)),
                 ActionKind.SendForward => new[] { Act(s, ActionKind.Forward) },
                 ActionKind.ReceiveForward => links.Producers(s).Where(p => !sameRank(p)).Select(p => Act(p, ActionKind.SendForward)),
-                ActionKind.Backward => new[] { Act(s, ActionKind.Forward) }
-                    .Concat(links.Consumers(s).Select(c => sameRank(c) ? Act(c, ActionKind.Backward) : Act(s, ActionKind.ReceiveBackward))),
-                ActionKind.SendBackward => new[] { Act(s, ActionKind.Backward) },
+                ActionKind.Backward or ActionKind.BackwardInput => new[] { Act(s, ActionKind.Forward) }
+                    .Concat(links.Consumers(s).Select(c => sameRank(c) ? Backward(c) : Act(s, ActionKind.ReceiveBackward))),
+                ActionKind.BackwardWeight => new[] { Act(s, ActionKind.BackwardInput) },
+                ActionKind.SendBackward => new[] { Backward(s) },
                 ActionKind.ReceiveBackward => links.Consumers(s).Where(c => !sameRank(c)).Select(c => Act(c, ActionKind.SendBackward)),
                 _ => new PipelineAction[0],
             };

@@ -142,7 +142,7 @@ namespace Pippy.Generators.Emitting
             w.Line();
 
             w.Line("/// <summary>");
-            w.Line($"/// The {plan.ScheduleName} table for {plan.Microbatches} microbatches, one line per rank, validated and simulated at build time.");
+            w.Line($"/// The {plan.ScheduleName} table for {plan.Microbatches} microbatches, one line per rank ({plan.Stages.Count / plan.StagesPerRank} ranks of {plan.StagesPerRank} stage(s)), validated and simulated at build time.");
             w.Line("/// A run with another microbatch count computes its table with the same schedule code.");
             w.Line("/// </summary>");
             w.Line("public static global::Pippy.Schedules.ScheduleTable Schedule { get; } = global::Pippy.Schedules.ScheduleTable.Parse(");

@@ -7,6 +7,7 @@ namespace Pippy.Generators.Model
         TypeSpec Type,
         int Schedule,
         int Microbatches,
+        int StagesPerRank,
         LocationInfo? AttributeLocation,
         EquatableArray<VariableSpec> Inputs,
         OutputSpec Output,

@@ -9,6 +9,7 @@ namespace Pippy.Generators.Model
         EquatableArray<ReplicaGroupPlan> Replicated,
         string ScheduleName,
         int Microbatches,
+        int StagesPerRank,
         EquatableArray<string> ScheduleLines);
 
     /// <summary>

@@ -85,6 +85,7 @@ namespace Pippy.Generators.Parsing
                 ReadTypeSpec(type, forward),
                 schedule,
                 microbatches,
+                NamedInt(attribute, "StagesPerRank", 1),
                 LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) ?? declaration),
                 inputs.ToEquatableArray(),
                 output ?? new OutputSpec(forwardSymbol.ReturnType.ToDisplayString(TypeFormat), new[] { "output" }.ToEquatableArray()),

@@ -137,13 +137,11 @@ namespace Pippy.Generators.Planning
             if (HasErrors(diagnostics)) return Failed(diagnostics);
 
             var kind = (ScheduleKind)spec.Schedule;
-            var links = new StageLinks(
-                stageCount,
-                stageInputs.SelectMany((inputs, stage) => inputs.Where(i => i.FromStage >= 0).Select(i => (i.FromStage, stage))),
-                Enumerable.Range(0, stageCount).ToArray());
             ScheduleTable table;
             try
             {
+                var links = ScheduleBuilder.Links(kind, stageCount, spec.StagesPerRank,
+                    stageInputs.SelectMany((inputs, stage) => inputs.Where(i => i.FromStage >= 0).Select(i => (i.FromStage, stage))));
                 table = ScheduleBuilder.Build(kind, links, spec.Microbatches);
             }
             catch (InvalidScheduleException e)
@@ -164,7 +162,7 @@ namespace Pippy.Generators.Planning
                 stages[stage].Any(u => statements[u.Statement].UsesModel)));
 
             var plan = new PipelinePlan(spec.Type, spec.Inputs, spec.Output, stagesPlan.ToEquatableArray(), replicated.ToEquatableArray(),
-                kind.ToString(), spec.Microbatches, table.Format().ToEquatableArray());
+                kind.ToString(), spec.Microbatches, spec.StagesPerRank, table.Format().ToEquatableArray());
             return new PlanResult(plan, diagnostics.ToEquatableArray());
         }
 

@@ -16,50 +16,52 @@ namespace Pippy.Runtime.Execution
     internal sealed class ReplicaSync
     {
         private readonly TensorTransport _transport;
-        private readonly List<(int GroupIndex, int[] Stages, TorchSharp.Modules.Parameter[] Parameters)> _groups = new();
+        private readonly int _rank;
+        private readonly List<(int GroupIndex, int[] Ranks, TorchSharp.Modules.Parameter[] Parameters)> _groups = new();
 
-        public ReplicaSync(StageGraph graph, PipelineStage stage, TensorTransport transport)
+        /// <remarks>
+        /// The copies are per rank: replicas on stages of one rank share the parameter object (the model's own), so
+        /// their gradients are already summed there. Ranks are ordered by their lowest replica stage, the root first.
+        /// </remarks>
+        public ReplicaSync(StageGraph graph, IReadOnlyList<PipelineStage> stages, IReadOnlyList<int> rankOfStage, int rank, TensorTransport transport)
         {
             _transport = transport;
-            var named = stage.named_parameters().ToList();
+            _rank = rank;
             for (int g = 0; g < graph.Replicated.Count; g++)
             {
                 var group = graph.Replicated[g];
-                var mine = group.Replicas.FirstOrDefault(r => r.Stage == stage.Index);
-                if (mine is null) continue;
-                var parameters = named
+                var ranks = group.Replicas.OrderBy(r => r.Stage).Select(r => rankOfStage[r.Stage]).Distinct().ToArray();
+                var mine = group.Replicas.Where(r => rankOfStage[r.Stage] == rank).OrderBy(r => r.Stage).FirstOrDefault();
+                if (mine is null || ranks.Length < 2) continue;
+                var stage = stages.Single(s => s.Index == mine.Stage);
+                var parameters = stage.named_parameters()
                     .Where(p => mine.WholeModule ? p.name.StartsWith(mine.Path + ".", StringComparison.Ordinal) : p.name == mine.Path)
                     .OrderBy(p => mine.WholeModule ? p.name.Substring(mine.Path.Length) : "", StringComparer.Ordinal)
                     .Select(p => p.parameter)
                     .ToArray();
                 if (parameters.Length == 0)
                     throw new InvalidOperationException($"Stage {stage.Index} has no parameter '{mine.Path}' for the replicated group {group}.");
-                _groups.Add((g, group.Replicas.Select(r => r.Stage).Distinct().OrderBy(s => s).ToArray(), parameters));
+                _groups.Add((g, ranks, parameters));
             }
-            Stage = stage.Index;
         }
-
-        private int Stage { get; }
-
-        public bool IsEmpty => _groups.Count == 0;
 
         /// <summary>Copies the lowest stage's values into every other replica.</summary>
         public void BroadcastValues()
         {
             using var noGrad = no_grad();
-            foreach (var (g, stages, parameters) in _groups)
+            foreach (var (g, ranks, parameters) in _groups)
             {
-                int root = stages[0];
+                int root = ranks[0];
                 for (int i = 0; i < parameters.Length; i++)
                 {
                     int tag = Tag(g, i, phase: 0);
-                    if (Stage == root)
+                    if (_rank == root)
                     {
-                        foreach (int other in stages.Skip(1)) _transport.Send(parameters[i], RankOf(other), tag);
+                        foreach (int other in ranks.Skip(1)) _transport.Send(parameters[i], other, tag);
                     }
                     else
                     {
-                        var value = _transport.Receive(new[] { (RankOf(root), tag) })[0].Value
+                        var value = _transport.Receive(new[] { (root, tag) })[0].Value
                             ?? throw new InvalidOperationException($"Stage {root} sent no value for replicated parameter {i} of group {g}.");
                         CheckShape(parameters[i], value, g);
                         parameters[i].copy_(value);
@@ -73,25 +75,25 @@ namespace Pippy.Runtime.Execution
         public void SumGradients()
         {
             using var noGrad = no_grad();
-            foreach (var (g, stages, parameters) in _groups)
+            foreach (var (g, ranks, parameters) in _groups)
             {
-                int root = stages[0];
+                int root = ranks[0];
                 for (int i = 0; i < parameters.Length; i++)
                 {
                     var parameter = parameters[i];
                     var own = parameter.grad ?? zeros_like(parameter);
                     Tensor total;
-                    if (Stage == root)
+                    if (_rank == root)
                     {
-                        var others = _transport.Receive(stages.Skip(1).Select(s => (RankOf(s), Tag(g, i, phase: 1))).ToArray());
+                        var others = _transport.Receive(ranks.Skip(1).Select(r => (r, Tag(g, i, phase: 1))).ToArray());
                         total = own.clone();
                         foreach (var other in others) total.add_(other.Value!);
-                        foreach (int other in stages.Skip(1)) _transport.Send(total, RankOf(other), Tag(g, i, phase: 2));
+                        foreach (int other in ranks.Skip(1)) _transport.Send(total, other, Tag(g, i, phase: 2));
                     }
                     else
                     {
-                        _transport.Send(own, RankOf(root), Tag(g, i, phase: 1));
-                        total = _transport.Receive(new[] { (RankOf(root), Tag(g, i, phase: 2)) })[0].Value!;
+                        _transport.Send(own, root, Tag(g, i, phase: 1));
+                        total = _transport.Receive(new[] { (root, Tag(g, i, phase: 2)) })[0].Value!;
                     }
                     if (parameter.grad is null) parameter.grad = total;
                     else parameter.grad.copy_(total);
@@ -109,6 +111,5 @@ namespace Pippy.Runtime.Execution
 
         private static int Tag(int group, int parameter, int phase) => (group * 4096 + parameter) * 3 + phase;
 
-        private static int RankOf(int stage) => stage;
     }
 }

@@ -8,117 +8,107 @@ using static TorchSharp.torch;
 namespace Pippy.Runtime.Execution
 {
     /// <summary>
-    /// Runs one rank's action list for one batch. It holds, per microbatch, the stage's inputs (received tensors that
-    /// required a gradient on their sender become leaves that collect one here), its outputs (kept until their
-    /// backward), the gradients received for them (summed when a value went to several stages), and on the last stage
-    /// the outputs and the loss. A gradient message travels only for a value whose sender's tensor required one, and
-    /// both sides know it from the forward message's header, so values without gradients (token ids, masks,
-    /// detached tensors) cost no backward message.
+    /// Runs one rank's action list for one batch, over the one or more stages this rank holds. Per stage and
+    /// microbatch it keeps the inputs (values whose sender required a gradient become leaves that collect one), the
+    /// outputs (until their backward), the gradients coming back for them (summed when a value went to several
+    /// stages), the input gradients it computed, and on the last stage the outputs and the loss. Values between two
+    /// stages of this rank are handed over in memory, detached like a message, so each stage's backward stays its own
+    /// action. The forward header carries the requires-grad flag, so both ends know which values get a gradient
+    /// message back: token ids, masks and detached tensors get none. A backward is either one B, or an I (input
+    /// gradients only, keeping the graph) followed later by a W (weight gradients from the same graph).
     /// </summary>
     internal sealed class ScheduleInterpreter
     {
-        private readonly PipelineStage _stage;
-        private readonly StageSpec _spec;
+        private readonly Dictionary<int, StageRun> _stages;
+        private readonly IReadOnlyList<int> _rankOfStage;
+        private readonly int _rank;
         private readonly TensorTransport _transport;
         private readonly int _microbatches;
-        private readonly bool _isLast;
-        private readonly ValueEdge[] _incoming;
-        private readonly ValueEdge[] _outgoing;
-
         private readonly Tensor[][] _modelInputs;
         private readonly Tensor[]? _targets;
         private readonly Func<Tensor[], Tensor, Tensor>? _loss;
-        private readonly Tensor?[]?[] _inputs;
-        private readonly bool[]?[] _inputNeedsGradient;
-        private readonly Tensor[]?[] _outputs;
-        private readonly bool[]?[] _outputSentWithGradient;
-        private readonly Tensor?[]?[] _outputGradients;
 
         public ScheduleInterpreter(
-            PipelineStage stage, StageGraph graph, TensorTransport transport, int microbatches,
+            IEnumerable<PipelineStage> stages, StageGraph graph, IReadOnlyList<int> rankOfStage, int rank, TensorTransport transport, int microbatches,
             Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss)
         {
-            _stage = stage;
-            _spec = graph.Stages[stage.Index];
+            _rankOfStage = rankOfStage;
+            _rank = rank;
             _transport = transport;
             _microbatches = microbatches;
-            _isLast = stage.Index == graph.StageCount - 1;
-            _incoming = graph.EdgesTo(stage.Index).ToArray();
-            _outgoing = graph.EdgesFrom(stage.Index).ToArray();
             _modelInputs = modelInputs;
             _targets = targets;
             _loss = loss;
-            _inputs = new Tensor?[microbatches][];
-            _inputNeedsGradient = new bool[microbatches][];
-            _outputs = new Tensor[microbatches][];
-            _outputSentWithGradient = new bool[microbatches][];
-            _outputGradients = new Tensor?[microbatches][];
-            Losses = new Tensor?[microbatches];
-            LastStageOutputs = new Tensor[microbatches][];
+            _stages = stages.ToDictionary(s => s.Index, s => new StageRun(s, graph, microbatches));
+            LastStage = _stages.Values.FirstOrDefault(s => s.IsLast);
         }
 
         private bool Training => _loss is not null;
 
-        /// <summary>The loss of each microbatch (last stage, training).</summary>
-        public Tensor?[] Losses { get; }
+        /// <summary>The last stage's state, when this rank holds it.</summary>
+        public StageRun? LastStage { get; }
 
-        /// <summary>Activation messages this rank sent (one per value per consumer per microbatch).</summary>
+        /// <summary>Activation messages this rank sent to other ranks (one per value per consumer per microbatch).</summary>
         public int ActivationsSent { get; private set; }
 
         /// <summary>Gradient messages this rank sent back (only for values whose sender's tensor required a gradient).</summary>
         public int GradientsSent { get; private set; }
 
-        /// <summary>The model outputs of each microbatch (last stage).</summary>
-        public Tensor[]?[] LastStageOutputs { get; }
-
         public void Run(IReadOnlyList<PipelineAction> actions)
         {
             foreach (var action in actions)
             {
-                if (action.Stage != _stage.Index)
-                    throw new InvalidOperationException($"Action {action} belongs to stage {action.Stage}, but this rank runs stage {_stage.Index}.");
-                Execute(action);
+                if (!_stages.TryGetValue(action.Stage, out var stage))
+                    throw new InvalidOperationException($"Action {action} belongs to stage {action.Stage}, which runs on rank {_rankOfStage[action.Stage]}, not on rank {_rank}.");
+                Execute(stage, action);
             }
             _transport.WaitForSends();
         }
 
+        private bool Local(int stage) => _rankOfStage[stage] == _rank;
+
         private int Tag(ValueEdge edge, bool backward, int mb) => TensorTransport.MessageTag(edge.Id, backward, mb, _microbatches);
 
-        private void Execute(PipelineAction action)
+        private void Execute(StageRun s, PipelineAction action)
         {
             int mb = action.Microbatch;
             switch (action.Kind)
             {
                 case ActionKind.ReceiveForward:
                 {
-                    var values = _transport.Receive(_incoming.Select(e => (RankOf(e.FromStage), Tag(e, false, mb))).ToArray());
-                    var inputs = InputsOf(mb);
-                    var needsGradient = _inputNeedsGradient[mb] = new bool[_incoming.Length];
-                    for (int i = 0; i < _incoming.Length; i++)
+                    var remote = s.Incoming.Where(e => !Local(e.FromStage)).ToArray();
+                    var values = _transport.Receive(remote.Select(e => (_rankOfStage[e.FromStage], Tag(e, false, mb))).ToArray());
+                    for (int k = 0; k < remote.Length; k++)
                     {
-                        var edge = _incoming[i];
-                        var value = values[i].Value ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
-                        needsGradient[i] = Training && values[i].RequiresGrad && value.is_floating_point();
-                        if (needsGradient[i]) value.requires_grad_(true);
-                        inputs[edge.ToInput] = value;
+                        var edge = remote[k];
+                        var value = values[k].Value ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
+                        Accept(s, edge, mb, value, values[k].RequiresGrad);
                     }
                     break;
                 }
 
                 case ActionKind.Forward:
-                    Forward(mb);
+                    foreach (var edge in s.Incoming.Where(e => Local(e.FromStage)))
+                    {
+                        var producer = _stages[edge.FromStage];
+                        var value = producer.OutputsOf(mb, action)[edge.FromOutput];
+                        bool withGradient = Accept(s, edge, mb, value.detach(), value.requires_grad);
+                        producer.SentWithGradient(mb)[Array.IndexOf(producer.Outgoing, edge)] = withGradient;
+                    }
+                    Forward(s, mb);
                     break;
 
                 case ActionKind.SendForward:
                 {
-                    var outputs = OutputsOf(mb, action);
-                    var withGradient = _outputSentWithGradient[mb] = new bool[_outgoing.Length];
-                    for (int i = 0; i < _outgoing.Length; i++)
+                    var outputs = s.OutputsOf(mb, action);
+                    var withGradient = s.SentWithGradient(mb);
+                    for (int k = 0; k < s.Outgoing.Length; k++)
                     {
-                        var edge = _outgoing[i];
+                        var edge = s.Outgoing[k];
+                        if (Local(edge.ToStage)) continue;
                         var value = outputs[edge.FromOutput];
-                        withGradient[i] = Training && value.requires_grad;
-                        _transport.Send(value, RankOf(edge.ToStage), Tag(edge, false, mb));
+                        withGradient[k] = Training && value.requires_grad;
+                        _transport.Send(value, _rankOfStage[edge.ToStage], Tag(edge, false, mb));
                         ActivationsSent++;
                     }
                     break;
@@ -126,36 +116,36 @@ namespace Pippy.Runtime.Execution
 
                 case ActionKind.ReceiveBackward:
                 {
-                    var sent = _outputSentWithGradient[mb] ?? throw new InvalidOperationException($"{action}: nothing was sent forward for microbatch {mb}.");
-                    var expected = Enumerable.Range(0, _outgoing.Length).Where(i => sent[i]).ToArray();
-                    var gradients = _transport.Receive(expected.Select(i => (RankOf(_outgoing[i].ToStage), Tag(_outgoing[i], true, mb))).ToArray());
-                    var sums = _outputGradients[mb] ??= new Tensor?[_spec.Outputs.Count];
+                    var sent = s.SentWithGradient(mb);
+                    var expected = Enumerable.Range(0, s.Outgoing.Length).Where(k => sent[k] && !Local(s.Outgoing[k].ToStage)).ToArray();
+                    var gradients = _transport.Receive(expected.Select(k => (_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb))).ToArray());
                     for (int k = 0; k < expected.Length; k++)
-                    {
-                        if (gradients[k].Value is not { } gradient) continue;
-                        int output = _outgoing[expected[k]].FromOutput;
-                        sums[output] = sums[output] is { } sum ? sum + gradient : gradient;
-                    }
+                        if (gradients[k].Value is { } gradient) s.AddOutputGradient(mb, s.Outgoing[expected[k]].FromOutput, gradient);
                     break;
                 }
 
                 case ActionKind.Backward:
-                    Backward(mb, action);
+                case ActionKind.BackwardInput:
+                    CollectLocalGradients(s, mb);
+                    if (action.Kind == ActionKind.Backward) s.Backward(mb, action);
+                    else s.BackwardInput(mb, action);
+                    break;
+
+                case ActionKind.BackwardWeight:
+                    s.BackwardWeight(mb, action);
                     break;
 
                 case ActionKind.SendBackward:
                 {
-                    var inputs = InputsOf(mb);
-                    var needsGradient = _inputNeedsGradient[mb] ?? new bool[_incoming.Length];
-                    for (int i = 0; i < _incoming.Length; i++)
+                    var gradients = s.InputGradients[mb] ?? new Tensor?[s.Spec.Inputs.Count];
+                    var needsGradient = s.NeedsGradient(mb);
+                    for (int k = 0; k < s.Incoming.Length; k++)
                     {
-                        if (!needsGradient[i]) continue;
-                        var edge = _incoming[i];
-                        _transport.Send(inputs[edge.ToInput]!.grad, RankOf(edge.FromStage), Tag(edge, true, mb));
+                        var edge = s.Incoming[k];
+                        if (!needsGradient[k] || Local(edge.FromStage)) continue;
+                        _transport.Send(gradients[edge.ToInput], _rankOfStage[edge.FromStage], Tag(edge, true, mb));
                         GradientsSent++;
                     }
-                    _inputs[mb] = null;
-                    _inputNeedsGradient[mb] = null;
                     break;
                 }
 
@@ -164,50 +154,162 @@ namespace Pippy.Runtime.Execution
             }
         }
 
-        private void Forward(int mb)
+        /// <summary>Stores a received or handed-over input; returns whether a gradient will be sent back for it.</summary>
+        private bool Accept(StageRun s, ValueEdge edge, int mb, Tensor value, bool senderRequiresGrad)
         {
-            var inputs = InputsOf(mb);
-            for (int i = 0; i < _spec.Inputs.Count; i++)
+            bool needsGradient = Training && senderRequiresGrad && value.is_floating_point();
+            if (needsGradient) value.requires_grad_(true);
+            s.InputsOf(mb)[edge.ToInput] = value;
+            s.NeedsGradient(mb)[Array.IndexOf(s.Incoming, edge)] = needsGradient;
+            return needsGradient;
+        }
+
+        /// <summary>Gradients for outputs read by stages of this rank: their backward ran before this one (the schedule says so).</summary>
+        private void CollectLocalGradients(StageRun s, int mb)
+        {
+            var sent = s.SentWithGradient(mb);
+            for (int k = 0; k < s.Outgoing.Length; k++)
             {
-                var input = _spec.Inputs[i];
+                var edge = s.Outgoing[k];
+                if (!Local(edge.ToStage) || !sent[k]) continue;
+                var consumer = _stages[edge.ToStage];
+                if (consumer.InputGradients[mb]?[edge.ToInput] is { } gradient) s.AddOutputGradient(mb, edge.FromOutput, gradient);
+            }
+        }
+
+        private void Forward(StageRun s, int mb)
+        {
+            var inputs = s.InputsOf(mb);
+            for (int i = 0; i < s.Spec.Inputs.Count; i++)
+            {
+                var input = s.Spec.Inputs[i];
                 if (input.IsModelInput) inputs[i] = _modelInputs[input.Index][mb];
                 if (inputs[i] is null)
-                    throw new InvalidOperationException($"Stage {_stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
+                    throw new InvalidOperationException($"Stage {s.Stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
             }
-            var outputs = _stage.forward(inputs!);
-            if (outputs.Length != _spec.Outputs.Count)
-                throw new InvalidOperationException($"Stage {_stage.Index} returned {outputs.Length} values but its plan has {_spec.Outputs.Count}.");
-            _outputs[mb] = outputs;
-            if (!_isLast) return;
-            LastStageOutputs[mb] = outputs;
-            if (Training) Losses[mb] = _loss!(outputs, _targets![mb]);
+            var outputs = s.Stage.forward(inputs!);
+            if (outputs.Length != s.Spec.Outputs.Count)
+                throw new InvalidOperationException($"Stage {s.Stage.Index} returned {outputs.Length} values but its plan has {s.Spec.Outputs.Count}.");
+            s.Outputs[mb] = outputs;
+            if (!s.IsLast) return;
+            s.LastOutputs[mb] = outputs;
+            if (Training) s.Losses[mb] = _loss!(outputs, _targets![mb]);
         }
 
-        private void Backward(int mb, PipelineAction action)
+        /// <summary>One stage's state for one batch.</summary>
+        internal sealed class StageRun
         {
-            if (_isLast)
+            private readonly bool[]?[] _needsGradient;
+            private readonly bool[]?[] _sentWithGradient;
+            private readonly Tensor?[]?[] _outputGradients;
+            private readonly (List<Tensor> Roots, List<Tensor>? Gradients)?[] _pendingWeight;
+
+            public StageRun(PipelineStage stage, StageGraph graph, int microbatches)
             {
-                var loss = Losses[mb] ?? throw new InvalidOperationException($"{action}: no loss for microbatch {mb}; was its forward run?");
-                loss.backward();
+                Stage = stage;
+                Spec = graph.Stages[stage.Index];
+                IsLast = stage.Index == graph.StageCount - 1;
+                Incoming = graph.EdgesTo(stage.Index).ToArray();
+                Outgoing = graph.EdgesFrom(stage.Index).ToArray();
+                Inputs = new Tensor?[microbatches][];
+                InputGradients = new Tensor?[microbatches][];
+                Outputs = new Tensor[microbatches][];
+                Losses = new Tensor?[microbatches];
+                LastOutputs = new Tensor[microbatches][];
+                _needsGradient = new bool[microbatches][];
+                _sentWithGradient = new bool[microbatches][];
+                _outputGradients = new Tensor?[microbatches][];
+                _pendingWeight = new (List<Tensor>, List<Tensor>?)?[microbatches];
+                Parameters = stage.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
             }
-            else
+
+            public PipelineStage Stage { get; }
+            public StageSpec Spec { get; }
+            public bool IsLast { get; }
+            public ValueEdge[] Incoming { get; }
+            public ValueEdge[] Outgoing { get; }
+            public Tensor?[]?[] Inputs { get; }
+            public Tensor?[]?[] InputGradients { get; }
+            public Tensor[]?[] Outputs { get; }
+            public Tensor?[] Losses { get; }
+            public Tensor[]?[] LastOutputs { get; }
+            private List<Tensor> Parameters { get; }
+
+            public Tensor?[] InputsOf(int mb) => Inputs[mb] ??= new Tensor?[Spec.Inputs.Count];
+            public bool[] NeedsGradient(int mb) => _needsGradient[mb] ??= new bool[Incoming.Length];
+            public bool[] SentWithGradient(int mb) => _sentWithGradient[mb] ??= new bool[Outgoing.Length];
+
+            public Tensor[] OutputsOf(int mb, PipelineAction action) =>
+                Outputs[mb] ?? throw new InvalidOperationException($"{action}: stage {Stage.Index} has no outputs for microbatch {mb}; was its forward run?");
+
+            public void AddOutputGradient(int mb, int output, Tensor gradient)
             {
+                var sums = _outputGradients[mb] ??= new Tensor?[Spec.Outputs.Count];
+                sums[output] = sums[output] is { } sum ? sum + gradient : gradient;
+            }
+
+            /// <summary>What the backward starts from: the loss, or the outputs that got a gradient and those gradients.</summary>
+            private (List<Tensor> Roots, List<Tensor>? Gradients) Roots(int mb, PipelineAction action)
+            {
+                if (IsLast)
+                    return (new List<Tensor> { Losses[mb] ?? throw new InvalidOperationException($"{action}: no loss for microbatch {mb}; was its forward run?") }, null);
                 var outputs = OutputsOf(mb, action);
                 var gradients = _outputGradients[mb] ?? new Tensor?[outputs.Length];
-                var pairs = Enumerable.Range(0, outputs.Length).Where(k => gradients[k] is not null && outputs[k].requires_grad).ToArray();
-                if (pairs.Length > 0)
-                    autograd.backward(pairs.Select(k => outputs[k]).ToList(), pairs.Select(k => gradients[k]!).ToList());
+                var chosen = Enumerable.Range(0, outputs.Length).Where(k => gradients[k] is not null && outputs[k].requires_grad).ToArray();
+                return (chosen.Select(k => outputs[k]).ToList(), chosen.Select(k => gradients[k]!).ToList());
             }
-            _outputs[mb] = null;
-            _outputGradients[mb] = null;
+
+            private List<Tensor> InputsNeedingGradient(int mb)
+            {
+                var inputs = InputsOf(mb);
+                return Incoming.Where((edge, k) => NeedsGradient(mb)[k]).Select(edge => inputs[edge.ToInput]!).Distinct().ToList();
+            }
+
+            /// <summary>B: input and weight gradients in one backward.</summary>
+            public void Backward(int mb, PipelineAction action)
+            {
+                var (roots, gradients) = Roots(mb, action);
+                if (roots.Count > 0) autograd.backward(roots, gradients);
+                InputGradients[mb] = InputsOf(mb).Select(input => input is { requires_grad: true } ? input.grad : null).ToArray();
+                Release(mb);
+            }
+
+            /// <summary>I: only the gradients of the stage's inputs; the graph is kept for the W that follows.</summary>
+            public void BackwardInput(int mb, PipelineAction action)
+            {
+                var (roots, gradients) = Roots(mb, action);
+                var inputs = InputsNeedingGradient(mb);
+                var result = new Tensor?[Spec.Inputs.Count];
+                if (roots.Count > 0 && inputs.Count > 0)
+                {
+                    var computed = autograd.grad(roots, inputs, gradients, retain_graph: true, allow_unused: true);
+                    var all = InputsOf(mb);
+                    for (int i = 0; i < all.Length; i++)
+                    {
+                        int k = inputs.IndexOf(all[i]!);
+                        if (k >= 0) result[i] = computed[k];
+                    }
+                }
+                InputGradients[mb] = result;
+                _pendingWeight[mb] = (roots, gradients);
+                Outputs[mb] = null;
+            }
+
+            /// <summary>W: the parameters' gradients, from the graph the I kept; accumulated like a backward.</summary>
+            public void BackwardWeight(int mb, PipelineAction action)
+            {
+                var (roots, gradients) = _pendingWeight[mb] ?? throw new InvalidOperationException($"{action}: the input gradient (I) of microbatch {mb} has not run.");
+                if (roots.Count > 0 && Parameters.Count > 0) autograd.backward(roots, gradients, inputs: Parameters);
+                _pendingWeight[mb] = null;
+                Release(mb);
+            }
+
+            private void Release(int mb)
+            {
+                Outputs[mb] = null;
+                _outputGradients[mb] = null;
+                Inputs[mb] = null;
+            }
         }
-
-        private Tensor?[] InputsOf(int mb) => _inputs[mb] ??= new Tensor?[_spec.Inputs.Count];
-
-        private Tensor[] OutputsOf(int mb, PipelineAction action) =>
-            _outputs[mb] ?? throw new InvalidOperationException($"{action}: stage {_stage.Index} has no outputs for microbatch {mb}; was its forward run?");
-
-        /// <summary>Stage k runs on rank k.</summary>
-        private static int RankOf(int stage) => stage;
     }
 }

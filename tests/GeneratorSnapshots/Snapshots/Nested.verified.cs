@@ -36,7 +36,7 @@ namespace ParityApp.Models
                 });
 
             /// <summary>
-            /// The GPipe table for 2 microbatches, one line per rank, validated and simulated at build time.
+            /// The GPipe table for 2 microbatches, one line per rank (3 ranks of 1 stage(s)), validated and simulated at build time.
             /// A run with another microbatch count computes its table with the same schedule code.
             /// </summary>
             public static global::Pippy.Schedules.ScheduleTable Schedule { get; } = global::Pippy.Schedules.ScheduleTable.Parse(

@@ -1,0 +1,68 @@
+using Pippy;
+using Pippy.Schedules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ParityApp.Models;
+
+/// <summary>The layers of the schedule scenarios: a chain of square linear layers.</summary>
+public static class Chain
+{
+    public static ModuleList<Linear> Layers(int count)
+    {
+        var layers = new ModuleList<Linear>();
+        for (int i = 0; i < count; i++) layers.Add(Linear(6, 6));
+        return layers;
+    }
+}
+
+// One model per schedule and placement: the same forward, its list of layers divided into stages by [SplitInto].
+
+[Pipeline(Schedule = ScheduleKind.OneFOneB, Microbatches = 4)]
+public sealed partial class OneFOneBChain : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(6);
+    public OneFOneBChain() : base(nameof(OneFOneBChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.Interleaved1F1B, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class InterleavedChain : Module<Tensor, Tensor>
+{
+    [SplitInto(8)] private readonly ModuleList<Linear> layers = Chain.Layers(8);
+    public InterleavedChain() : base(nameof(InterleavedChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.LoopedBFS, StagesPerRank = 2, Microbatches = 3)]
+public sealed partial class LoopedBfsChain : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(5);
+    public LoopedBfsChain() : base(nameof(LoopedBfsChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.InterleavedZeroBubble, Microbatches = 4)]
+public sealed partial class ZeroBubbleChain : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(4);
+    public ZeroBubbleChain() : base(nameof(ZeroBubbleChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.InterleavedZeroBubble, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class InterleavedZeroBubbleChain : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(4);
+    public InterleavedZeroBubbleChain() : base(nameof(InterleavedZeroBubbleChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.ZeroBubbleV, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class ZeroBubbleVChain : Module<Tensor, Tensor>
+{
+    [SplitInto(8)] private readonly ModuleList<Linear> layers = Chain.Layers(8);
+    public ZeroBubbleVChain() : base(nameof(ZeroBubbleVChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
