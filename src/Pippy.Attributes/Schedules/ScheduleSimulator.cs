@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 
@@ -56,6 +57,79 @@ namespace Pippy.Schedules
                 foreach (int rank in runnable) done.Add(table.ActionsOf(rank)[next[rank]++]);
                 steps++;
             }
+        }
+
+        /// <summary>
+        /// Runs the table in time: each rank runs its actions in order, an action starting when its rank is free and
+        /// what it needs has finished; compute actions take their <paramref name="costs"/>, communication takes
+        /// nothing. Throws <see cref="InvalidScheduleException"/> when the table would hang.
+        /// </summary>
+        public static ScheduleMetrics Measure(ScheduleTable table, StageLinks links, ScheduleCosts costs)
+        {
+            int ranks = table.RankCount;
+            var next = new int[ranks];
+            var free = new double[ranks];
+            var busy = new double[ranks];
+            var finished = new Dictionary<PipelineAction, double>();
+            var timeline = new List<TimedAction>();
+            var names = new HashSet<PipelineAction>(Enumerable.Range(0, ranks).SelectMany(r => table.ActionsOf(r)));
+            bool progress = true;
+            while (progress)
+            {
+                progress = false;
+                for (int rank = 0; rank < ranks; rank++)
+                {
+                    while (next[rank] < table.ActionsOf(rank).Count)
+                    {
+                        var action = table.ActionsOf(rank)[next[rank]];
+                        var needs = Needs(action, links, names).ToArray();
+                        if (needs.Any(n => !finished.ContainsKey(n))) break;
+                        double start = needs.Select(n => finished[n]).DefaultIfEmpty(0).Max();
+                        start = Math.Max(start, free[rank]);
+                        double end = start + costs.Of(action.Kind);
+                        finished[action] = end;
+                        free[rank] = end;
+                        busy[rank] += end - start;
+                        timeline.Add(new TimedAction(rank, action, start, end));
+                        next[rank]++;
+                        progress = true;
+                    }
+                }
+            }
+            if (Enumerable.Range(0, ranks).Any(r => next[r] < table.ActionsOf(r).Count))
+                throw new InvalidScheduleException($"{table.Kind} table would hang: {Run(table, links).Deadlock}");
+            var peaks = Enumerable.Range(0, ranks).Select(rank =>
+            {
+                int holding = 0, peak = 0;
+                foreach (var a in table.ActionsOf(rank))
+                {
+                    if (a.Kind == ActionKind.Forward) peak = Math.Max(peak, ++holding);
+                    else if (a.Kind == ActionKind.Backward || a.Kind == ActionKind.BackwardWeight) holding--;
+                }
+                return peak;
+            }).ToArray();
+            return new ScheduleMetrics(free.DefaultIfEmpty(0).Max(), busy, peaks, timeline);
+        }
+
+        /// <summary>What must have finished before <paramref name="a"/> can run; <paramref name="table"/>'s actions tell B from I.</summary>
+        private static IEnumerable<PipelineAction> Needs(PipelineAction a, StageLinks links, HashSet<PipelineAction> table)
+        {
+            int s = a.Stage, mb = a.Microbatch;
+            bool sameRank(int other) => links.RankOf(other) == links.RankOf(s);
+            PipelineAction Act(int stage, ActionKind kind) => new PipelineAction(stage, kind, mb);
+            PipelineAction Backward(int stage) => table.Contains(Act(stage, ActionKind.BackwardInput)) ? Act(stage, ActionKind.BackwardInput) : Act(stage, ActionKind.Backward);
+            return a.Kind switch
+            {
+                ActionKind.Forward => links.Producers(s).Select(p => sameRank(p) ? Act(p, ActionKind.Forward) : Act(s, ActionKind.ReceiveForward)),
+                ActionKind.SendForward => new[] { Act(s, ActionKind.Forward) },
+                ActionKind.ReceiveForward => links.Producers(s).Where(p => !sameRank(p)).Select(p => Act(p, ActionKind.SendForward)),
+                ActionKind.Backward or ActionKind.BackwardInput => new[] { Act(s, ActionKind.Forward) }
+                    .Concat(links.Consumers(s).Select(c => sameRank(c) ? Backward(c) : Act(s, ActionKind.ReceiveBackward))),
+                ActionKind.BackwardWeight => new[] { Act(s, ActionKind.BackwardInput) },
+                ActionKind.SendBackward => new[] { Backward(s) },
+                ActionKind.ReceiveBackward => links.Consumers(s).Where(c => !sameRank(c)).Select(c => Act(c, ActionKind.SendBackward)),
+                _ => Array.Empty<PipelineAction>(),
+            };
         }
 
         /// <summary>The first action that must happen before <paramref name="a"/> and has not, or null.</summary>

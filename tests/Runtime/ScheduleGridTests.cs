@@ -1,0 +1,115 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Pippy.Schedules;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Pippy.Tests.Runtime;
+
+/// <summary>Every schedule over a grid of ranks, stages per rank and microbatches: valid, free of deadlock, and as costly as its formula.</summary>
+public class ScheduleGridTests(ITestOutputHelper log)
+{
+    private static readonly int[] RankCounts = { 1, 2, 3, 4 };
+    private static readonly int[] MicrobatchCounts = { 1, 2, 4, 5, 8 };
+
+    public static IEnumerable<object[]> Grid()
+    {
+        foreach (ScheduleKind kind in Enum.GetValues(typeof(ScheduleKind)))
+            foreach (int p in RankCounts)
+                foreach (int v in SchedulePlacement.IsSingleStage(kind) ? new[] { 1 } : SchedulePlacement.IsV(kind) ? new[] { 2 } : new[] { 1, 2, 3 })
+                    foreach (int m in MicrobatchCounts)
+                        if (SchedulePlacement.Check(kind, p * v, v, m).Count == 0)
+                            yield return new object[] { kind, p, v, m };
+    }
+
+    private static (ScheduleTable Table, StageLinks Links) Build(ScheduleKind kind, int p, int v, int m)
+    {
+        var links = ScheduleBuilder.Links(kind, p * v, v, Enumerable.Range(0, p * v - 1).Select(s => (s, s + 1)));
+        return (ScheduleBuilder.Build(kind, links, m), links);
+    }
+
+    [Theory]
+    [MemberData(nameof(Grid))]
+    public void EveryScheduleValidatesSimulatesAndComputesEachBackwardOnce(ScheduleKind kind, int p, int v, int m)
+    {
+        var (table, links) = Build(kind, p, v, m);
+        Assert.Equal(p, table.RankCount);
+        Assert.Empty(ScheduleValidator.Validate(table, links));
+        var run = ScheduleSimulator.Run(table, links);
+        Assert.True(run.Completed, run.Deadlock);
+        var metrics = ScheduleSimulator.Measure(table, links, new ScheduleCosts());
+        Assert.InRange(metrics.BubbleFraction, 0, 1);
+    }
+
+    [Theory]
+    [InlineData(ScheduleKind.GPipe, 2, 4)]
+    [InlineData(ScheduleKind.GPipe, 4, 8)]
+    [InlineData(ScheduleKind.OneFOneB, 2, 4)]
+    [InlineData(ScheduleKind.OneFOneB, 4, 8)]
+    [InlineData(ScheduleKind.OneFOneB, 3, 5)]
+    public void GPipeAnd1F1BBubbleIsTheClosedForm(ScheduleKind kind, int p, int m)
+    {
+        var (table, links) = Build(kind, p, 1, m);
+        var metrics = ScheduleSimulator.Measure(table, links, ScheduleCosts.Unit);
+        Assert.Equal((p - 1.0) / (m + p - 1), metrics.BubbleFraction, 9);
+    }
+
+    [Theory]
+    [InlineData(2, 2, 4)]
+    [InlineData(4, 2, 8)]
+    [InlineData(4, 3, 8)]
+    public void InterleavedBubbleIsMegatronsFormula(int p, int v, int m)
+    {
+        // Megatron: the bubble shrinks by v; as a share of the run, (p-1) / (v m + p - 1) with unit chunk costs.
+        var (table, links) = Build(ScheduleKind.Interleaved1F1B, p, v, m);
+        var metrics = ScheduleSimulator.Measure(table, links, ScheduleCosts.Unit);
+        log.WriteLine($"p={p} v={v} m={m}: bubble {metrics.BubbleFraction:F4}, formula {(p - 1.0) / (v * m + p - 1):F4}");
+        Assert.Equal((p - 1.0) / (v * m + p - 1), metrics.BubbleFraction, 9);
+    }
+
+    [Theory]
+    [InlineData(2, 4)]
+    [InlineData(4, 8)]
+    [InlineData(4, 4)]
+    public void OneFOneBHoldsAtMostPMinusIMicrobatchesOnStageI(int p, int m)
+    {
+        var (table, links) = Build(ScheduleKind.OneFOneB, p, 1, m);
+        var metrics = ScheduleSimulator.Measure(table, links, new ScheduleCosts());
+        for (int i = 0; i < p; i++) Assert.True(metrics.PeakInFlight[i] <= p - i, $"stage {i} holds {metrics.PeakInFlight[i]} microbatches");
+        var gpipe = ScheduleSimulator.Measure(Build(ScheduleKind.GPipe, p, 1, m).Table, links, new ScheduleCosts());
+        Assert.All(gpipe.PeakInFlight, peak => Assert.Equal(m, peak));
+    }
+
+    [Theory]
+    [InlineData(2, 4)]
+    [InlineData(4, 8)]
+    [InlineData(4, 16)]
+    public void ZeroBubbleH1HasASmallerBubbleThan1F1B(int p, int m)
+    {
+        var costs = new ScheduleCosts { Forward = 1, Backward = 2, BackwardInput = 1, BackwardWeight = 1 };
+        var oneFOneB = ScheduleSimulator.Measure(Build(ScheduleKind.OneFOneB, p, 1, m).Table, Build(ScheduleKind.OneFOneB, p, 1, m).Links, costs);
+        var (table, links) = Build(ScheduleKind.InterleavedZeroBubble, p, 1, m);
+        var zeroBubble = ScheduleSimulator.Measure(table, links, costs);
+        log.WriteLine($"p={p} m={m}: 1F1B bubble {oneFOneB.BubbleFraction:F4}, ZB-H1 bubble {zeroBubble.BubbleFraction:F4}");
+        Assert.True(zeroBubble.BubbleFraction < oneFOneB.BubbleFraction);
+    }
+
+    [Theory]
+    [InlineData(ScheduleKind.OneFOneB, 4, 1, 3, "1F1B needs at least as many microbatches as ranks (4)")]
+    [InlineData(ScheduleKind.Interleaved1F1B, 2, 2, 3, "multiple of the rank count (2)")]
+    [InlineData(ScheduleKind.ZeroBubbleV, 4, 1, 4, "exactly 2 stages per rank in a V")]
+    [InlineData(ScheduleKind.GPipe, 2, 2, 4, "GPipe runs one stage per rank")]
+    public void InvalidChoicesAreRefusedWithTheReason(ScheduleKind kind, int p, int v, int m, string reason)
+    {
+        var problems = SchedulePlacement.Check(kind, p * v, v, m);
+        Assert.Contains(problems, problem => problem.Contains(reason));
+    }
+
+    [Fact]
+    public void ZeroBubbleVPlacesTwoStagesPerRankInAV()
+    {
+        Assert.Equal(new[] { 0, 1, 2, 3, 3, 2, 1, 0 }, SchedulePlacement.Ranks(ScheduleKind.ZeroBubbleV, 8, 2));
+        Assert.Equal(new[] { 0, 1, 2, 3, 0, 1, 2, 3 }, SchedulePlacement.Ranks(ScheduleKind.Interleaved1F1B, 8, 2));
+    }
+}
