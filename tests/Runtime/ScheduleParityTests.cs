@@ -1,0 +1,54 @@
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Pippy.Tests.Runtime;
+
+/// <summary>
+/// Every schedule on real MPI ranks (tests/ParityApp's chain models): losses and every parameter's gradient equal the
+/// plain model's in one process, with several stages per rank handing values over in memory and the zero-bubble
+/// schedules computing input and weight gradients separately.
+/// </summary>
+public class ScheduleParityTests(ITestOutputHelper log)
+{
+    private string Run(string scenario, int ranks)
+    {
+        var run = MpiLauncher.Start(ranks, MpiLauncher.SampleDll("ParityApp", "tests"), scenario);
+        log.WriteLine(run.Output);
+        log.WriteLine(run.Errors);
+        Assert.Equal(0, run.ExitCode);
+        Assert.DoesNotContain("MISMATCH", run.Output);
+        Assert.Contains($"PASS {scenario}", run.Output);
+        return run.Output;
+    }
+
+    [Fact]
+    public void OneFOneBOnFourRanks() => Assert.Contains("OneFOneB, 4 microbatches", Run("1f1b", 4));
+
+    [Fact]
+    public void OneFOneBWithAMicrobatchCountChosenAtRunTime() => Assert.Contains("OneFOneB, 7 microbatches", Run("1f1b-more-microbatches", 4));
+
+    [Fact]
+    public void Interleaved1F1BWithTwoStagesPerRank()
+    {
+        var output = Run("interleaved-1f1b", 4);
+        Assert.Contains("stage 5 (rank 1)", output);
+        Assert.Contains("[rank 1 stage 1+5] checked", output);
+    }
+
+    [Fact]
+    public void LoopedBfsOnTwoRanks() => Assert.Contains("[rank 0 stage 0+2] checked", Run("looped-bfs", 2));
+
+    [Fact]
+    public void ZeroBubbleSplitsBackwardIntoInputAndWeightGradients() => Assert.Contains("InterleavedZeroBubble", Run("zero-bubble", 4));
+
+    [Fact]
+    public void InterleavedZeroBubbleWithTwoStagesPerRank() => Assert.Contains("[rank 1 stage 1+3] checked", Run("interleaved-zero-bubble", 2));
+
+    [Fact]
+    public void ZeroBubbleVPlacesStagesInAV()
+    {
+        var output = Run("zero-bubble-v", 4);
+        Assert.Contains("stage 7 (rank 0)", output);
+        Assert.Contains("[rank 3 stage 3+4] checked", output);
+    }
+}
