@@ -26,6 +26,13 @@ namespace Pippy
         /// </summary>
         public int StagesPerRank { get; set; } = 1;
 
+        /// <summary>
+        /// A custom schedule: the name of a CSV file added to the project as <c>&lt;AdditionalFiles Include="..." /&gt;</c>,
+        /// in torch.distributed.pipelining's format (one row per rank, one action per cell). It replaces
+        /// <see cref="Schedule"/>, <see cref="Microbatches"/> and <see cref="StagesPerRank"/>, which the table itself fixes.
+        /// </summary>
+        public string? ScheduleFile { get; set; }
+
         /// <summary>The default microbatch count.</summary>
         public const int DefaultMicrobatches = 4;
     }

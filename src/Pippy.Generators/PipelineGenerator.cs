@@ -29,10 +29,18 @@ namespace Pippy.Generators
                 .ForAttributeWithMetadataName(PipelineAttributeName, static (node, _) => node is ClassDeclarationSyntax, PipelineParser.Parse)
                 .WithTrackingName(TrackingNames.Parse);
 
+            // Custom schedules come from the project's AdditionalFiles (CSV); only their names and text reach the planner.
+            var scheduleFiles = context.AdditionalTextsProvider
+                .Where(static file => file.Path.EndsWith(".csv", System.StringComparison.OrdinalIgnoreCase))
+                .Select(static (file, ct) => new AdditionalFileSpec(System.IO.Path.GetFileName(file.Path), file.Path, file.GetText(ct)?.ToString() ?? ""))
+                .Collect()
+                .Select(static (files, _) => files.OrderBy(f => f.Path, System.StringComparer.Ordinal).ToEquatableArray());
+
             var planned = parsed
-                .Select(static (result, _) => result.Spec is null || StagePlanner.HasErrors(result.Diagnostics)
-                    ? new PlanResult(null, result.Diagnostics)
-                    : Merge(result.Diagnostics, StagePlanner.Plan(result.Spec)))
+                .Combine(scheduleFiles)
+                .Select(static (pair, _) => pair.Left.Spec is null || StagePlanner.HasErrors(pair.Left.Diagnostics)
+                    ? new PlanResult(null, pair.Left.Diagnostics)
+                    : Merge(pair.Left.Diagnostics, StagePlanner.Plan(pair.Left.Spec, pair.Right)))
                 .WithTrackingName(TrackingNames.Plan);
 
             var plans = planned

@@ -35,11 +35,15 @@ namespace Pippy.Runtime
                     $"start it with mpiexec -n {buildTimeSchedule.RankCount}.");
             CheckOptions(graph, _options);
             int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
+            if (kind == ScheduleKind.Custom && microbatches != buildTimeSchedule.Microbatches)
+                throw new ArgumentException(
+                    $"{graph.ModelName}'s custom schedule is written for {buildTimeSchedule.Microbatches} microbatches, but PipelineOptions.Microbatches = {microbatches}; " +
+                    "leave it unset or write the table for that count.");
             Schedule = microbatches == buildTimeSchedule.Microbatches
                 ? buildTimeSchedule
                 : ScheduleBuilder.Build(kind, graph.Links(kind, stagesPerRank), microbatches);
             _graph = graph;
-            _rankOfStage = SchedulePlacement.Ranks(kind, graph.StageCount, stagesPerRank);
+            _rankOfStage = Schedule.RankOfStage();
             Environment = environment;
             Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == environment.Rank).Select(createStage).ToArray();
             _transport = new TensorTransport(MpiU.MPI_COMM_WORLD);

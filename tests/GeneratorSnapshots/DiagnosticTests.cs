@@ -182,6 +182,10 @@ public class DiagnosticTests
     public void PIPPY0021_SplitIntoListNotRunByOneLoop() =>
         Single(Usings + ListModel("[SplitInto(2)]", "x = layers[0].forward(x); foreach (var l in layers) x = l.forward(x); return x;"), "PIPPY0021", "used by 2 statements");
 
+    [Fact]
+    public void PIPPY0022_ScheduleFileNotAmongAdditionalFiles() =>
+        Single(Model(attribute: "[Pipeline(ScheduleFile = \"missing.csv\")]"), "PIPPY0022", "ScheduleFile = \"missing.csv\"", "<AdditionalFiles Include=\"missing.csv\" />");
+
     private static string ListModel(string attribute, string forward) => $$"""
         [Pipeline]
         public sealed partial class Stack : Module<Tensor, Tensor>

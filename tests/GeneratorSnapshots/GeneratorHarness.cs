@@ -32,11 +32,20 @@ public static class GeneratorHarness
                 // As the .NET SDK does: TorchSharp is built for net8.0, whose assembly versions unify with net10.0's.
                 .WithSpecificDiagnosticOptions(new[] { "CS1701", "CS1702" }.ToDictionary(id => id, _ => ReportDiagnostic.Suppress)));
 
-    public static GeneratorDriver Driver() =>
+    public static GeneratorDriver Driver(params (string Path, string Text)[] additionalFiles) =>
         CSharpGeneratorDriver.Create(
             new[] { new PipelineGenerator().AsSourceGenerator() },
+            additionalTexts: additionalFiles.Select(f => (AdditionalText)new InMemoryText(f.Path, f.Text)),
             parseOptions: ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    /// <summary>An AdditionalFiles item of the project, in memory.</summary>
+    private sealed class InMemoryText(string path, string text) : AdditionalText
+    {
+        public override string Path => path;
+        public override Microsoft.CodeAnalysis.Text.SourceText GetText(System.Threading.CancellationToken cancellationToken = default) =>
+            Microsoft.CodeAnalysis.Text.SourceText.From(text);
+    }
 
     public sealed record Result(GeneratorDriverRunResult Run, Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics)
     {
@@ -56,9 +65,11 @@ public static class GeneratorHarness
         public string[] Ids() => GeneratorDiagnostics.Select(d => d.Id).ToArray();
     }
 
-    public static Result Run(params string[] sources)
+    public static Result Run(params string[] sources) => RunWithFiles(sources, Array.Empty<(string, string)>());
+
+    public static Result RunWithFiles(string[] sources, (string Path, string Text)[] additionalFiles)
     {
-        var driver = Driver().RunGeneratorsAndUpdateCompilation(Compile(sources), out var output, out var diagnostics);
+        var driver = Driver(additionalFiles).RunGeneratorsAndUpdateCompilation(Compile(sources), out var output, out var diagnostics);
         return new Result(driver.GetRunResult(), output, diagnostics);
     }
 

@@ -23,12 +23,60 @@ public class ScheduleGenerationTests
     public void EmittedTableEqualsTheRuntimeComputedTable(string model, ScheduleKind kind, int stages, int stagesPerRank, int microbatches)
     {
         var run = GeneratorHarness.Driver().RunGenerators(GeneratorHarness.Compile(Chains)).GetRunResult().Results.Single();
-        var plan = run.TrackedSteps[TrackingNames.Plan].SelectMany(s => s.Outputs).Select(o => ((PlanResult)o.Value).Plan!).Single(p => p.Type.Name == model);
+        var plan = run.TrackedSteps[TrackingNames.Plan].SelectMany(s => s.Outputs).Select(o => ((PlanResult)o.Value).Plan).Single(p => p?.Type.Name == model)!;
         var links = ScheduleBuilder.Links(kind, stages, stagesPerRank, Enumerable.Range(0, stages - 1).Select(s => (s, s + 1)));
         var runtime = ScheduleBuilder.Build(kind, links, microbatches);
         Assert.Equal(runtime.Format(), plan.ScheduleLines.ToArray());
         Assert.Equal(stages / stagesPerRank, plan.ScheduleLines.Count);
     }
+
+    private const string CustomModel = """
+        using Pippy;
+        using TorchSharp.Modules;
+        using static TorchSharp.torch;
+        using static TorchSharp.torch.nn;
+        [Pipeline(ScheduleFile = "mine.csv")]
+        public sealed partial class Net : Module<Tensor, Tensor>
+        {
+            [SplitInto(2)] private readonly ModuleList<Linear> layers = new ModuleList<Linear>(Linear(2, 2), Linear(2, 2));
+            public Net() : base("Net") { RegisterComponents(); }
+            public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x); return x; }
+        }
+        """;
+
+    private static string CustomScheduleError(string csv)
+    {
+        var result = GeneratorHarness.RunWithFiles(new[] { CustomModel }, new[] { ("/project/schedules/mine.csv", csv) });
+        var diagnostic = Assert.Single(result.GeneratorDiagnostics);
+        Assert.Equal("PIPPY0010", diagnostic.Id);
+        return diagnostic.GetMessage();
+    }
+
+    [Fact]
+    public void CustomCsvScheduleIsLoweredAndEmitted()
+    {
+        var result = GeneratorHarness.RunWithFiles(new[] { CustomModel }, new[] { ("/project/schedules/mine.csv", "0F0,0F1,0B0,0B1\n1F0,1B0,1F1,1B1\n") });
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.CompileErrors());
+        Assert.Contains("\"0F0 0SEND_F0 0F1 0SEND_F1 0RECV_B0 0B0 0RECV_B1 0B1\",", result.Render());
+    }
+
+    [Fact]
+    public void MalformedCsvCellIsABuildErrorNamingTheCell() =>
+        Assert.Contains("mine.csv row 2, column 3: '1X0' is not an action", CustomScheduleError("0F0,0B0\n1F0,1B0,1X0\n"));
+
+    [Fact]
+    public void DeadlockingCsvIsABuildErrorNamingTheCell()
+    {
+        // Rank 0 waits for microbatch 0's gradient before sending microbatch 1; rank 1 wants microbatch 1 first.
+        string message = CustomScheduleError("0F0,0B0,0F1,0B1\n1F1,1F0,1B0,1B1\n");
+        Assert.True(message.Contains("would hang"), message);
+        Assert.True(message.Contains("CSV row"), message);
+    }
+
+    [Fact]
+    public void CsvStageOnTwoRanksIsABuildError() =>
+        Assert.Contains("row 2, column 1: '0F1' runs stage 0, which row 1 runs", CustomScheduleError("0F0,0B0,1B1\n0F1,1F0,1B0\n"));
 
     [Theory]
     [InlineData("Schedule = ScheduleKind.ZeroBubbleV", "exactly 2 stages per rank in a V")]

@@ -45,6 +45,9 @@ public class ScheduleParityTests(ITestOutputHelper log)
     public void InterleavedZeroBubbleWithTwoStagesPerRank() => Assert.Contains("[rank 1 stage 1+3] checked", Run("interleaved-zero-bubble", 2));
 
     [Fact]
+    public void CustomScheduleFromACsvFile() => Assert.Contains("CustomChain: 2 stages on 2 ranks, Custom, 3 microbatches", Run("custom-csv", 2));
+
+    [Fact]
     public void ZeroBubbleVPlacesStagesInAV()
     {
         var output = Run("zero-bubble-v", 4);

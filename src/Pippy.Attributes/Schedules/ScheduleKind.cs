@@ -20,5 +20,8 @@ namespace Pippy.Schedules
 
         /// <summary>Zero-bubble V: two stages per rank in a V (rank r holds stages r and 2p-1-r), backward split into I and W.</summary>
         ZeroBubbleV = 5,
+
+        /// <summary>A table of your own, read from a CSV file in torch.distributed.pipelining's format ([Pipeline(ScheduleFile = ...)]).</summary>
+        Custom = 6,
     }
 }

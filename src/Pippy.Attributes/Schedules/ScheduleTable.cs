@@ -24,6 +24,16 @@ namespace Pippy.Schedules
         public int StageCount { get; }
         public int Microbatches { get; }
         public int RankCount => _ranks.Length;
+
+        /// <summary>The rank each stage runs on, read off the table (the rank whose actions name it); -1 for a stage no action names.</summary>
+        public IReadOnlyList<int> RankOfStage()
+        {
+            var ranks = Enumerable.Repeat(-1, StageCount).ToArray();
+            for (int r = 0; r < _ranks.Length; r++)
+                foreach (var action in _ranks[r])
+                    if (action.Stage >= 0 && action.Stage < StageCount && ranks[action.Stage] < 0) ranks[action.Stage] = r;
+            return ranks;
+        }
         public IReadOnlyList<PipelineAction> ActionsOf(int rank) => _ranks[rank];
 
         /// <summary>One line per rank, e.g. <c>0F0 0SEND_F0 0F1 0SEND_F1 ...</c>.</summary>

@@ -105,12 +105,16 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0021", "[SplitInto] list must be run by one loop",
             "[SplitInto] list '{0}' must be used by exactly one top-level foreach or for statement of forward, which is divided among the stages; it is {1}");
 
+        public static readonly DiagnosticDescriptor ScheduleFileNotFound = Create(
+            "PIPPY0022", "Schedule file not found",
+            "[Pipeline(ScheduleFile = \"{0}\")] names no file of the project's AdditionalFiles; add <AdditionalFiles Include=\"{0}\" /> to the project file");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
-            SplitIntoTooFew, SplitIntoNotOneLoop,
+            SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

@@ -8,6 +8,7 @@ namespace Pippy.Generators.Model
         int Schedule,
         int Microbatches,
         int StagesPerRank,
+        string ScheduleFile,
         LocationInfo? AttributeLocation,
         EquatableArray<VariableSpec> Inputs,
         OutputSpec Output,
@@ -75,6 +76,9 @@ namespace Pippy.Generators.Model
     {
         public bool Uses(string member) => ModuleReferences.Contains(member);
     }
+
+    /// <summary>An additional file of the project (a custom schedule's CSV): its name, path and text.</summary>
+    internal sealed record AdditionalFileSpec(string Name, string Path, string Text);
 
     /// <summary>The parser's result: a spec when the class is usable, and the diagnostics found on the way.</summary>
     internal sealed record ParseResult(PipelineModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);

@@ -86,6 +86,7 @@ namespace Pippy.Generators.Parsing
                 schedule,
                 microbatches,
                 NamedInt(attribute, "StagesPerRank", 1),
+                attribute.NamedArguments.FirstOrDefault(a => a.Key == "ScheduleFile").Value.Value as string ?? "",
                 LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) ?? declaration),
                 inputs.ToEquatableArray(),
                 output ?? new OutputSpec(forwardSymbol.ReturnType.ToDisplayString(TypeFormat), new[] { "output" }.ToEquatableArray()),

@@ -21,11 +21,11 @@ namespace Pippy.Generators.Planning
         /// <summary>A statement, or part <see cref="Part"/> of the loop over list <see cref="List"/> (Part = -1 for a whole statement).</summary>
         private readonly record struct Unit(int Statement, int Part, MemberSpec? List);
 
-        public static PlanResult Plan(PipelineModelSpec spec)
+        public static PlanResult Plan(PipelineModelSpec spec, EquatableArray<AdditionalFileSpec> files = default)
         {
             try
             {
-                return PlanModel(spec);
+                return PlanModel(spec, files);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -33,7 +33,7 @@ namespace Pippy.Generators.Planning
             }
         }
 
-        private static PlanResult PlanModel(PipelineModelSpec spec)
+        private static PlanResult PlanModel(PipelineModelSpec spec, EquatableArray<AdditionalFileSpec> files)
         {
             var diagnostics = new List<DiagnosticInfo>();
             var statements = spec.Statements;
@@ -136,13 +136,25 @@ namespace Pippy.Generators.Planning
             }
             if (HasErrors(diagnostics)) return Failed(diagnostics);
 
-            var kind = (ScheduleKind)spec.Schedule;
+            var kind = spec.ScheduleFile.Length > 0 ? ScheduleKind.Custom : (ScheduleKind)spec.Schedule;
+            var edges = stageInputs.SelectMany((inputs, stage) => inputs.Where(i => i.FromStage >= 0).Select(i => (i.FromStage, stage))).ToArray();
             ScheduleTable table;
             try
             {
-                var links = ScheduleBuilder.Links(kind, stageCount, spec.StagesPerRank,
-                    stageInputs.SelectMany((inputs, stage) => inputs.Where(i => i.FromStage >= 0).Select(i => (i.FromStage, stage))));
-                table = ScheduleBuilder.Build(kind, links, spec.Microbatches);
+                if (kind == ScheduleKind.Custom)
+                {
+                    var file = files.FirstOrDefault(f => f.Name == spec.ScheduleFile || f.Path.Replace('\\', '/').EndsWith("/" + spec.ScheduleFile.Replace('\\', '/'), StringComparison.Ordinal));
+                    if (file is null)
+                    {
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ScheduleFileNotFound, spec.AttributeLocation, spec.ScheduleFile));
+                        return Failed(diagnostics);
+                    }
+                    table = CsvSchedule.Load(file.Text, spec.ScheduleFile, edges, stageCount);
+                }
+                else
+                {
+                    table = ScheduleBuilder.Build(kind, ScheduleBuilder.Links(kind, stageCount, spec.StagesPerRank, edges), spec.Microbatches);
+                }
             }
             catch (InvalidScheduleException e)
             {
@@ -162,7 +174,7 @@ namespace Pippy.Generators.Planning
                 stages[stage].Any(u => statements[u.Statement].UsesModel)));
 
             var plan = new PipelinePlan(spec.Type, spec.Inputs, spec.Output, stagesPlan.ToEquatableArray(), replicated.ToEquatableArray(),
-                kind.ToString(), spec.Microbatches, spec.StagesPerRank, table.Format().ToEquatableArray());
+                kind.ToString(), table.Microbatches, stageCount / table.RankCount, table.Format().ToEquatableArray());
             return new PlanResult(plan, diagnostics.ToEquatableArray());
         }
 

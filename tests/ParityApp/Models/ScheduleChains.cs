@@ -66,3 +66,12 @@ public sealed partial class ZeroBubbleVChain : Module<Tensor, Tensor>
     public ZeroBubbleVChain() : base(nameof(ZeroBubbleVChain)) { RegisterComponents(); }
     public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
 }
+
+/// <summary>A custom table from Schedules/custom.csv: 1F1B by hand on two ranks, with an idle first slot on rank 1.</summary>
+[Pipeline(ScheduleFile = "custom.csv")]
+public sealed partial class CustomChain : Module<Tensor, Tensor>
+{
+    [SplitInto(2)] private readonly ModuleList<Linear> layers = Chain.Layers(3);
+    public CustomChain() : base(nameof(CustomChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
