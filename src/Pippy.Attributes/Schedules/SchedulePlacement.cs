@@ -38,6 +38,11 @@ namespace Pippy.Schedules
         public static IReadOnlyList<string> CheckPlacement(ScheduleKind kind, int stageCount, int stagesPerRank)
         {
             var problems = new List<string>();
+            if (kind == ScheduleKind.Custom)
+            {
+                problems.Add("a Custom schedule is read from its CSV file ([Pipeline(ScheduleFile = ...)]), not computed");
+                return problems;
+            }
             if (stagesPerRank < 1) problems.Add($"StagesPerRank = {stagesPerRank}: each rank runs at least one stage");
             else if (stageCount % stagesPerRank != 0) problems.Add($"{stageCount} stages cannot be shared evenly by ranks of {stagesPerRank} stages each; make the stage count a multiple of StagesPerRank");
             if (problems.Count > 0) return problems;
