@@ -18,6 +18,12 @@ namespace Pippy.Runtime
         public bool PrintPlan { get; init; } = true;
 
         /// <summary>
+        /// When set, after each <c>Step</c> every rank writes the measured times of its actions to
+        /// <c>pippy-trace-rank{R}.json</c> in this folder (Chrome trace format: open the files in ui.perfetto.dev).
+        /// </summary>
+        public string? TraceDirectory { get; init; }
+
+        /// <summary>
         /// How each argument of forward, by parameter name, is divided among microbatches; an argument not named here
         /// is split along dimension 0.
         /// </summary>

@@ -101,8 +101,10 @@ namespace Pippy.Runtime
             using var scope = NewDisposeScope();
             var targets = Microbatching.Split(target, Microbatches, _options.Target, "The target");
             var interpreter = Interpreter(inputs, targets, loss);
+            if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
             interpreter.Run(Schedule.ActionsOf(Environment.Rank));
-            LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent);
+            LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray());
+            if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
             _replicas.SumGradients();
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             return BroadcastFromLastStage(total).MoveToOuterDisposeScope();
@@ -125,6 +127,15 @@ namespace Pippy.Runtime
                 .Select(k => (k < _options.Outputs.Count ? _options.Outputs[k] : OutputMerge.Concat(0))
                     .Merge(interpreter.LastStage!.LastOutputs.Select(o => o![k]).ToArray()))
                 .ToArray();
+
+        /// <summary>This rank's measured action times as a Chrome trace, written atomically (temporary file, then rename).</summary>
+        private void WriteTrace(string directory, IReadOnlyList<TimedAction> timeline)
+        {
+            System.IO.Directory.CreateDirectory(directory);
+            string path = System.IO.Path.Combine(directory, $"pippy-trace-rank{Environment.Rank}.json");
+            System.IO.File.WriteAllText(path + ".tmp", ScheduleDiagram.ChromeTrace(timeline, unitMicroseconds: 1000));
+            System.IO.File.Move(path + ".tmp", path, overwrite: true);
+        }
 
         private static void CheckOptions(StageGraph graph, PipelineOptions options)
         {
@@ -169,8 +180,8 @@ namespace Pippy.Runtime
         }
     }
 
-    /// <summary>Messages one rank sent in one step.</summary>
-    public readonly record struct StepStatistics(int ActivationsSent, int GradientsSent);
+    /// <summary>What one rank did in one step: messages sent, and each action's measured start and end (milliseconds).</summary>
+    public readonly record struct StepStatistics(int ActivationsSent, int GradientsSent, IReadOnlyList<TimedAction> Timeline);
 
     /// <summary>
     /// A pipeline runner typed by the model's output: <see cref="Tensor"/>, or a tuple of tensors.

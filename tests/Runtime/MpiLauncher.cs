@@ -38,7 +38,7 @@ public static class MpiLauncher
     }
 
     /// <summary>Runs <c>mpiexec -n RANKS dotnet DLL ARGS</c>; a job still running after the timeout is killed and fails the test.</summary>
-    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300)
+    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300, params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo(Launcher(), $"-n {ranks} dotnet {dll} {arguments}")
         {
@@ -46,6 +46,7 @@ public static class MpiLauncher
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         return Wait(start, timeoutSeconds, $"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments}");
     }
 

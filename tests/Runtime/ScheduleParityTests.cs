@@ -1,3 +1,4 @@
+using System.Linq;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -46,6 +47,27 @@ public class ScheduleParityTests(ITestOutputHelper log)
 
     [Fact]
     public void CustomScheduleFromACsvFile() => Assert.Contains("CustomChain: 2 stages on 2 ranks, Custom, 3 microbatches", Run("custom-csv", 2));
+
+    [Fact]
+    public void MeasuredActionTimesAreWrittenAsChromeTraces()
+    {
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-trace-" + System.Guid.NewGuid().ToString("N"));
+        var run = MpiLauncher.Start(4, MpiLauncher.SampleDll("ParityApp", "tests"), "zero-bubble-v", environment: ("PARITY_TRACE_DIR", directory));
+        log.WriteLine(run.Output + run.Errors);
+        Assert.Equal(0, run.ExitCode);
+        for (int rank = 0; rank < 4; rank++)
+        {
+            using var trace = System.Text.Json.JsonDocument.Parse(System.IO.File.ReadAllText(System.IO.Path.Combine(directory, $"pippy-trace-rank{rank}.json")));
+            var events = trace.RootElement.GetProperty("traceEvents").EnumerateArray().ToArray();
+            var names = events.Select(e => e.GetProperty("name").GetString()!).ToArray();
+            // Rank r holds stages r and 7-r; each runs F, I and W for each of 4 microbatches.
+            foreach (int stage in new[] { rank, 7 - rank })
+                foreach (var kind in new[] { "F", "I", "W" })
+                    Assert.Equal(4, names.Count(n => n.StartsWith($"{stage}{kind}")));
+            Assert.All(events, e => Assert.True(e.GetProperty("dur").GetDouble() >= 0));
+        }
+        System.IO.Directory.Delete(directory, recursive: true);
+    }
 
     [Fact]
     public void ZeroBubbleVPlacesStagesInAV()

@@ -118,4 +118,30 @@ public class ScheduleTests
         Assert.True(simulation.Completed, simulation.Deadlock);
         Assert.Equal(stages * microbatches * 2, Enumerable.Range(0, stages).Sum(r => table.ActionsOf(r).Count(a => a.IsCompute)));
     }
+
+    [Fact]
+    public void TextGridShowsEachRanksActionsAndBubbles()
+    {
+        var links = StageLinks.Chain(2);
+        var metrics = ScheduleSimulator.Measure(ScheduleBuilder.Build(ScheduleKind.GPipe, links, 2), links, ScheduleCosts.Unit);
+        Assert.Equal(
+            "rank 0  |F0  F1  .   .   B1  B0\n" +
+            "rank 1  |.   F0  F1  B1  B0  .\n" +
+            "bubble 33.3%, peak in-flight microbatches per rank: 2, 2\n",
+            ScheduleDiagram.TextGrid(metrics, 2));
+    }
+
+    [Fact]
+    public void ChromeTraceHasOneCompleteEventPerAction()
+    {
+        var links = StageLinks.Chain(2);
+        var table = ScheduleBuilder.Build(ScheduleKind.OneFOneB, links, 3);
+        var metrics = ScheduleSimulator.Measure(table, links, new ScheduleCosts());
+        using var trace = System.Text.Json.JsonDocument.Parse(ScheduleDiagram.ChromeTrace(metrics.Timeline));
+        var events = trace.RootElement.GetProperty("traceEvents").EnumerateArray().ToArray();
+        Assert.Equal(table.ActionsOf(0).Count + table.ActionsOf(1).Count, events.Length);
+        Assert.All(events, e => Assert.Equal("X", e.GetProperty("ph").GetString()));
+        var lastBackward = events.Single(e => e.GetProperty("name").GetString() == "0B2");
+        Assert.Equal(metrics.Makespan * 1000, lastBackward.GetProperty("ts").GetDouble() + lastBackward.GetProperty("dur").GetDouble(), 6);
+    }
 }

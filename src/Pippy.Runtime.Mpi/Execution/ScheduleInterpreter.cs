@@ -54,13 +54,19 @@ namespace Pippy.Runtime.Execution
         /// <summary>Gradient messages this rank sent back (only for values whose sender's tensor required a gradient).</summary>
         public int GradientsSent { get; private set; }
 
+        /// <summary>When each action of the last <see cref="Run"/> started and ended, in milliseconds from its start.</summary>
+        public List<TimedAction> Timeline { get; } = new();
+
         public void Run(IReadOnlyList<PipelineAction> actions)
         {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             foreach (var action in actions)
             {
                 if (!_stages.TryGetValue(action.Stage, out var stage))
                     throw new InvalidOperationException($"Action {action} belongs to stage {action.Stage}, which runs on rank {_rankOfStage[action.Stage]}, not on rank {_rank}.");
+                double start = clock.Elapsed.TotalMilliseconds;
                 Execute(stage, action);
+                Timeline.Add(new TimedAction(_rank, action, start, clock.Elapsed.TotalMilliseconds));
             }
             _transport.WaitForSends();
         }
