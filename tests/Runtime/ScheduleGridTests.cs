@@ -96,6 +96,22 @@ public class ScheduleGridTests(ITestOutputHelper log)
     }
 
     [Theory]
+    [InlineData(2, 4)]
+    [InlineData(4, 8)]
+    public void ZeroBubbleVHasASmallerBubbleThan1F1BWithTheSameRanks(int p, int m)
+    {
+        var costs = new ScheduleCosts { Forward = 1, Backward = 2, BackwardInput = 1, BackwardWeight = 1 };
+        var (oneFOneB, chain) = Build(ScheduleKind.OneFOneB, p, 1, m);
+        var (zeroBubbleV, v) = Build(ScheduleKind.ZeroBubbleV, p, 2, m);
+        // ZB-V's stages are half as deep, so its actions cost half as much: compare the shares of idle time.
+        var half = new ScheduleCosts { Forward = 0.5, Backward = 1, BackwardInput = 0.5, BackwardWeight = 0.5 };
+        double bubble1F1B = ScheduleSimulator.Measure(oneFOneB, chain, costs).BubbleFraction;
+        double bubbleV = ScheduleSimulator.Measure(zeroBubbleV, v, half).BubbleFraction;
+        log.WriteLine($"p={p} m={m}: 1F1B {bubble1F1B:F4}, ZB-V {bubbleV:F4}");
+        Assert.True(bubbleV < bubble1F1B);
+    }
+
+    [Theory]
     [InlineData(ScheduleKind.OneFOneB, 4, 1, 3, "1F1B needs at least as many microbatches as ranks (4)")]
     [InlineData(ScheduleKind.Interleaved1F1B, 2, 2, 3, "multiple of the rank count (2)")]
     [InlineData(ScheduleKind.ZeroBubbleV, 4, 1, 4, "exactly 2 stages per rank in a V")]

@@ -9,7 +9,7 @@ namespace Pippy.Schedules
     /// gradient I, which the previous stage waits for, and the weight gradient W, which nobody waits for. The order is
     /// made by running the pipeline in time with unit costs and letting each idle rank pick, in this order: the ready
     /// I with the lowest microbatch (the critical path), else a ready F while the rank holds fewer microbatches than its
-    /// limit (p - r on the first local stage, as 1F1B), else the oldest ready W (filling what would be a bubble).
+    /// limit (1F1B's p - r on the first local stage, times the number of its stages a microbatch visits), else the oldest ready W (filling what would be a bubble).
     /// Since the order is what a feasible run did, its lowered table cannot deadlock (the simulator checks anyway).
     /// </summary>
     public static class ZeroBubbleSchedules
@@ -50,7 +50,8 @@ namespace Pippy.Schedules
             var candidates = new List<(int Priority, int Microbatch, int Stage, PipelineAction Action)>();
             int first = local[0];
             int holding = Enumerable.Range(0, m).Count(mb => Started(new PipelineAction(first, ActionKind.Forward, mb)) && !Done(new PipelineAction(first, ActionKind.BackwardWeight, mb)));
-            int limit = Math.Max(1, links.RankCount - rank);
+            // 1F1B's bound (p - r) on the first local stage, times the stages a microbatch visits on this rank.
+            int limit = Math.Max(1, (links.RankCount - rank) * local.Length);
             foreach (int s in local)
             {
                 for (int mb = 0; mb < m; mb++)
