@@ -20,6 +20,7 @@ public class ScheduleGenerationTests
     [InlineData("ZeroBubbleChain", ScheduleKind.InterleavedZeroBubble, 4, 1, 4)]
     [InlineData("InterleavedZeroBubbleChain", ScheduleKind.InterleavedZeroBubble, 4, 2, 4)]
     [InlineData("ZeroBubbleVChain", ScheduleKind.ZeroBubbleV, 8, 2, 4)]
+    [InlineData("DualPipeVChain", ScheduleKind.DualPipeV, 8, 2, 8)]
     public void EmittedTableEqualsTheRuntimeComputedTable(string model, ScheduleKind kind, int stages, int stagesPerRank, int microbatches)
     {
         var run = GeneratorHarness.Driver().RunGenerators(GeneratorHarness.Compile(Chains)).GetRunResult().Results.Single();
@@ -80,6 +81,7 @@ public class ScheduleGenerationTests
 
     [Theory]
     [InlineData("Schedule = ScheduleKind.ZeroBubbleV", "exactly 2 stages per rank in a V")]
+    [InlineData("Schedule = ScheduleKind.DualPipeV, StagesPerRank = 2, Microbatches = 3", "DualPipeV needs at least twice as many microbatches as ranks (4)")]
     [InlineData("Schedule = ScheduleKind.OneFOneB, Microbatches = 2", "1F1B needs at least as many microbatches as ranks (4)")]
     [InlineData("Schedule = ScheduleKind.Interleaved1F1B, StagesPerRank = 2, Microbatches = 3", "multiple of the rank count (2)")]
     [InlineData("Schedule = ScheduleKind.GPipe, StagesPerRank = 2", "GPipe runs one stage per rank")]

@@ -58,6 +58,7 @@ bool ok = scenario switch
     "looped-bfs" => Chain(mpi, () => new LoopedBfsChain(), (m, e, o) => LoopedBfsChain.Pipeline.Build(m, e, o)),
     "zero-bubble" => Chain(mpi, () => new ZeroBubbleChain(), (m, e, o) => ZeroBubbleChain.Pipeline.Build(m, e, o)),
     "interleaved-zero-bubble" => Chain(mpi, () => new InterleavedZeroBubbleChain(), (m, e, o) => InterleavedZeroBubbleChain.Pipeline.Build(m, e, o)),
+    "dual-pipe-v" => Chain(mpi, () => new DualPipeVChain(), (m, e, o) => DualPipeVChain.Pipeline.Build(m, e, o)),
     "custom-csv" => Chain(mpi, () => new CustomChain(), (m, e, o) => CustomChain.Pipeline.Build(m, e, o)),
     "zero-bubble-v" => Chain(mpi, () => new ZeroBubbleVChain(), (m, e, o) => ZeroBubbleVChain.Pipeline.Build(m, e, o)),
 

@@ -116,6 +116,7 @@ public class ScheduleGridTests(ITestOutputHelper log)
     [InlineData(ScheduleKind.Interleaved1F1B, 2, 2, 3, "multiple of the rank count (2)")]
     [InlineData(ScheduleKind.ZeroBubbleV, 4, 1, 4, "exactly 2 stages per rank in a V")]
     [InlineData(ScheduleKind.GPipe, 2, 2, 4, "GPipe runs one stage per rank")]
+    [InlineData(ScheduleKind.DualPipeV, 4, 2, 7, "DualPipeV needs at least twice as many microbatches as ranks (8)")]
     public void InvalidChoicesAreRefusedWithTheReason(ScheduleKind kind, int p, int v, int m, string reason)
     {
         var problems = SchedulePlacement.Check(kind, p * v, v, m);

@@ -46,6 +46,14 @@ public class ScheduleParityTests(ITestOutputHelper log)
     public void InterleavedZeroBubbleWithTwoStagesPerRank() => Assert.Contains("[rank 1 stage 1+3] checked", Run("interleaved-zero-bubble", 2));
 
     [Fact]
+    public void DualPipeVOnFourRanks()
+    {
+        var output = Run("dual-pipe-v", 4);
+        Assert.Contains("DualPipeV, 8 microbatches", output);
+        Assert.Contains("[rank 0 stage 0+7] checked", output);
+    }
+
+    [Fact]
     public void CustomScheduleFromACsvFile() => Assert.Contains("CustomChain: 2 stages on 2 ranks, Custom, 3 microbatches", Run("custom-csv", 2));
 
     [Fact]

@@ -51,6 +51,7 @@ namespace Pippy.Schedules
                 ScheduleKind.Interleaved1F1B => InterleavedSchedules.Interleaved1F1B(links.StageCount, stagesPerRank, microbatches),
                 ScheduleKind.LoopedBFS => InterleavedSchedules.LoopedBfs(links.StageCount, stagesPerRank, microbatches),
                 ScheduleKind.InterleavedZeroBubble or ScheduleKind.ZeroBubbleV => ZeroBubbleSchedules.ComputeOnly(kind, links, microbatches),
+                ScheduleKind.DualPipeV => DualPipeVSchedule.ComputeOnly(links.StageCount, microbatches),
                 _ => throw new InvalidScheduleException($"{kind} is not a known schedule"),
             };
             var lowered = ScheduleLowering.AddCommunication(computeOnly, links);

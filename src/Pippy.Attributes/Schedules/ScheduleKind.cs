@@ -21,6 +21,9 @@ namespace Pippy.Schedules
         /// <summary>Zero-bubble V: two stages per rank in a V (rank r holds stages r and 2p-1-r), backward split into I and W.</summary>
         ZeroBubbleV = 5,
 
+        /// <summary>DualPipeV: two stages per rank in a V, forward and backward of different microbatches paired in the steady state; m &gt;= 2p.</summary>
+        DualPipeV = 7,
+
         /// <summary>A table of your own, read from a CSV file in torch.distributed.pipelining's format ([Pipeline(ScheduleFile = ...)]).</summary>
         Custom = 6,
     }

@@ -7,7 +7,7 @@ namespace Pippy.Schedules
     public static class SchedulePlacement
     {
         /// <summary>Stages placed in a V: rank r holds stage r and stage 2p-1-r.</summary>
-        public static bool IsV(ScheduleKind kind) => kind == ScheduleKind.ZeroBubbleV;
+        public static bool IsV(ScheduleKind kind) => kind == ScheduleKind.ZeroBubbleV || kind == ScheduleKind.DualPipeV;
 
         /// <summary>Schedules that run one stage per rank.</summary>
         public static bool IsSingleStage(ScheduleKind kind) => kind == ScheduleKind.GPipe || kind == ScheduleKind.OneFOneB;
@@ -29,6 +29,8 @@ namespace Pippy.Schedules
             int ranks = stageCount / stagesPerRank;
             if (kind == ScheduleKind.OneFOneB && microbatches < ranks)
                 problems.Add($"1F1B needs at least as many microbatches as ranks ({ranks}), but Microbatches = {microbatches}; use more microbatches or GPipe");
+            if (kind == ScheduleKind.DualPipeV && microbatches < 2 * ranks)
+                problems.Add($"DualPipeV needs at least twice as many microbatches as ranks ({2 * ranks}), but Microbatches = {microbatches}");
             if (kind == ScheduleKind.Interleaved1F1B && microbatches % ranks != 0)
                 problems.Add($"Interleaved1F1B needs the microbatch count to be a multiple of the rank count ({ranks}), but Microbatches = {microbatches}");
             return problems;

@@ -75,3 +75,11 @@ public sealed partial class CustomChain : Module<Tensor, Tensor>
     public CustomChain() : base(nameof(CustomChain)) { RegisterComponents(); }
     public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
 }
+
+[Pipeline(Schedule = ScheduleKind.DualPipeV, StagesPerRank = 2, Microbatches = 8)]
+public sealed partial class DualPipeVChain : Module<Tensor, Tensor>
+{
+    [SplitInto(8)] private readonly ModuleList<Linear> layers = Chain.Layers(8);
+    public DualPipeVChain() : base(nameof(DualPipeVChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
