@@ -84,10 +84,5 @@ public static class GeneratorHarness
     /// <summary>The quickstart sample's model source, the one users start from.</summary>
     public static string QuickstartModel() => File.ReadAllText(Path.Combine(RepositoryRoot(), "samples", "Quickstart", "MyNetwork.cs"));
 
-    public static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Pippy.Generators.sln"))) return dir.FullName;
-        throw new InvalidOperationException("Pippy.Generators.sln not found above " + AppContext.BaseDirectory);
-    }
+    public static string RepositoryRoot() => Repository.Root();
 }

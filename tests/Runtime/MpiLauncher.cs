@@ -10,12 +10,7 @@ public static class MpiLauncher
 {
     public sealed record Run(int ExitCode, string Output, string Errors);
 
-    public static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Pippy.Generators.sln"))) return dir.FullName;
-        throw new InvalidOperationException("Pippy.Generators.sln not found above " + AppContext.BaseDirectory);
-    }
+    public static string RepositoryRoot() => Repository.Root();
 
     /// <summary>A built program of the repository (samples/NAME or tests/NAME), in the configuration this test was built with.</summary>
     public static string SampleDll(string name, string folder = "samples")

@@ -34,6 +34,7 @@ namespace Pippy.Schedules
             int ranks = table.RankCount;
             var next = new int[ranks];
             var done = new HashSet<PipelineAction>();
+            var actions = new HashSet<PipelineAction>(Enumerable.Range(0, ranks).SelectMany(r => table.ActionsOf(r)));
             int steps = 0;
             while (true)
             {
@@ -43,14 +44,14 @@ namespace Pippy.Schedules
                 {
                     if (next[rank] >= table.ActionsOf(rank).Count) continue;
                     finished = false;
-                    if (WaitsFor(table.ActionsOf(rank)[next[rank]], links, done) is null) runnable.Add(rank);
+                    if (WaitsFor(table.ActionsOf(rank)[next[rank]], links, actions, done) is null) runnable.Add(rank);
                 }
                 if (finished) return new SimulationResult(steps, null);
                 if (runnable.Count == 0)
                 {
                     var stuck = Enumerable.Range(0, ranks)
                         .Where(r => next[r] < table.ActionsOf(r).Count)
-                        .Select(r => $"rank {r} at action {next[r]} ({table.ActionsOf(r)[next[r]]}) waits for {WaitsFor(table.ActionsOf(r)[next[r]], links, done)}");
+                        .Select(r => $"rank {r} at action {next[r]} ({table.ActionsOf(r)[next[r]]}) waits for {WaitsFor(table.ActionsOf(r)[next[r]], links, actions, done)}");
                     return new SimulationResult(steps, $"deadlock at step {steps}: {string.Join("; ", stuck)}");
                 }
                 // Lockstep: everything runnable at the start of the step completes in it.
@@ -133,28 +134,7 @@ namespace Pippy.Schedules
         }
 
         /// <summary>The first action that must happen before <paramref name="a"/> and has not, or null.</summary>
-        private static string? WaitsFor(PipelineAction a, StageLinks links, HashSet<PipelineAction> done)
-        {
-            int s = a.Stage, mb = a.Microbatch;
-            bool sameRank(int other) => links.RankOf(other) == links.RankOf(s);
-            PipelineAction Act(int stage, ActionKind kind) => new PipelineAction(stage, kind, mb);
-            // A stage's input gradient exists once its B or its I ran.
-            PipelineAction Backward(int stage) => done.Contains(Act(stage, ActionKind.BackwardInput)) ? Act(stage, ActionKind.BackwardInput) : Act(stage, ActionKind.Backward);
-            IEnumerable<PipelineAction> needs = a.Kind switch
-            {
-                ActionKind.Forward => links.Producers(s).Select(p => sameRank(p) ? Act(p, ActionKind.Forward) : Act(s, ActionKind.ReceiveForward)),
-                ActionKind.SendForward => new[] { Act(s, ActionKind.Forward) },
-                ActionKind.ReceiveForward => links.Producers(s).Where(p => !sameRank(p)).Select(p => Act(p, ActionKind.SendForward)),
-                ActionKind.Backward or ActionKind.BackwardInput => new[] { Act(s, ActionKind.Forward) }
-                    .Concat(links.Consumers(s).Select(c => sameRank(c) ? Backward(c) : Act(s, ActionKind.ReceiveBackward))),
-                ActionKind.BackwardWeight => new[] { Act(s, ActionKind.BackwardInput) },
-                ActionKind.SendBackward => new[] { Backward(s) },
-                ActionKind.ReceiveBackward => links.Consumers(s).Where(c => !sameRank(c)).Select(c => Act(c, ActionKind.SendBackward)),
-                _ => new PipelineAction[0],
-            };
-            foreach (var need in needs)
-                if (!done.Contains(need)) return need.ToString();
-            return null;
-        }
+        private static string? WaitsFor(PipelineAction a, StageLinks links, HashSet<PipelineAction> table, HashSet<PipelineAction> done) =>
+            Needs(a, links, table).Where(need => !done.Contains(need)).Select(need => need.ToString()).FirstOrDefault();
     }
 }
