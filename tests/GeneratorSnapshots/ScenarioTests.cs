@@ -87,6 +87,24 @@ public class ScenarioTests
     }
 
     [Fact]
+    public void TiedWeightCanNameAnotherParameter()
+    {
+        var result = GeneratorHarness.Run(Usings + """
+            [Pipeline]
+            public sealed partial class TiedBias : Module<Tensor, Tensor>
+            {
+                [SplitEnd, TiedWeight("offset", "bias")] private readonly Linear first = Linear(4, 4);
+                [TiedWeight("offset", "bias")] private readonly Linear last = Linear(4, 4);
+                public TiedBias() : base(nameof(TiedBias)) { last.bias = first.bias!; RegisterComponents(); }
+                public override Tensor forward(Tensor x) { x = first.forward(x); return last.forward(x); }
+            }
+            """);
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.CompileErrors());
+        Assert.Contains("new global::Pippy.ReplicatedParameterGroup(\"tied 'offset'\", new global::Pippy.ParameterReplica[] { new global::Pippy.ParameterReplica(0, \"first.bias\", wholeModule: false), new global::Pippy.ParameterReplica(1, \"last.bias\", wholeModule: false) })", result.Render());
+    }
+
+    [Fact]
     public void ModelNestedInAPartialClassIsEmittedInsideIt()
     {
         var result = GeneratorHarness.Run(Usings + """

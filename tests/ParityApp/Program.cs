@@ -59,6 +59,13 @@ bool ok = scenario switch
     "zero-bubble" => Chain(mpi, () => new ZeroBubbleChain(), (m, e, o) => ZeroBubbleChain.Pipeline.Build(m, e, o)),
     "interleaved-zero-bubble" => Chain(mpi, () => new InterleavedZeroBubbleChain(), (m, e, o) => InterleavedZeroBubbleChain.Pipeline.Build(m, e, o)),
     "dual-pipe-v" => Chain(mpi, () => new DualPipeVChain(), (m, e, o) => DualPipeVChain.Pipeline.Build(m, e, o)),
+    "1f1b-2" => Chain(mpi, () => new OneFOneBOnTwo(), (m, e, o) => OneFOneBOnTwo.Pipeline.Build(m, e, o)),
+    "interleaved-1f1b-2" => Chain(mpi, () => new InterleavedOnTwo(), (m, e, o) => InterleavedOnTwo.Pipeline.Build(m, e, o)),
+    "looped-bfs-4" => Chain(mpi, () => new LoopedBfsOnFour(), (m, e, o) => LoopedBfsOnFour.Pipeline.Build(m, e, o)),
+    "zero-bubble-2" => Chain(mpi, () => new ZeroBubbleOnTwo(), (m, e, o) => ZeroBubbleOnTwo.Pipeline.Build(m, e, o)),
+    "interleaved-zero-bubble-4" => Chain(mpi, () => new InterleavedZeroBubbleOnFour(), (m, e, o) => InterleavedZeroBubbleOnFour.Pipeline.Build(m, e, o)),
+    "zero-bubble-v-2" => Chain(mpi, () => new ZeroBubbleVOnTwo(), (m, e, o) => ZeroBubbleVOnTwo.Pipeline.Build(m, e, o)),
+    "dual-pipe-v-2" => Chain(mpi, () => new DualPipeVOnTwo(), (m, e, o) => DualPipeVOnTwo.Pipeline.Build(m, e, o)),
     "custom-csv" => Chain(mpi, () => new CustomChain(), (m, e, o) => CustomChain.Pipeline.Build(m, e, o)),
     "zero-bubble-v" => Chain(mpi, () => new ZeroBubbleVChain(), (m, e, o) => ZeroBubbleVChain.Pipeline.Build(m, e, o)),
 

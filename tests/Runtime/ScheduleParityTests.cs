@@ -53,6 +53,16 @@ public class ScheduleParityTests(ITestOutputHelper log)
         Assert.Contains("[rank 0 stage 0+7] checked", output);
     }
 
+    [Theory]
+    [InlineData("1f1b-2", 2)]
+    [InlineData("interleaved-1f1b-2", 2)]
+    [InlineData("looped-bfs-4", 4)]
+    [InlineData("zero-bubble-2", 2)]
+    [InlineData("interleaved-zero-bubble-4", 4)]
+    [InlineData("zero-bubble-v-2", 2)]
+    [InlineData("dual-pipe-v-2", 2)]
+    public void EveryScheduleAlsoOnTheOtherRankCount(string scenario, int ranks) => Run(scenario, ranks);
+
     [Fact]
     public void CustomScheduleFromACsvFile() => Assert.Contains("CustomChain: 2 stages on 2 ranks, Custom, 3 microbatches", Run("custom-csv", 2));
 

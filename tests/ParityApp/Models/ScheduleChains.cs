@@ -83,3 +83,61 @@ public sealed partial class DualPipeVChain : Module<Tensor, Tensor>
     public DualPipeVChain() : base(nameof(DualPipeVChain)) { RegisterComponents(); }
     public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
 }
+
+// The same schedules on the other rank count (each schedule is tested on 2 and on 4 ranks).
+
+[Pipeline(Schedule = ScheduleKind.OneFOneB, Microbatches = 4)]
+public sealed partial class OneFOneBOnTwo : Module<Tensor, Tensor>
+{
+    [SplitInto(2)] private readonly ModuleList<Linear> layers = Chain.Layers(3);
+    public OneFOneBOnTwo() : base(nameof(OneFOneBOnTwo)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.Interleaved1F1B, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class InterleavedOnTwo : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(4);
+    public InterleavedOnTwo() : base(nameof(InterleavedOnTwo)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.LoopedBFS, StagesPerRank = 2, Microbatches = 3)]
+public sealed partial class LoopedBfsOnFour : Module<Tensor, Tensor>
+{
+    [SplitInto(8)] private readonly ModuleList<Linear> layers = Chain.Layers(8);
+    public LoopedBfsOnFour() : base(nameof(LoopedBfsOnFour)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.InterleavedZeroBubble, Microbatches = 4)]
+public sealed partial class ZeroBubbleOnTwo : Module<Tensor, Tensor>
+{
+    [SplitInto(2)] private readonly ModuleList<Linear> layers = Chain.Layers(3);
+    public ZeroBubbleOnTwo() : base(nameof(ZeroBubbleOnTwo)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.InterleavedZeroBubble, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class InterleavedZeroBubbleOnFour : Module<Tensor, Tensor>
+{
+    [SplitInto(8)] private readonly ModuleList<Linear> layers = Chain.Layers(8);
+    public InterleavedZeroBubbleOnFour() : base(nameof(InterleavedZeroBubbleOnFour)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.ZeroBubbleV, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class ZeroBubbleVOnTwo : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(4);
+    public ZeroBubbleVOnTwo() : base(nameof(ZeroBubbleVOnTwo)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.DualPipeV, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class DualPipeVOnTwo : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Chain.Layers(5);
+    public DualPipeVOnTwo() : base(nameof(DualPipeVOnTwo)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
