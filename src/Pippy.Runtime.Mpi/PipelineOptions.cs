@@ -29,6 +29,13 @@ namespace Pippy.Runtime
         /// </summary>
         public IReadOnlyDictionary<string, MicrobatchSpec> Inputs { get; init; } = new Dictionary<string, MicrobatchSpec>();
 
+        /// <summary>
+        /// How <c>Step</c> combines the microbatches' losses. <see cref="LossReduction.Sum"/> (the default) adds them: use it
+        /// with a sum-reduced loss. <see cref="LossReduction.Mean"/> weighs each by its share of the target's rows: use it
+        /// with a mean-reduced loss. Either way the gradients are those of one backward of the whole batch.
+        /// </summary>
+        public LossReduction LossReduction { get; init; } = LossReduction.Sum;
+
         /// <summary>How the target of <c>Step</c> is divided among microbatches (split along dimension 0 by default).</summary>
         public MicrobatchSpec Target { get; init; } = MicrobatchSpec.Split(0);
 
@@ -37,6 +44,16 @@ namespace Pippy.Runtime
         /// microbatches' outputs; an output not given is concatenated along dimension 0.
         /// </summary>
         public IReadOnlyList<OutputMerge> Outputs { get; init; } = Array.Empty<OutputMerge>();
+    }
+
+    /// <summary>How the microbatches' losses make the batch's loss.</summary>
+    public enum LossReduction
+    {
+        /// <summary>The batch's loss is the sum of the microbatches' (for sum-reduced losses).</summary>
+        Sum,
+
+        /// <summary>Each microbatch's loss is weighed by its rows / the batch's rows (for mean-reduced losses).</summary>
+        Mean,
     }
 
     /// <summary>How one input is divided among microbatches.</summary>

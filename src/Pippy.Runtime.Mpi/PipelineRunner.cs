@@ -100,7 +100,7 @@ namespace Pippy.Runtime
             if (target is null) throw new ArgumentNullException(nameof(target));
             using var scope = NewDisposeScope();
             var targets = Microbatching.Split(target, Microbatches, _options.Target, "The target");
-            var interpreter = Interpreter(inputs, targets, loss);
+            var interpreter = Interpreter(inputs, targets, loss, LossWeights(target, targets));
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
             interpreter.Run(Schedule.ActionsOf(Environment.Rank));
             LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray());
@@ -110,14 +110,67 @@ namespace Pippy.Runtime
             return BroadcastFromLastStage(total).MoveToOuterDisposeScope();
         }
 
-        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss)
+        /// <summary>
+        /// The trainable parameters of this rank's stages, each once: give them to a TorchSharp optimizer. Replicated
+        /// and tied copies get the same summed gradient on every rank, so the same optimizer keeps them identical.
+        /// </summary>
+        public IReadOnlyList<TorchSharp.Modules.Parameter> Parameters() =>
+            ParameterSet.Distinct(Stages.SelectMany(s => s.parameters()).Where(p => p.requires_grad));
+
+        /// <summary>
+        /// Global gradient-norm clipping, as <c>clip_grad_norm_</c> on the plain model: the 2-norm over every parameter
+        /// of the whole pipeline (squared norms summed across ranks, a replicated parameter counted once), then every
+        /// gradient scaled by min(1, maxNorm / (norm + 1e-6)). Call it on every rank after <c>Step</c>; returns the norm.
+        /// </summary>
+        public unsafe double ClipGradNorm(double maxNorm)
+        {
+            var parameters = Parameters();
+            double local = 0;
+            using (var scope = NewDisposeScope())
+            {
+                foreach (var p in parameters)
+                    if (p.grad is { } grad && !_replicas.IsCopyOwnedElsewhere(p)) local += grad.to_type(ScalarType.Float64).square().sum().item<double>();
+            }
+            double total = 0;
+            int code = MpiU.MPI_Allreduce((IntPtr)(&local), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, MpiU.MPI_COMM_WORLD);
+            if (code != 0) throw new InvalidOperationException($"MPI_Allreduce of the gradient norm failed with MPI error {code}.");
+            double norm = Math.Sqrt(total);
+            double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
+            using (no_grad())
+            {
+                foreach (var p in parameters) p.grad?.mul_(coefficient);
+            }
+            return norm;
+        }
+
+        /// <summary>
+        /// Saves a checkpoint in <paramref name="directory"/> (every rank calls it): each rank's stages, the optimizer's
+        /// state, <paramref name="step"/> and the RNG state, with an index, each file written atomically.
+        /// </summary>
+        public void SaveCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null, long step = 0) =>
+            Checkpoints.PipelineCheckpoint.Save(directory, this, _graph, optimizer, step);
+
+        /// <summary>Restores a checkpoint saved by <see cref="SaveCheckpoint"/> (every rank calls it); returns its step.</summary>
+        public long LoadCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null) =>
+            Checkpoints.PipelineCheckpoint.Load(directory, this, _graph, optimizer);
+
+        /// <summary>For <see cref="LossReduction.Mean"/>: each microbatch's share of the target's rows (1/m each when it is replicated).</summary>
+        private double[]? LossWeights(Tensor target, Tensor[] parts)
+        {
+            if (_options.LossReduction == LossReduction.Sum) return null;
+            if (_options.Target.Dimension is not int dimension) return Enumerable.Repeat(1.0 / parts.Length, parts.Length).ToArray();
+            int dim = dimension < 0 ? dimension + (int)target.dim() : dimension;
+            return parts.Select(p => (double)p.shape[dim] / target.shape[dim]).ToArray();
+        }
+
+        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null)
         {
             if (inputs is null || inputs.Length != _graph.ModelInputs.Count)
                 throw new ArgumentException(
                     $"{_graph.ModelName}.forward takes {_graph.ModelInputs.Count} input(s) ({string.Join(", ", _graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
                     nameof(inputs));
             var chunks = inputs.Select((t, i) => Microbatching.Split(t, Microbatches, InputSpec(_graph.ModelInputs[i]), $"Input '{_graph.ModelInputs[i]}'")).ToArray();
-            return new ScheduleInterpreter(Stages, _graph, _rankOfStage, Environment.Rank, _transport, Microbatches, chunks, targets, loss);
+            return new ScheduleInterpreter(Stages, _graph, _rankOfStage, Environment.Rank, _transport, Microbatches, chunks, targets, loss, lossWeights);
         }
 
         private MicrobatchSpec InputSpec(string name) => _options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);
@@ -215,8 +268,8 @@ namespace Pippy.Runtime
 
         /// <summary>
         /// Forward, loss and backward of one batch. <paramref name="loss"/> is applied to each microbatch's output and
-        /// target; the microbatch losses are summed, so with a sum-reduced loss each parameter's gradient equals one
-        /// backward of the whole batch. Gradients accumulate into the stage's parameters (call zero_grad as usual);
+        /// target; the microbatch losses are summed (with <see cref="LossReduction.Mean"/>, weighed by their share of
+        /// the rows), so each parameter's gradient equals one backward of the whole batch. Gradients accumulate into the stage's parameters (call zero_grad as usual);
         /// replicated parameters (shared submodules, tied weights) then hold the gradient summed over their copies.
         /// Returns the summed loss on every rank.
         /// </summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using ParityApp;
 using ParityApp.Models;
 using Pippy.Runtime;
@@ -69,10 +70,28 @@ bool ok = scenario switch
     "custom-csv" => Chain(mpi, () => new CustomChain(), (m, e, o) => CustomChain.Pipeline.Build(m, e, o)),
     "zero-bubble-v" => Chain(mpi, () => new ZeroBubbleVChain(), (m, e, o) => ZeroBubbleVChain.Pipeline.Build(m, e, o)),
 
+    "train-sgd" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.05, momentum: 0.9)), steps: 3),
+    "train-adamw" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.AdamW(p, 0.01), schedule: true), steps: 3),
+    "train-clip" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5), steps: 3),
+    "train-mean" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.1), mean: true), steps: 2),
+    "resume" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0), Int(args, 1), Int(args, 2),
+        args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),
+    "merge" => Training.Merge(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1], (model, directory, output) => { TinyGpt.Pipeline.MergeCheckpoint(model, directory, output); return true; }),
+
     _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
 };
 
 bool all = mpi.AllTrue(ok);
+
+static int Int(string[] args, int index) => int.Parse(args[index], System.Globalization.CultureInfo.InvariantCulture);
+
+// The tied GPT on 4 stages, trained on batches that depend only on the step number.
+static Training.Setup<TinyGpt> GptTraining(Func<IEnumerable<TorchSharp.Modules.Parameter>, TorchSharp.Modules.OptimizerHelper> optimizer, double? clip = null, bool schedule = false, bool mean = false) =>
+    new(() => new TinyGpt(), (m, e, o) => TinyGpt.Pipeline.Build(m, e, o), optimizer,
+        step => { var g = new Generator(1000 + (ulong)step); return (randint(0, 32, new long[] { 10, 8 }, generator: g), randint(0, 32, new long[] { 10, 8 }, generator: g)); },
+        (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: mean ? Reduction.Mean : Reduction.Sum),
+        new PipelineOptions { LossReduction = mean ? LossReduction.Mean : LossReduction.Sum, PrintPlan = false },
+        clip, schedule);
 
 static bool Chain<TModel>(PipelineEnvironment mpi, Func<TModel> create, Func<TModel, PipelineEnvironment, PipelineOptions, PipelineRunner<Tensor>> build, int? microbatches = null)
     where TModel : Module<Tensor, Tensor> =>

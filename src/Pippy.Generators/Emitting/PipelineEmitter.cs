@@ -165,6 +165,11 @@ namespace Pippy.Generators.Emitting
             w.Line($"    new global::Pippy.Runtime.PipelineStage[] {{ {string.Join(", ", plan.Stages.Select(s => $"new Stage{s.Index}(model)"))} }};");
             w.Line();
 
+            w.Line("/// <summary>Writes a pipeline checkpoint's stages into <paramref name=\"model\"/> and saves it as one plain TorchSharp file.</summary>");
+            w.Line($"public static void MergeCheckpoint({plan.Type.FullyQualifiedName} model, string checkpointDirectory, string outputPath) =>");
+            w.Line("    global::Pippy.Runtime.Checkpoints.PipelineCheckpoint.Merge(checkpointDirectory, model, stage => CreateStage(model, stage), outputPath);");
+            w.Line();
+
             w.Line("/// <summary>");
             w.Line("/// Gives this MPI rank its stage of <paramref name=\"model\"/> and returns the runner that executes the schedule.");
             w.Line("/// Call it on every rank with a model built the same way (same seed).");

@@ -45,6 +45,10 @@ namespace Pippy.Runtime.Execution
             }
         }
 
+        /// <summary>True for a replicated parameter whose group's root is another rank: count it once, there.</summary>
+        public bool IsCopyOwnedElsewhere(TorchSharp.Modules.Parameter parameter) =>
+            _groups.Any(g => g.Ranks[0] != _rank && g.Parameters.Any(p => ParameterSet.Same(p, parameter)));
+
         /// <summary>Copies the lowest stage's values into every other replica.</summary>
         public void BroadcastValues()
         {

@@ -27,11 +27,14 @@ namespace Pippy.Runtime.Execution
         private readonly Tensor[][] _modelInputs;
         private readonly Tensor[]? _targets;
         private readonly Func<Tensor[], Tensor, Tensor>? _loss;
+        private readonly double[]? _lossWeights;
 
+        /// <param name="lossWeights">Per microbatch, what its loss is multiplied by (null: 1), so that the summed losses are the batch's.</param>
         public ScheduleInterpreter(
             IEnumerable<PipelineStage> stages, StageGraph graph, IReadOnlyList<int> rankOfStage, int rank, TensorTransport transport, int microbatches,
-            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss)
+            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null)
         {
+            _lossWeights = lossWeights;
             _rankOfStage = rankOfStage;
             _rank = rank;
             _transport = transport;
@@ -199,7 +202,9 @@ namespace Pippy.Runtime.Execution
             s.Outputs[mb] = outputs;
             if (!s.IsLast) return;
             s.LastOutputs[mb] = outputs;
-            if (Training) s.Losses[mb] = _loss!(outputs, _targets![mb]);
+            if (!Training) return;
+            var loss = _loss!(outputs, _targets![mb]);
+            s.Losses[mb] = _lossWeights is null ? loss : loss * _lossWeights[mb];
         }
 
         /// <summary>One stage's state for one batch.</summary>

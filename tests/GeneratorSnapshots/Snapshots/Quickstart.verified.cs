@@ -60,6 +60,10 @@ namespace Quickstart
             public static global::Pippy.Runtime.PipelineStage[] CreateStages(global::Quickstart.MyNetwork model) =>
                 new global::Pippy.Runtime.PipelineStage[] { new Stage0(model), new Stage1(model), new Stage2(model) };
 
+            /// <summary>Writes a pipeline checkpoint's stages into <paramref name="model"/> and saves it as one plain TorchSharp file.</summary>
+            public static void MergeCheckpoint(global::Quickstart.MyNetwork model, string checkpointDirectory, string outputPath) =>
+                global::Pippy.Runtime.Checkpoints.PipelineCheckpoint.Merge(checkpointDirectory, model, stage => CreateStage(model, stage), outputPath);
+
             /// <summary>
             /// Gives this MPI rank its stage of <paramref name="model"/> and returns the runner that executes the schedule.
             /// Call it on every rank with a model built the same way (same seed).

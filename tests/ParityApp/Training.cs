@@ -1,0 +1,152 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Security.Cryptography;
+using Pippy.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ParityApp;
+
+/// <summary>
+/// Training on the pipeline against the plain model in one process: the same batches, optimizer and clipping, step
+/// by step; the losses, the clipping norms and at the end every parameter of this rank's stages must agree.
+/// </summary>
+public static class Training
+{
+    public sealed record Setup<TModel>(
+        Func<TModel> Create,
+        Func<TModel, PipelineEnvironment, PipelineOptions, PipelineRunner<Tensor>> Build,
+        Func<IEnumerable<Parameter>, OptimizerHelper> Optimizer,
+        Func<int, (Tensor Input, Tensor Target)> Batch,
+        Func<Tensor, Tensor, Tensor> Loss,
+        PipelineOptions Options,
+        double? ClipNorm = null,
+        bool Schedule = false) where TModel : nn.Module<Tensor, Tensor>;
+
+    public static bool CheckAgainstPlain<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, int steps) where TModel : nn.Module<Tensor, Tensor>
+    {
+        torch.manual_seed(0);
+        var model = setup.Create();
+        using var pipe = setup.Build(model, mpi, setup.Options);
+        var optimizer = setup.Optimizer(pipe.Parameters());
+        var scheduler = setup.Schedule ? optim.lr_scheduler.StepLR(optimizer, 1, 0.5) : null;
+
+        torch.manual_seed(0);
+        var reference = setup.Create();
+        // A tied parameter is listed under each of its names; the plain model must step and clip it once (as PyTorch's
+        // parameters() does), so hand out each parameter object once.
+        var referenceParameters_ = ParameterSet.Distinct(reference.parameters());
+        var referenceOptimizer = setup.Optimizer(referenceParameters_);
+        var referenceScheduler = setup.Schedule ? optim.lr_scheduler.StepLR(referenceOptimizer, 1, 0.5) : null;
+
+        string who = $"[rank {mpi.Rank} stage {string.Join("+", pipe.Stages.Select(s => s.Index))}]";
+        bool ok = true;
+        for (int step = 0; step < steps; step++)
+        {
+            var (input, target) = setup.Batch(step);
+            optimizer.zero_grad();
+            var loss = pipe.Step(input, target, setup.Loss);
+            double? norm = setup.ClipNorm is double c ? pipe.ClipGradNorm(c) : null;
+            optimizer.step();
+            scheduler?.step();
+
+            referenceOptimizer.zero_grad();
+            var referenceLoss = setup.Loss(reference.forward(input), target);
+            referenceLoss.backward();
+            double? referenceNorm = setup.ClipNorm is double rc ? nn.utils.clip_grad_norm_(referenceParameters_, rc) : null;
+            referenceOptimizer.step();
+            referenceScheduler?.step();
+
+            ok &= Parity.Compare(who, $"step {step} loss", loss, referenceLoss.detach());
+            if (norm is double n) ok &= Parity.Compare(who, $"step {step} gradient norm", tensor(n), tensor(referenceNorm!.Value));
+        }
+        var referenceParameters = AllParameters(reference);
+        foreach (var (name, parameter) in pipe.Stages.SelectMany(s => s.named_parameters()).DistinctBy(p => p.name))
+            ok &= Parity.Compare(who, $"parameter {name} after {steps} steps", parameter, referenceParameters[name]);
+        return ok;
+    }
+
+    /// <summary>
+    /// Trains <paramref name="steps"/> steps starting at <paramref name="from"/> (after loading the checkpoint in
+    /// <paramref name="load"/>, if given), then saves to <paramref name="save"/> (if given). Prints each loss's bits
+    /// and a digest of this rank's parameters, so two runs can be compared bit for bit.
+    /// </summary>
+    public static bool Resume<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, int from, int steps, string? load, string? save) where TModel : nn.Module<Tensor, Tensor>
+    {
+        torch.manual_seed(0);
+        var model = setup.Create();
+        using var pipe = setup.Build(model, mpi, setup.Options);
+        var optimizer = setup.Optimizer(pipe.Parameters());
+        if (load is not null)
+        {
+            long step = pipe.LoadCheckpoint(load, optimizer);
+            if (step != from) throw new InvalidOperationException($"the checkpoint is at step {step}, not {from}");
+        }
+        for (int step = from; step < from + steps; step++)
+        {
+            var (input, target) = setup.Batch(step);
+            optimizer.zero_grad();
+            var loss = pipe.Step(input, target, setup.Loss);
+            if (setup.ClipNorm is double c) pipe.ClipGradNorm(c);
+            optimizer.step();
+            if (mpi.Rank == 0) Console.WriteLine($"step {step} loss bits {BitConverter.SingleToInt32Bits(loss.item<float>()):X8}");
+        }
+        if (save is not null) pipe.SaveCheckpoint(save, optimizer, from + steps);
+        Console.WriteLine($"[rank {mpi.Rank}] parameters digest {Digest(pipe.Stages.SelectMany(s => s.named_parameters()))}");
+        return true;
+    }
+
+    /// <summary>Trains, saves, merges the checkpoint into a fresh plain model, and compares its output with the pipeline's.</summary>
+    public static bool Merge<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, string directory, Func<TModel, string, string, bool> merge) where TModel : nn.Module<Tensor, Tensor>
+    {
+        torch.manual_seed(0);
+        var model = setup.Create();
+        using var pipe = setup.Build(model, mpi, setup.Options);
+        var optimizer = setup.Optimizer(pipe.Parameters());
+        for (int step = 0; step < 2; step++)
+        {
+            var (input, target) = setup.Batch(step);
+            optimizer.zero_grad();
+            pipe.Step(input, target, setup.Loss);
+            optimizer.step();
+        }
+        pipe.SaveCheckpoint(directory, optimizer, 2);
+        var probe = setup.Batch(99).Input;
+        var output = pipe.Forward(probe);
+        if (!pipe.IsLastStage) return true;
+
+        torch.manual_seed(12345); // a different start: every value must come from the checkpoint
+        string merged = Path.Combine(directory, "merged.model.bin");
+        merge(setup.Create(), directory, merged);
+        torch.manual_seed(777);
+        var plain = setup.Create();
+        plain.load(merged);
+        Tensor expected;
+        using (no_grad()) expected = plain.forward(probe);
+        return Parity.Compare($"[rank {mpi.Rank}]", "plain model loaded from the merged checkpoint: output", output, expected);
+    }
+
+    private static Dictionary<string, Tensor> AllParameters(nn.Module model)
+    {
+        var all = new Dictionary<string, Tensor>();
+        foreach (var (prefix, module) in model.named_modules())
+            foreach (var (name, parameter) in module.named_parameters(recurse: false))
+                all[prefix.Length == 0 ? name : $"{prefix}.{name}"] = parameter;
+        return all;
+    }
+
+    private static string Digest(IEnumerable<(string Name, Parameter Parameter)> parameters)
+    {
+        using var sha = SHA256.Create();
+        foreach (var (name, parameter) in parameters.OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            var bytes = parameter.detach().contiguous().bytes.ToArray();
+            sha.TransformBlock(bytes, 0, bytes.Length, null, 0);
+        }
+        sha.TransformFinalBlock(Array.Empty<byte>(), 0, 0);
+        return Convert.ToHexString(sha.Hash!)[..16];
+    }
+}
