@@ -14,6 +14,15 @@ namespace Pippy.Runtime
         /// </summary>
         public int? Microbatches { get; init; }
 
+        /// <summary>
+        /// How many pipelines train side by side on different parts of each batch (data parallelism x pipeline
+        /// parallelism). The job then has DataParallel x (pipeline ranks) ranks; consecutive ranks form a pipeline.
+        /// Every rank is given the whole batch; each replica takes its share along each input's split dimension, and
+        /// after each step the replicas' gradients are summed in one bucketed allreduce, so the step equals one on the
+        /// whole batch. <c>Forward</c> returns each replica's share of the output.
+        /// </summary>
+        public int DataParallel { get; init; } = 1;
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

@@ -22,6 +22,8 @@ namespace Pippy.Runtime
         private readonly TensorTransport _replicaTransport;
         private readonly ReplicaSync _replicas;
         private readonly int _replicaCommunicator;
+        private readonly int _pipelineCommunicator;
+        private readonly int _dataCommunicator;
         private readonly IReadOnlyList<int> _rankOfStage;
 
         private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options)
@@ -29,10 +31,13 @@ namespace Pippy.Runtime
             _options = options ?? new PipelineOptions();
             var kind = buildTimeSchedule.Kind;
             int stagesPerRank = buildTimeSchedule.StageCount / buildTimeSchedule.RankCount;
-            if (environment.Size != buildTimeSchedule.RankCount)
+            int replicas = _options.DataParallel;
+            if (replicas < 1) throw new ArgumentOutOfRangeException(nameof(options), replicas, "PipelineOptions.DataParallel must be at least 1.");
+            if (environment.Size != buildTimeSchedule.RankCount * replicas)
                 throw new InvalidOperationException(
-                    $"{graph.ModelName} has {graph.StageCount} stages and runs {stagesPerRank} stage(s) per rank ({kind}), but this job has {environment.Size} rank(s): " +
-                    $"start it with mpiexec -n {buildTimeSchedule.RankCount}.");
+                    $"{graph.ModelName} has {graph.StageCount} stages and runs {stagesPerRank} stage(s) per rank ({kind}), so a pipeline takes {buildTimeSchedule.RankCount} rank(s)" +
+                    (replicas > 1 ? $", and DataParallel = {replicas} asks for {replicas} pipelines" : "") +
+                    $", but this job has {environment.Size} rank(s): start it with mpiexec -n {buildTimeSchedule.RankCount * replicas}.");
             CheckOptions(graph, _options);
             int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
             if (kind == ScheduleKind.Custom && microbatches != buildTimeSchedule.Microbatches)
@@ -45,15 +50,44 @@ namespace Pippy.Runtime
             _graph = graph;
             _rankOfStage = Schedule.RankOfStage();
             Environment = environment;
-            Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == environment.Rank).Select(createStage).ToArray();
-            _transport = new TensorTransport(MpiU.MPI_COMM_WORLD);
-            if (MpiU.MPI_Comm_dup(MpiU.MPI_COMM_WORLD, out _replicaCommunicator) != 0)
+
+            // Consecutive ranks form a pipeline: rank = replica * (pipeline ranks) + pipeline rank.
+            PipelineRanks = Schedule.RankCount;
+            PipelineRank = environment.Rank % PipelineRanks;
+            DataParallelRank = environment.Rank / PipelineRanks;
+            DataParallelSize = replicas;
+            _pipelineCommunicator = Split(color: DataParallelRank, key: PipelineRank, "pipeline");
+            _dataCommunicator = Split(color: PipelineRank, key: DataParallelRank, "data-parallel");
+
+            Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray();
+            _transport = new TensorTransport(_pipelineCommunicator);
+            if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
             _replicaTransport = new TensorTransport(_replicaCommunicator);
-            _replicas = new ReplicaSync(graph, Stages, _rankOfStage, environment.Rank, _replicaTransport);
+            _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
+            if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator);
             if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
         }
+
+        private static int Split(int color, int key, string what)
+        {
+            if (MpiU.MPI_Comm_split(MpiU.MPI_COMM_WORLD, color, key, out int communicator) != 0)
+                throw new InvalidOperationException($"MPI_Comm_split failed: no {what} communicator.");
+            return communicator;
+        }
+
+        /// <summary>This rank's place in its pipeline (the schedule's rank).</summary>
+        public int PipelineRank { get; }
+
+        /// <summary>How many ranks one pipeline takes.</summary>
+        public int PipelineRanks { get; }
+
+        /// <summary>Which data-parallel replica (pipeline) this rank belongs to.</summary>
+        public int DataParallelRank { get; }
+
+        /// <summary>How many pipelines train side by side (<see cref="PipelineOptions.DataParallel"/>).</summary>
+        public int DataParallelSize { get; }
 
         public PipelineEnvironment Environment { get; }
 
@@ -69,7 +103,7 @@ namespace Pippy.Runtime
         public int Microbatches => Schedule.Microbatches;
 
         /// <summary>True on the rank that holds the last stage: it computes the loss and returns the output.</summary>
-        public bool IsLastStage => _rankOfStage[_graph.StageCount - 1] == Environment.Rank;
+        public bool IsLastStage => _rankOfStage[_graph.StageCount - 1] == PipelineRank;
 
         /// <summary>What this rank sent in the last <c>Step</c>.</summary>
         public StepStatistics LastStep { get; private set; }
@@ -83,7 +117,7 @@ namespace Pippy.Runtime
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var interpreter = Interpreter(inputs, targets: null, loss: null);
-            interpreter.Run(Schedule.ForwardOnly().ActionsOf(Environment.Rank));
+            interpreter.Run(Schedule.ForwardOnly().ActionsOf(PipelineRank));
             if (!IsLastStage) return null;
             var merged = MergeOutputs(interpreter);
             foreach (var output in merged) output.MoveToOuterDisposeScope();
@@ -99,15 +133,19 @@ namespace Pippy.Runtime
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             if (target is null) throw new ArgumentNullException(nameof(target));
             using var scope = NewDisposeScope();
-            var targets = Microbatching.Split(target, Microbatches, _options.Target, "The target");
+            var localTarget = DataParallelShare(target, _options.Target, "The target");
+            var targets = Microbatching.Split(localTarget, Microbatches, _options.Target, "The target");
             var interpreter = Interpreter(inputs, targets, loss, LossWeights(target, targets));
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
-            interpreter.Run(Schedule.ActionsOf(Environment.Rank));
+            interpreter.Run(Schedule.ActionsOf(PipelineRank));
             LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray());
             if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
             _replicas.SumGradients();
+            if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator);
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
-            return BroadcastFromLastStage(total).MoveToOuterDisposeScope();
+            var loss_ = BroadcastFromLastStage(total);
+            if (DataParallelSize > 1) loss_ = DataParallelSync.SumScalar(loss_, _dataCommunicator);
+            return loss_.MoveToOuterDisposeScope();
         }
 
         /// <summary>
@@ -132,7 +170,8 @@ namespace Pippy.Runtime
                     if (p.grad is { } grad && !_replicas.IsCopyOwnedElsewhere(p)) local += grad.to_type(ScalarType.Float64).square().sum().item<double>();
             }
             double total = 0;
-            int code = MpiU.MPI_Allreduce((IntPtr)(&local), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, MpiU.MPI_COMM_WORLD);
+            // Data-parallel replicas hold the same (summed) gradients, so the norm is one pipeline's.
+            int code = MpiU.MPI_Allreduce((IntPtr)(&local), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, _pipelineCommunicator);
             if (code != 0) throw new InvalidOperationException($"MPI_Allreduce of the gradient norm failed with MPI error {code}.");
             double norm = Math.Sqrt(total);
             double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
@@ -169,8 +208,20 @@ namespace Pippy.Runtime
                 throw new ArgumentException(
                     $"{_graph.ModelName}.forward takes {_graph.ModelInputs.Count} input(s) ({string.Join(", ", _graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
                     nameof(inputs));
-            var chunks = inputs.Select((t, i) => Microbatching.Split(t, Microbatches, InputSpec(_graph.ModelInputs[i]), $"Input '{_graph.ModelInputs[i]}'")).ToArray();
-            return new ScheduleInterpreter(Stages, _graph, _rankOfStage, Environment.Rank, _transport, Microbatches, chunks, targets, loss, lossWeights);
+            var chunks = inputs.Select((t, i) =>
+            {
+                string what = $"Input '{_graph.ModelInputs[i]}'";
+                var spec = InputSpec(_graph.ModelInputs[i]);
+                return Microbatching.Split(DataParallelShare(t, spec, what), Microbatches, spec, what);
+            }).ToArray();
+            return new ScheduleInterpreter(Stages, _graph, _rankOfStage, PipelineRank, _transport, Microbatches, chunks, targets, loss, lossWeights);
+        }
+
+        /// <summary>This replica's share of a batch every rank was given: its part of the split dimension (replicated tensors whole).</summary>
+        private Tensor DataParallelShare(Tensor batch, MicrobatchSpec spec, string what)
+        {
+            if (DataParallelSize == 1 || spec.Dimension is not int dimension) return batch;
+            return Microbatching.Split(batch, DataParallelSize, spec, what + " (divided among data-parallel replicas)")[DataParallelRank];
         }
 
         private MicrobatchSpec InputSpec(string name) => _options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);
@@ -202,7 +253,11 @@ namespace Pippy.Runtime
 
         private void PrintPlan()
         {
-            Console.WriteLine($"[pippy] {_graph.ModelName}: {_graph.StageCount} stages on {Environment.Size} ranks, {Schedule.Kind}, {Microbatches} microbatches");
+            Console.WriteLine($"[pippy] {_graph.ModelName}: {_graph.StageCount} stages on {PipelineRanks} ranks, {Schedule.Kind}, {Microbatches} microbatches");
+            if (DataParallelSize > 1)
+                Console.WriteLine($"[pippy]   {Environment.Size} ranks = {DataParallelSize} data-parallel replicas x {PipelineRanks} pipeline ranks: " +
+                    string.Join("; ", Enumerable.Range(0, DataParallelSize).Select(d => $"replica {d} on ranks {d * PipelineRanks}-{d * PipelineRanks + PipelineRanks - 1}")) +
+                    "; gradients summed across replicas in one bucketed allreduce per step");
             foreach (var spec in _graph.Stages)
                 Console.WriteLine($"[pippy]   stage {spec.Index} (rank {_rankOfStage[spec.Index]}): {string.Join(", ", spec.Modules)}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
             foreach (var group in _graph.Replicated)
@@ -218,7 +273,7 @@ namespace Pippy.Runtime
                 message[0] = value.to_type(ScalarType.Float64).item<double>();
                 message[1] = (double)value.dtype;
             }
-            int code = MpiU.MPI_Bcast((IntPtr)message, 2, MpiU.MPI_DOUBLE, _rankOfStage[_graph.StageCount - 1], MpiU.MPI_COMM_WORLD);
+            int code = MpiU.MPI_Bcast((IntPtr)message, 2, MpiU.MPI_DOUBLE, _rankOfStage[_graph.StageCount - 1], _pipelineCommunicator);
             if (code != 0) throw new InvalidOperationException($"MPI_Bcast of the loss failed with MPI error {code}.");
             return value ?? tensor(message[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)message[1]);
         }
@@ -227,8 +282,11 @@ namespace Pippy.Runtime
         {
             _transport.Dispose();
             _replicaTransport.Dispose();
-            int communicator = _replicaCommunicator;
-            MpiU.MPI_Comm_free(ref communicator);
+            foreach (int handle in new[] { _replicaCommunicator, _pipelineCommunicator, _dataCommunicator })
+            {
+                int communicator = handle;
+                MpiU.MPI_Comm_free(ref communicator);
+            }
             foreach (var stage in Stages) stage.Dispose();
         }
     }

@@ -74,6 +74,11 @@ bool ok = scenario switch
     "train-adamw" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.AdamW(p, 0.01), schedule: true), steps: 3),
     "train-clip" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5), steps: 3),
     "train-mean" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.1), mean: true), steps: 2),
+    "train-dp-sgd" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9)), steps: 3),
+    "train-dp-adamw" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.AdamW(p, 0.01), clip: 0.5), steps: 3),
+    // Mean-reduced loss with SGD: AdamW is not compared at rtol 1e-5 here, since with gradients 80x smaller some sit
+    // near its eps (1e-8), where it turns float rounding of the gradient into visible update differences.
+    "train-dp-mean" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, mean: true), steps: 3),
     "resume" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0), Int(args, 1), Int(args, 2),
         args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),
     "merge" => Training.Merge(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1], (model, directory, output) => { TinyGpt.Pipeline.MergeCheckpoint(model, directory, output); return true; }),
@@ -92,6 +97,14 @@ static Training.Setup<TinyGpt> GptTraining(Func<IEnumerable<TorchSharp.Modules.P
         (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: mean ? Reduction.Mean : Reduction.Sum),
         new PipelineOptions { LossReduction = mean ? LossReduction.Mean : LossReduction.Sum, PrintPlan = false },
         clip, schedule);
+
+// The two-stage tied GPT, 2 data-parallel replicas x 2 pipeline ranks.
+static Training.Setup<TinyGptTwoStages> GptTwoStagesTraining(Func<IEnumerable<TorchSharp.Modules.Parameter>, TorchSharp.Modules.OptimizerHelper> optimizer, double? clip = null, bool mean = false) =>
+    new(() => new TinyGptTwoStages(), (m, e, o) => TinyGptTwoStages.Pipeline.Build(m, e, o), optimizer,
+        step => { var g = new Generator(2000 + (ulong)step); return (randint(0, 32, new long[] { 10, 8 }, generator: g), randint(0, 32, new long[] { 10, 8 }, generator: g)); },
+        (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: mean ? Reduction.Mean : Reduction.Sum),
+        new PipelineOptions { DataParallel = 2, LossReduction = mean ? LossReduction.Mean : LossReduction.Sum },
+        clip);
 
 static bool Chain<TModel>(PipelineEnvironment mpi, Func<TModel> create, Func<TModel, PipelineEnvironment, PipelineOptions, PipelineRunner<Tensor>> build, int? microbatches = null)
     where TModel : Module<Tensor, Tensor> =>

@@ -71,6 +71,6 @@ public class QuickstartMpiTests(ITestOutputHelper log)
         var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("Quickstart"), "", timeoutSeconds: 120);
         log.WriteLine(run.Output + run.Errors);
         Assert.NotEqual(0, run.ExitCode);
-        Assert.Contains("MyNetwork has 3 stages and runs 1 stage(s) per rank (GPipe), but this job has 2 rank(s): start it with mpiexec -n 3", run.Output + run.Errors);
+        Assert.Contains("MyNetwork has 3 stages and runs 1 stage(s) per rank (GPipe), so a pipeline takes 3 rank(s), but this job has 2 rank(s): start it with mpiexec -n 3", run.Output + run.Errors);
     }
 }

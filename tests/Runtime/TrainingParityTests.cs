@@ -37,6 +37,19 @@ public class TrainingParityTests(ITestOutputHelper log)
         Assert.Contains("[rank 3 stage 3] parameter head.weight after", output);
     }
 
+    [Theory]
+    [InlineData("train-dp-sgd")]   // 2 data-parallel replicas x 2 pipeline ranks, SGD with momentum
+    [InlineData("train-dp-adamw")] // AdamW and global clipping
+    [InlineData("train-dp-mean")]  // a mean-reduced loss over the global batch
+    public void DataParallelTimesPipelineMatchesThePlainModelOnTheGlobalBatch(string scenario)
+    {
+        var output = Run(scenario).Output;
+        Assert.Contains("4 ranks = 2 data-parallel replicas x 2 pipeline ranks: replica 0 on ranks 0-1; replica 1 on ranks 2-3", output);
+        // The tied embedding and head, on both stages of both replicas, equal the plain model's after the steps.
+        foreach (int rank in new[] { 0, 2 }) Assert.Contains($"[rank {rank} stage 0] parameter tokens.weight after 3 steps", output);
+        foreach (int rank in new[] { 1, 3 }) Assert.Contains($"[rank {rank} stage 1] parameter head.weight after 3 steps", output);
+    }
+
     [Fact]
     public void ResumingFromACheckpointGivesTheUninterruptedRunBitForBit()
     {

@@ -31,8 +31,9 @@ namespace Pippy.Runtime.Checkpoints
         {
             var environment = runner.Environment;
             Directory.CreateDirectory(directory);
-            string shard = $"rank{environment.Rank}.step{step}.pippy";
-            WriteAtomically(Path.Combine(directory, shard), stream =>
+            string shard = $"rank{runner.PipelineRank}.step{step}.pippy";
+            // Data-parallel replicas hold the same values: the first replica writes the shards.
+            if (runner.DataParallelRank == 0) WriteAtomically(Path.Combine(directory, shard), stream =>
             {
                 using var writer = new BinaryWriter(stream);
                 writer.Write(Magic);
@@ -54,10 +55,10 @@ namespace Pippy.Runtime.Checkpoints
             {
                 string? previous = File.Exists(Path.Combine(directory, IndexFile)) ? Path.Combine(directory, IndexFile) : null;
                 var old = previous is null ? null : ReadIndex(directory);
-                var stagesOf = Enumerable.Range(0, environment.Size)
+                var stagesOf = Enumerable.Range(0, runner.PipelineRanks)
                     .Select(r => new CheckpointShard(r, $"rank{r}.step{step}.pippy", runner.Schedule.RankOfStage().Select((rank, s) => (rank, s)).Where(x => x.rank == r).Select(x => x.s).ToArray()))
                     .ToArray();
-                var index = new CheckpointIndex(graph.ModelName, graph.StageCount, environment.Size, step, stagesOf);
+                var index = new CheckpointIndex(graph.ModelName, graph.StageCount, runner.PipelineRanks, step, stagesOf);
                 WriteAtomically(Path.Combine(directory, IndexFile), stream => JsonSerializer.Serialize(stream, index, new JsonSerializerOptions { WriteIndented = true }));
                 // The old shards are no longer named by the index: remove them.
                 foreach (var file in old?.Shards.Select(s => s.File).Except(index.Shards.Select(s => s.File)) ?? Enumerable.Empty<string>())
@@ -70,12 +71,12 @@ namespace Pippy.Runtime.Checkpoints
         {
             var environment = runner.Environment;
             var index = ReadIndex(directory);
-            if (index.Model != graph.ModelName || index.Stages != graph.StageCount || index.Ranks != environment.Size)
+            if (index.Model != graph.ModelName || index.Stages != graph.StageCount || index.Ranks != runner.PipelineRanks)
                 throw new InvalidOperationException(
                     $"The checkpoint in {directory} is of {index.Model} with {index.Stages} stages on {index.Ranks} ranks, but this pipeline is " +
-                    $"{graph.ModelName} with {graph.StageCount} stages on {environment.Size} ranks; load it with the same model and rank count, " +
+                    $"{graph.ModelName} with {graph.StageCount} stages on {runner.PipelineRanks} ranks; load it with the same model and rank count, " +
                     "or merge it into the plain model (MergeCheckpoint) and load that.");
-            var shard = index.Shards.Single(s => s.Rank == environment.Rank);
+            var shard = index.Shards.Single(s => s.Rank == runner.PipelineRank);
             using var reader = new BinaryReader(File.OpenRead(Path.Combine(directory, shard.File)));
             if (reader.ReadString() != Magic) throw new InvalidDataException($"{shard.File} is not a Pippy checkpoint shard.");
             int stages = reader.ReadInt32();

@@ -59,3 +59,35 @@ public sealed partial class TinyGpt : Module<Tensor, Tensor>
         return head.forward(x);
     }
 }
+
+/// <summary>The GPT-like model on two stages (blocks divided in two), embedding and head tied across them: for data parallelism x pipeline.</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class TinyGptTwoStages : Module<Tensor, Tensor>
+{
+    [TiedWeight("embedding")] private readonly Embedding tokens;
+    private readonly Embedding positions;
+    [SplitInto(2)] private readonly ModuleList<GptBlock> blocks;
+    private readonly LayerNorm finalNorm;
+    [TiedWeight("embedding")] private readonly Linear head;
+
+    public TinyGptTwoStages(int vocabulary = 32, int width = 16, int depth = 3, int context = 8) : base(nameof(TinyGptTwoStages))
+    {
+        tokens = Embedding(vocabulary, width);
+        positions = Embedding(context, width);
+        blocks = new ModuleList<GptBlock>();
+        for (int i = 0; i < depth; i++) blocks.Add(new GptBlock(width));
+        finalNorm = LayerNorm(width);
+        head = Linear(width, vocabulary, hasBias: false);
+        head.weight = tokens.weight!;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor ids)
+    {
+        var where = arange(ids.shape[1], device: ids.device).unsqueeze(0);
+        var x = tokens.forward(ids) + positions.forward(where);
+        foreach (var block in blocks)
+            x = block.forward(x);
+        return head.forward(finalNorm.forward(x));
+    }
+}
