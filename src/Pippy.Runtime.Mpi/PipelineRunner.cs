@@ -183,6 +183,24 @@ namespace Pippy.Runtime
         }
 
         /// <summary>
+        /// Frees, on this rank, the memory of every parameter and buffer of <paramref name="model"/> that this rank's
+        /// stages do not hold (the other ranks' stages), so each rank keeps only its share of the model. Call it after
+        /// <c>Build</c>; afterwards the model itself can no longer run here (its other parts are disposed), only the
+        /// pipeline. Returns the number of bytes released.
+        /// </summary>
+        public long ReleaseOtherStages(nn.Module model)
+        {
+            var kept = new HashSet<IntPtr>(Stages.SelectMany(s => s.parameters().Cast<Tensor>().Concat(s.buffers())).Select(Native.TorchNative.DataPointer));
+            var others = model.parameters().Cast<Tensor>().Concat(model.buffers())
+                .Select(t => (Tensor: t, Pointer: Native.TorchNative.DataPointer(t)))
+                .Where(x => !kept.Contains(x.Pointer))
+                .ToList();
+            long bytes = others.GroupBy(x => x.Pointer).Sum(g => g.First().Tensor.NumberOfElements * g.First().Tensor.ElementSize);
+            foreach (var (tensor, _) in others.Where(x => !x.Tensor.IsInvalid)) tensor.Dispose();
+            return bytes;
+        }
+
+        /// <summary>
         /// Saves a checkpoint in <paramref name="directory"/> (every rank calls it): each rank's stages, the optimizer's
         /// state, <paramref name="step"/> and the RNG state, with an index, each file written atomically.
         /// </summary>

@@ -92,4 +92,19 @@ public class TrainingParityTests(ITestOutputHelper log)
             if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public void EachRankKeepsOnlyItsShareOfAFourStageModel()
+    {
+        var output = Run("memory").Output;
+        var lines = output.Split('\n').Where(l => l.Contains(" released ")).ToArray();
+        Assert.Equal(4, lines.Length);
+        foreach (var line in lines)
+        {
+            // 4 equal stages of 2048 x 2048 + 2048 floats: each rank keeps one and releases the other three.
+            Assert.Contains("model 67141632 bytes, kept 16785408, released 50356224", line);
+            int drop = int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"drop (-?\d+) MiB").Groups[1].Value);
+            Assert.True(drop >= 36, $"resident memory fell by only {drop} MiB of the 48 MiB released: {line}");
+        }
+    }
 }

@@ -141,3 +141,12 @@ public sealed partial class DualPipeVOnTwo : Module<Tensor, Tensor>
     public DualPipeVOnTwo() : base(nameof(DualPipeVOnTwo)) { RegisterComponents(); }
     public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
 }
+
+/// <summary>Four equal stages of 16 MiB of weights each, for measuring what each rank keeps.</summary>
+[Pipeline(Schedule = ScheduleKind.OneFOneB, Microbatches = 4)]
+public sealed partial class WideChain : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = new(Linear(2048, 2048), Linear(2048, 2048), Linear(2048, 2048), Linear(2048, 2048));
+    public WideChain() : base(nameof(WideChain)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
