@@ -79,6 +79,7 @@ bool ok = scenario switch
     // Mean-reduced loss with SGD: AdamW is not compared at rtol 1e-5 here, since with gradients 80x smaller some sit
     // near its eps (1e-8), where it turns float rounding of the gradient into visible update differences.
     "train-dp-mean" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, mean: true), steps: 3),
+    "split" => Training.Split(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1]),
     "memory" => Memory.Measure(mpi),
     "resume" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0), Int(args, 1), Int(args, 2),
         args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),

@@ -129,6 +129,27 @@ public static class Training
         return Parity.Compare($"[rank {mpi.Rank}]", "plain model loaded from the merged checkpoint: output", output, expected);
     }
 
+    /// <summary>
+    /// The reverse of a merge: a plain checkpoint (one file) loaded into the model on every rank before Build gives a
+    /// pipeline whose output equals the plain model's with that checkpoint.
+    /// </summary>
+    public static bool Split<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, string plainCheckpoint) where TModel : nn.Module<Tensor, Tensor>
+    {
+        torch.manual_seed(4242); // a different start: every value must come from the file
+        var model = setup.Create();
+        model.load(plainCheckpoint);
+        using var pipe = setup.Build(model, mpi, setup.Options);
+        var probe = setup.Batch(99).Input;
+        var output = pipe.Forward(probe);
+        if (!pipe.IsLastStage) return true;
+        torch.manual_seed(1);
+        var plain = setup.Create();
+        plain.load(plainCheckpoint);
+        Tensor expected;
+        using (no_grad()) expected = plain.forward(probe);
+        return Parity.Compare($"[rank {mpi.Rank}]", "pipeline built from the plain checkpoint: output", output, expected);
+    }
+
     private static Dictionary<string, Tensor> AllParameters(nn.Module model)
     {
         var all = new Dictionary<string, Tensor>();
