@@ -68,6 +68,14 @@ namespace Pippy.Runtime
             _replicas.BroadcastValues();
             if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator);
             if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
+            if (_options.PrintPlan && DataParallelRank == 0)
+            {
+                // Each rank knows the ranges of its own stages' module lists (divided by parameter count).
+                foreach (var stage in Stages)
+                    foreach (var (name, module) in stage.named_children())
+                        if (module is IStageModuleRange range)
+                            Console.WriteLine($"[pippy]   stage {stage.Index} (rank {PipelineRank}): {module}");
+            }
         }
 
         private static int Split(int color, int key, string what)

@@ -1,23 +1,29 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Linq;
 using static TorchSharp.torch;
 
 namespace Pippy.Runtime
 {
     /// <summary>
-    /// One stage's contiguous range of a model's module list (a <c>[SplitInto(k)]</c> list). It enumerates and
-    /// indexes like the list did (index 0 is the range's first block, <see cref="Count"/> its length), so the
-    /// model's own loop runs unchanged over it, and it registers each block under its index in the whole list, so
-    /// parameter names stay those of the model (<c>blocks.4.linear.weight</c>).
+    /// One stage's contiguous range of a model's module list (a <c>[SplitInto(k)]</c> list), chosen so that the
+    /// stages' parameter counts are as even as the blocks allow (<see cref="PipelineRanges.Balanced"/>). It
+    /// enumerates and indexes like the list did (index 0 is the range's first block, <see cref="Count"/> its
+    /// length), so the model's own loop runs unchanged over it, and it registers each block under its index in the
+    /// whole list, so parameter names stay those of the model (<c>blocks.4.linear.weight</c>).
     /// </summary>
-    public sealed class StageModules<T> : nn.Module, IReadOnlyList<T> where T : nn.Module
+    public sealed class StageModules<T> : nn.Module, IReadOnlyList<T>, IStageModuleRange where T : nn.Module
     {
         private readonly T[] _items;
 
         public StageModules(string name, IList<T> all, int parts, int part) : base(name)
         {
-            (Start, int length) = PipelineRanges.Contiguous(all.Count, parts, part, name);
+            var costs = all.Select(block => block.parameters().Sum(p => p.NumberOfElements)).ToArray();
+            var ranges = PipelineRanges.Balanced(costs, parts, name);
+            (Start, int length) = ranges[part];
+            Cost = costs.Skip(Start).Take(length).Sum();
+            TotalCost = costs.Sum();
             _items = new T[length];
             for (int i = 0; i < length; i++)
             {
@@ -29,27 +35,73 @@ namespace Pippy.Runtime
         /// <summary>The index in the whole list of this range's first block.</summary>
         public int Start { get; }
 
+        /// <summary>The parameters of this range's blocks (the predicted cost of the stage's share of the list).</summary>
+        public long Cost { get; }
+
+        /// <summary>The parameters of the whole list.</summary>
+        public long TotalCost { get; }
+
+        public override string ToString() =>
+            $"{GetName()}[{Start}..{Start + Count - 1}], {Cost:N0} of {TotalCost:N0} parameters ({100.0 * Cost / System.Math.Max(1, TotalCost):F1}%)";
+
         public int Count => _items.Length;
         public T this[int index] => _items[index];
         public IEnumerator<T> GetEnumerator() => ((IEnumerable<T>)_items).GetEnumerator();
         IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
+    /// <summary>A stage's range of a divided module list, for the plan the runner prints.</summary>
+    public interface IStageModuleRange
+    {
+        int Start { get; }
+        int Count { get; }
+        long Cost { get; }
+        long TotalCost { get; }
+    }
+
     /// <summary>How a list of blocks is divided among the stages that share it.</summary>
     public static class PipelineRanges
     {
         /// <summary>
-        /// Part <paramref name="part"/> of <paramref name="count"/> items in <paramref name="parts"/> contiguous
-        /// ranges whose lengths differ by at most one, the first ranges taking the remainder (10 in 4: 3, 3, 2, 2).
+        /// Divides blocks of the given costs into <paramref name="parts"/> contiguous non-empty ranges with the
+        /// smallest possible largest range cost; among those, the most even (smallest sum of squared costs), and
+        /// among those, the one whose earlier ranges are longer. Equal costs give the remainder to the first ranges
+        /// (10 in 4: 3, 3, 2, 2); a block twice as heavy as the others counts twice. Every rank computes the same.
         /// </summary>
-        public static (int Start, int Length) Contiguous(int count, int parts, int part, string what)
+        public static (int Start, int Length)[] Balanced(IReadOnlyList<long> costs, int parts, string what)
         {
-            if (parts < 1 || part < 0 || part >= parts) throw new ArgumentOutOfRangeException(nameof(part), part, $"Part must be in [0, {parts}).");
-            if (count < parts)
-                throw new InvalidOperationException($"{what} has {count} block(s) but is split into {parts} stages: every stage needs at least one block. Use [SplitInto({Math.Max(count, 1)})] or more blocks.");
-            int baseLength = count / parts, remainder = count % parts;
-            int start = part * baseLength + Math.Min(part, remainder);
-            return (start, baseLength + (part < remainder ? 1 : 0));
+            int n = costs.Count;
+            if (parts < 1) throw new ArgumentOutOfRangeException(nameof(parts), parts, "There must be at least one part.");
+            if (n < parts)
+                throw new InvalidOperationException($"{what} has {n} block(s) but is split into {parts} stages: every stage needs at least one block. Use [SplitInto({Math.Max(n, 1)})] or more blocks.");
+            var prefix = new long[n + 1];
+            for (int i = 0; i < n; i++) prefix[i + 1] = prefix[i] + costs[i];
+            // best[j, i]: the best division of the first i blocks into j ranges, as (largest cost, sum of squares).
+            var best = new (long Max, double Squares)?[parts + 1, n + 1];
+            var cut = new int[parts + 1, n + 1];
+            best[0, 0] = (0, 0);
+            for (int j = 1; j <= parts; j++)
+            {
+                for (int i = j; i <= n - (parts - j); i++)
+                {
+                    // From the shortest last range up, keeping the first of equals: earlier ranges get the remainder.
+                    for (int k = i - 1; k >= j - 1; k--)
+                    {
+                        if (best[j - 1, k] is not { } before) continue;
+                        long cost = prefix[i] - prefix[k];
+                        var candidate = (Max: Math.Max(before.Max, cost), Squares: before.Squares + (double)cost * cost);
+                        if (best[j, i] is not { } current || candidate.Max < current.Max
+                            || (candidate.Max == current.Max && candidate.Squares < current.Squares))
+                        {
+                            best[j, i] = candidate;
+                            cut[j, i] = k;
+                        }
+                    }
+                }
+            }
+            var ranges = new (int Start, int Length)[parts];
+            for (int j = parts, i = n; j >= 1; i = cut[j, i], j--) ranges[j - 1] = (cut[j, i], i - cut[j, i]);
+            return ranges;
         }
     }
 }

@@ -51,13 +51,24 @@ public class MicrobatchingTests
         Assert.Contains("Input 'x' has 2 dimensions; it cannot be split along dimension 2", error.Message);
     }
 
-    [Fact]
-    public void RangesGiveTheRemainderToTheFirstStages()
+    [Theory]
+    [InlineData(new long[] { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, 4, "0+3 3+3 6+2 8+2")]  // equal blocks: the remainder to the first stages
+    [InlineData(new long[] { 8, 1, 1, 1, 1 }, 2, "0+1 1+4")]                        // one heavy block alone
+    [InlineData(new long[] { 1, 1, 6, 1, 1 }, 3, "0+2 2+1 3+2")]                    // a heavy middle block gets its own stage
+    [InlineData(new long[] { 2, 1, 1, 2, 1, 1 }, 2, "0+3 3+3")]                     // equal parameter counts, not equal block counts
+    public void ListsAreDividedByParameterCount(long[] costs, int parts, string expected)
     {
-        Assert.Equal(new[] { (0, 3), (3, 3), (6, 2), (8, 2) }, Enumerable.Range(0, 4).Select(p => PipelineRanges.Contiguous(10, 4, p, "blocks")));
-        var error = Assert.Throws<InvalidOperationException>(() => PipelineRanges.Contiguous(2, 3, 0, "blocks"));
+        var ranges = PipelineRanges.Balanced(costs, parts, "blocks");
+        Assert.Equal(expected, string.Join(" ", ranges.Select(r => $"{r.Start}+{r.Length}")));
+    }
+
+    [Fact]
+    public void BalancedRangesNeedABlockPerStage()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => PipelineRanges.Balanced(new long[] { 1, 1 }, 3, "blocks"));
         Assert.Contains("blocks has 2 block(s) but is split into 3 stages", error.Message);
     }
+
 
     [Fact]
     public void FewerRowsThanMicrobatchesIsAClearError()
