@@ -1,0 +1,54 @@
+using Pippy;
+using Pippy.Schedules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace PipelineBench;
+
+/// <summary>Equal compute-bound layers: the work of every stage is the same.</summary>
+public static class Layers
+{
+    public const int Width = 512, Count = 8;
+
+    public static ModuleList<Linear> Make()
+    {
+        var layers = new ModuleList<Linear>();
+        for (int i = 0; i < Count; i++) layers.Add(Linear(Width, Width));
+        return layers;
+    }
+}
+
+[Pipeline(Schedule = ScheduleKind.GPipe, Microbatches = 8)]
+public sealed partial class GPipeNet : Module<Tensor, Tensor>
+{
+    [SplitInto(2)] private readonly ModuleList<Linear> layers = Layers.Make();
+    public GPipeNet() : base(nameof(GPipeNet)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.OneFOneB, Microbatches = 8)]
+public sealed partial class OneFOneBNet : Module<Tensor, Tensor>
+{
+    [SplitInto(2)] private readonly ModuleList<Linear> layers = Layers.Make();
+    public OneFOneBNet() : base(nameof(OneFOneBNet)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+[Pipeline(Schedule = ScheduleKind.Interleaved1F1B, StagesPerRank = 2, Microbatches = 8)]
+public sealed partial class InterleavedNet : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly ModuleList<Linear> layers = Layers.Make();
+    public InterleavedNet() : base(nameof(InterleavedNet)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
+}
+
+/// <summary>Tiny stages, so that a step's time is the runtime's own per-action cost.</summary>
+[Pipeline(Schedule = ScheduleKind.OneFOneB, Microbatches = 64)]
+public sealed partial class TinyNet : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear a = Linear(1, 1);
+    private readonly Linear b = Linear(1, 1);
+    public TinyNet() : base(nameof(TinyNet)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { x = a.forward(x); return b.forward(x); }
+}
