@@ -66,6 +66,17 @@ public static class Training
         var referenceParameters = AllParameters(reference);
         foreach (var (name, parameter) in pipe.Stages.SelectMany(s => s.named_parameters()).DistinctBy(p => p.name))
             ok &= Parity.Compare(who, $"parameter {name} after {steps} steps", parameter, referenceParameters[name]);
+
+        // Forward after training: each data-parallel replica returns its share of the batch's rows.
+        var probe = setup.Batch(99).Input;
+        var output = pipe.Forward(probe);
+        if (pipe.IsLastStage)
+        {
+            Tensor expected;
+            using (no_grad()) expected = reference.forward(probe);
+            var share = expected.tensor_split(pipe.DataParallelSize, 0)[pipe.DataParallelRank];
+            ok &= Parity.Compare(who, $"forward after training (replica {pipe.DataParallelRank} of {pipe.DataParallelSize})", output, share);
+        }
         return ok;
     }
 

@@ -48,6 +48,8 @@ public class TrainingParityTests(ITestOutputHelper log)
         // The tied embedding and head, on both stages of both replicas, equal the plain model's after the steps.
         foreach (int rank in new[] { 0, 2 }) Assert.Contains($"[rank {rank} stage 0] parameter tokens.weight after 3 steps", output);
         foreach (int rank in new[] { 1, 3 }) Assert.Contains($"[rank {rank} stage 1] parameter head.weight after 3 steps", output);
+        Assert.Contains("[rank 1 stage 1] forward after training (replica 0 of 2)", output);
+        Assert.Contains("[rank 3 stage 1] forward after training (replica 1 of 2)", output);
     }
 
     [Fact]
