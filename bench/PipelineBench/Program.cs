@@ -99,6 +99,8 @@ using (var tiny = TinyNet.Pipeline.Build(new TinyNet(), mpi, new PipelineOptions
     overhead = $"{ms * 1000 / actions:F1} µs per action ({actions} actions per rank, {ms:F2} ms per step; compute of 1x1 layers included)";
 }
 
+string generatorCost = mpi.Rank == 0 ? GeneratorCost.Measure() : "";
+
 if (mpi.Rank == 0)
 {
     var text = new List<string>
@@ -120,7 +122,8 @@ if (mpi.Rank == 0)
         "| MiB | send (ms) | send GiB/s | memcpy (ms) | memcpy GiB/s | send / memcpy bandwidth |", "| --- | --- | --- | --- | --- | --- |" });
     text.AddRange(bandwidth);
     text.AddRange(new[] { "", "## Runtime overhead", "", $"Tiny stages (1x1 layers), 64 microbatches, 1F1B: {overhead}.", "",
-        "Not measured yet: generator build time for a 96-block model, peak resident memory per rank (see tests/ParityApp's memory scenario)." });
+        "## Generator cost", "", $"{generatorCost}.", "",
+        "Not measured here yet: peak resident memory per rank (tests/ParityApp's memory scenario measures what a rank releases)." });
     File.WriteAllText(Path.Combine(results, "latest.md"), string.Join("\n", text) + "\n");
     File.WriteAllText(Path.Combine(results, "efficiency.svg"), Svg(chart));
     Console.WriteLine(string.Join("\n", text));
