@@ -75,7 +75,7 @@ public static class Parity
     }
 
     /// <summary>Every parameter under every name it has (a tied parameter is listed once by named_parameters).</summary>
-    private static Dictionary<string, Tensor> AllParameters(nn.Module model)
+    public static Dictionary<string, Tensor> AllParameters(nn.Module model)
     {
         var all = new Dictionary<string, Tensor>();
         foreach (var (prefix, module) in model.named_modules())

@@ -63,7 +63,7 @@ public static class Training
             ok &= Parity.Compare(who, $"step {step} loss", loss, referenceLoss.detach());
             if (norm is double n) ok &= Parity.Compare(who, $"step {step} gradient norm", tensor(n), tensor(referenceNorm!.Value));
         }
-        var referenceParameters = AllParameters(reference);
+        var referenceParameters = Parity.AllParameters(reference);
         foreach (var (name, parameter) in pipe.Stages.SelectMany(s => s.named_parameters()).DistinctBy(p => p.name))
             ok &= Parity.Compare(who, $"parameter {name} after {steps} steps", parameter, referenceParameters[name]);
 
@@ -159,15 +159,6 @@ public static class Training
         Tensor expected;
         using (no_grad()) expected = plain.forward(probe);
         return Parity.Compare($"[rank {mpi.Rank}]", "pipeline built from the plain checkpoint: output", output, expected);
-    }
-
-    private static Dictionary<string, Tensor> AllParameters(nn.Module model)
-    {
-        var all = new Dictionary<string, Tensor>();
-        foreach (var (prefix, module) in model.named_modules())
-            foreach (var (name, parameter) in module.named_parameters(recurse: false))
-                all[prefix.Length == 0 ? name : $"{prefix}.{name}"] = parameter;
-        return all;
     }
 
     private static string Digest(IEnumerable<(string Name, Parameter Parameter)> parameters)

@@ -12,11 +12,7 @@ public class DslParityTests(ITestOutputHelper log)
 {
     private string Run(string scenario, int ranks)
     {
-        var run = MpiLauncher.Start(ranks, MpiLauncher.SampleDll("ParityApp", "tests"), scenario);
-        log.WriteLine(run.Output);
-        log.WriteLine(run.Errors);
-        Assert.Equal(0, run.ExitCode);
-        Assert.DoesNotContain("MISMATCH", run.Output);
+        var run = MpiLauncher.Parity(ranks, scenario, log);
         Assert.Contains($"PASS {scenario}", run.Output);
         Assert.Equal(ranks, run.Output.Split('\n').Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
         return run.Output;

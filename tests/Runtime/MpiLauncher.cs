@@ -24,6 +24,20 @@ public static class MpiLauncher
     /// <summary>MPICH's launcher: mpiexec.mpich where Open MPI may also be installed, else mpiexec.</summary>
     public static string Launcher() => File.Exists("/usr/bin/mpiexec.mpich") ? "/usr/bin/mpiexec.mpich" : "mpiexec";
 
+    /// <summary>
+    /// Runs tests/ParityApp with <paramref name="arguments"/> on <paramref name="ranks"/> ranks, logs what it printed,
+    /// and asserts that it exited 0 and that no check printed MISMATCH.
+    /// </summary>
+    public static Run Parity(int ranks, string arguments, Xunit.Abstractions.ITestOutputHelper log, params (string Name, string Value)[] environment)
+    {
+        var run = Start(ranks, SampleDll("ParityApp", "tests"), arguments, environment: environment);
+        log.WriteLine(run.Output);
+        log.WriteLine(run.Errors);
+        Xunit.Assert.Equal(0, run.ExitCode);
+        Xunit.Assert.DoesNotContain("MISMATCH", run.Output);
+        return run;
+    }
+
     /// <summary>Runs <c>dotnet DLL ARGS</c> as one process, without mpiexec, with extra environment variables.</summary>
     public static Run StartAlone(string dll, string arguments, params (string Name, string Value)[] environment)
     {

@@ -13,11 +13,7 @@ public class ScheduleParityTests(ITestOutputHelper log)
 {
     private string Run(string scenario, int ranks)
     {
-        var run = MpiLauncher.Start(ranks, MpiLauncher.SampleDll("ParityApp", "tests"), scenario);
-        log.WriteLine(run.Output);
-        log.WriteLine(run.Errors);
-        Assert.Equal(0, run.ExitCode);
-        Assert.DoesNotContain("MISMATCH", run.Output);
+        var run = MpiLauncher.Parity(ranks, scenario, log);
         Assert.Contains($"PASS {scenario}", run.Output);
         return run.Output;
     }
@@ -70,9 +66,7 @@ public class ScheduleParityTests(ITestOutputHelper log)
     public void MeasuredActionTimesAreWrittenAsChromeTraces()
     {
         string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-trace-" + System.Guid.NewGuid().ToString("N"));
-        var run = MpiLauncher.Start(4, MpiLauncher.SampleDll("ParityApp", "tests"), "zero-bubble-v", environment: ("PARITY_TRACE_DIR", directory));
-        log.WriteLine(run.Output + run.Errors);
-        Assert.Equal(0, run.ExitCode);
+        MpiLauncher.Parity(4, "zero-bubble-v", log, ("PARITY_TRACE_DIR", directory));
         for (int rank = 0; rank < 4; rank++)
         {
             using var trace = System.Text.Json.JsonDocument.Parse(System.IO.File.ReadAllText(System.IO.Path.Combine(directory, $"pippy-trace-rank{rank}.json")));

@@ -15,11 +15,7 @@ public class TrainingParityTests(ITestOutputHelper log)
 {
     private MpiLauncher.Run Run(string arguments, bool expectPass = true)
     {
-        var run = MpiLauncher.Start(4, MpiLauncher.SampleDll("ParityApp", "tests"), arguments);
-        log.WriteLine(run.Output);
-        log.WriteLine(run.Errors);
-        Assert.Equal(0, run.ExitCode);
-        Assert.DoesNotContain("MISMATCH", run.Output);
+        var run = MpiLauncher.Parity(4, arguments, log);
         if (expectPass) Assert.Contains("PASS", run.Output);
         return run;
     }
