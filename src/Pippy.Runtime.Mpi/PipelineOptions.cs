@@ -23,6 +23,13 @@ namespace Pippy.Runtime
         /// </summary>
         public int DataParallel { get; init; } = 1;
 
+        /// <summary>
+        /// Where the values of a model built with <see cref="Materialization.LazyModel.Construct{T}"/> (on the meta
+        /// device) come from: each rank gives memory and values to its own stages' tensors only, so the other stages
+        /// are never materialized there. Required for such a model; not used for a model built normally.
+        /// </summary>
+        public Materialization.WeightInitialization? Initialization { get; init; }
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Pippy.Runtime.Execution;
+using Pippy.Runtime.Materialization;
 using Pippy.Runtime.Transport;
 using Pippy.Schedules;
 using static TorchSharp.torch;
@@ -25,6 +26,7 @@ namespace Pippy.Runtime
         private readonly int _pipelineCommunicator;
         private readonly int _dataCommunicator;
         private readonly IReadOnlyList<int> _rankOfStage;
+        private bool _awaitingCheckpoint;
 
         private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options)
         {
@@ -60,6 +62,7 @@ namespace Pippy.Runtime
             _dataCommunicator = Split(color: PipelineRank, key: DataParallelRank, "data-parallel");
 
             Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray();
+            Materialized = MaterializeStages(graph);
             _transport = new TensorTransport(_pipelineCommunicator);
             if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
@@ -76,6 +79,33 @@ namespace Pippy.Runtime
                         if (module is IStageModuleRange range)
                             Console.WriteLine($"[pippy]   stage {stage.Index} (rank {PipelineRank}): {module}");
             }
+        }
+
+        /// <summary>
+        /// For a model built on the meta device (<see cref="LazyModel.Construct{T}"/>): gives this rank's stages, and
+        /// nothing else, memory and values, before replicated values are broadcast.
+        /// </summary>
+        private IReadOnlyList<MaterializedTensor> MaterializeStages(StageGraph graph)
+        {
+            var lazy = Stages.FirstOrDefault(LazyModel.IsLazy);
+            if (lazy is null) return Array.Empty<MaterializedTensor>();
+            var initialization = _options.Initialization ?? throw new InvalidOperationException(
+                $"Stage {lazy.Index} of {graph.ModelName} has parameters without memory (the model was built with LazyModel.Construct, on the meta device), " +
+                "but PipelineOptions.Initialization is not set. Set it to WeightInitialization.Seeded(seed) for new weights, FromFile(path) to read them " +
+                "from a saved model, or FromCheckpoint() to resume with LoadCheckpoint.");
+            var tensors = LazyModel.Materialize(Stages.Select(s => ("", (nn.Module)s)), initialization);
+            _awaitingCheckpoint = initialization.AwaitsCheckpoint;
+            if (_options.PrintPlan)
+                Console.WriteLine($"[pippy]   rank {Environment.Rank} gave memory to {tensors.Count} tensors of stage(s) {string.Join(", ", Stages.Select(s => s.Index))} " +
+                                  $"({tensors.Sum(t => t.Tensor.NumberOfElements * t.Tensor.ElementSize) / (1 << 20)} MiB); the other stages stay without memory here");
+            return tensors;
+        }
+
+        private void ThrowIfAwaitingCheckpoint()
+        {
+            if (_awaitingCheckpoint)
+                throw new InvalidOperationException(
+                    "This pipeline was built with WeightInitialization.FromCheckpoint(), so its parameters have no values yet: call LoadCheckpoint before the first Step or Forward.");
         }
 
         private static int Split(int color, int key, string what)
@@ -102,6 +132,12 @@ namespace Pippy.Runtime
         /// <summary>The stages this rank runs, in stage order; their parameters are the model's own.</summary>
         public IReadOnlyList<PipelineStage> Stages { get; }
 
+        /// <summary>
+        /// The tensors this rank gave memory to when the model was built lazily (<see cref="LazyModel.Construct{T}"/>):
+        /// those of its own stages, each once. Empty for a model built normally.
+        /// </summary>
+        public IReadOnlyList<MaterializedTensor> Materialized { get; }
+
         /// <summary>This rank's first stage (its only one, unless the schedule places several per rank).</summary>
         public PipelineStage Stage => Stages[0];
 
@@ -122,6 +158,7 @@ namespace Pippy.Runtime
         /// </summary>
         public Tensor[]? ForwardOutputs(params Tensor[] inputs)
         {
+            ThrowIfAwaitingCheckpoint();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var interpreter = Interpreter(inputs, targets: null, loss: null);
@@ -140,6 +177,7 @@ namespace Pippy.Runtime
         {
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             if (target is null) throw new ArgumentNullException(nameof(target));
+            ThrowIfAwaitingCheckpoint();
             using var scope = NewDisposeScope();
             var localTarget = DataParallelShare(target, _options.Target, "The target");
             var targets = Microbatching.Split(localTarget, Microbatches, _options.Target, "The target");
@@ -194,12 +232,14 @@ namespace Pippy.Runtime
         /// Frees, on this rank, the memory of every parameter and buffer of <paramref name="model"/> that this rank's
         /// stages do not hold (the other ranks' stages), so each rank keeps only its share of the model. Call it after
         /// <c>Build</c>; afterwards the model itself can no longer run here (its other parts are disposed), only the
-        /// pipeline. Returns the number of bytes released.
+        /// pipeline. Returns the number of bytes released. The peak is still the whole model, since every rank built
+        /// it first; a model built with <see cref="LazyModel.Construct{T}"/> never gives the other stages memory.
         /// </summary>
         public long ReleaseOtherStages(nn.Module model)
         {
             var kept = new HashSet<IntPtr>(Stages.SelectMany(s => s.parameters().Cast<Tensor>().Concat(s.buffers())).Select(Native.TorchNative.DataPointer));
             var others = model.parameters().Cast<Tensor>().Concat(model.buffers())
+                .Where(t => !t.is_meta)
                 .Select(t => (Tensor: t, Pointer: Native.TorchNative.DataPointer(t)))
                 .Where(x => !kept.Contains(x.Pointer))
                 .ToList();
@@ -216,8 +256,12 @@ namespace Pippy.Runtime
             Checkpoints.PipelineCheckpoint.Save(directory, this, _graph, optimizer, step);
 
         /// <summary>Restores a checkpoint saved by <see cref="SaveCheckpoint"/> (every rank calls it); returns its step.</summary>
-        public long LoadCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null) =>
-            Checkpoints.PipelineCheckpoint.Load(directory, this, _graph, optimizer);
+        public long LoadCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null)
+        {
+            long step = Checkpoints.PipelineCheckpoint.Load(directory, this, _graph, optimizer);
+            _awaitingCheckpoint = false;
+            return step;
+        }
 
         /// <summary>For <see cref="LossReduction.Mean"/>: each microbatch's share of the target's rows (1/m each when it is replicated).</summary>
         private double[]? LossWeights(Tensor target, Tensor[] parts)

@@ -17,6 +17,17 @@ namespace Pippy.Runtime.Native
             return THSTensor_data(tensor.Handle);
         }
 
+        /// <summary>
+        /// The native tensor (TensorImpl) a wrapper stands for: TorchSharp's handle points at an at::Tensor, whose only
+        /// field is the TensorImpl pointer. Two wrappers of one tensor (a tied weight read through two modules) give
+        /// the same value even on the meta device, where every data pointer is null.
+        /// </summary>
+        public static IntPtr Identity(Tensor tensor)
+        {
+            if (tensor.IsInvalid) throw new ObjectDisposedException(nameof(tensor), "The tensor has been disposed.");
+            return Marshal.ReadIntPtr(tensor.Handle);
+        }
+
         /// <summary>Loads libtorch now, so that a broken install fails at start with the fix, not at the first layer.</summary>
         public static void EnsureLoaded()
         {
