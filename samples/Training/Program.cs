@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
 using Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,24 +23,24 @@ torch.manual_seed(0);
 var data = randint(0, Vocabulary, new long[] { Batch, Context + 1 });      // the same sequences on every rank
 var (inputs, targets) = (data[.., ..Context], data[.., 1..]);
 
-torch.manual_seed(0);
-nn.Module model;
-PipelineRunner<Tensor> pipe;
-switch (mode)
+// Every rank builds the model on the meta device (no memory for weights) and gives memory and values only to its own
+// stages. Values are seeded by each tensor's name, so both layouts start from the same weights; the constructor's own
+// initialization of the embedding (GPT's std 0.02) is not kept on meta, so it is repeated here.
+var initialization = WeightInitialization.Seeded(0, (name, owner, tensor) =>
 {
-    case "pp4":
-        var four = new LanguageModel4(Vocabulary, Width, Depth);
-        (model, pipe) = (four, LanguageModel4.Pipeline.Build(four, mpi, new PipelineOptions { LossReduction = LossReduction.Mean }));
-        break;
-    case "dp2xpp2":
-        var two = new LanguageModel2(Vocabulary, Width, Depth);
-        (model, pipe) = (two, LanguageModel2.Pipeline.Build(two, mpi, new PipelineOptions { DataParallel = 2, LossReduction = LossReduction.Mean }));
-        break;
-    default:
-        throw new ArgumentException($"--mode {mode}: use pp4 or dp2xpp2");
-}
+    if (name != "tokens.weight") return false;                             // every other tensor: its layer's default
+    init.normal_(tensor, std: 0.02);
+    return true;
+});
+PipelineRunner<Tensor> pipe = mode switch
+{
+    "pp4" => LanguageModel4.Pipeline.Build(LazyModel.Construct(() => new LanguageModel4(Vocabulary, Width, Depth)), mpi,
+        new PipelineOptions { LossReduction = LossReduction.Mean, Initialization = initialization }),
+    "dp2xpp2" => LanguageModel2.Pipeline.Build(LazyModel.Construct(() => new LanguageModel2(Vocabulary, Width, Depth)), mpi,
+        new PipelineOptions { DataParallel = 2, LossReduction = LossReduction.Mean, Initialization = initialization }),
+    _ => throw new ArgumentException($"--mode {mode}: use pp4 or dp2xpp2"),
+};
 using var _ = pipe;
-long released = pipe.ReleaseOtherStages(model);                            // keep only this rank's stages
 var optimizer = optim.AdamW(pipe.Parameters(), 3e-3);
 
 for (int step = 1; step <= steps; step++)
@@ -51,7 +52,8 @@ for (int step = 1; step <= steps; step++)
     if (mpi.Rank == 0) Console.WriteLine($"step {step}: loss {loss.item<float>():F4} per token, gradient norm {norm:F3}");
 }
 pipe.SaveCheckpoint(checkpoint, optimizer, steps);
-if (mpi.Rank == 0) Console.WriteLine($"checkpoint written to {checkpoint} (each rank released {released / 1024} KiB of other ranks' stages)");
+long held = pipe.Parameters().Sum(p => p.NumberOfElements * p.ElementSize);
+if (mpi.Rank == 0) Console.WriteLine($"checkpoint written to {checkpoint} (rank 0 holds {held / 1024} KiB of parameters: its stages only)");
 return 0;
 
 static string? Option(string[] args, string name) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;

@@ -3,12 +3,13 @@ using System.IO;
 using System.Linq;
 using ParityApp.Models;
 using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ParityApp;
 
-/// <summary>What a rank keeps of a model of four equal stages once the other ranks' stages are released.</summary>
+/// <summary>What a rank holds of a model of four equal stages (4 x 16 MiB): released after the fact, or never materialized.</summary>
 public static class Memory
 {
     public static bool Measure(PipelineEnvironment mpi)
@@ -17,11 +18,11 @@ public static class Memory
         var model = new WideChain();
         long modelBytes = model.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
         using var pipe = WideChain.Pipeline.Build(model, mpi, new PipelineOptions { PrintPlan = false });
-        long before = ResidentBytes();
+        long before = Status("VmRSS");
         long released = pipe.ReleaseOtherStages(model);
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        long after = ResidentBytes();
+        long after = Status("VmRSS");
         long kept = pipe.Parameters().Sum(p => p.NumberOfElements * p.ElementSize);
         var loss = pipe.Step(randn(8, 2048), randn(8, 2048), (o, t) => nn.functional.mse_loss(o, t, nn.Reduction.Sum));
         Console.WriteLine($"[rank {mpi.Rank}] model {modelBytes} bytes, kept {kept}, released {released}; " +
@@ -29,10 +30,59 @@ public static class Memory
         return released + kept == modelBytes && float.IsFinite(loss.item<float>());
     }
 
-    /// <summary>VmRSS of this process, from /proc/self/status.</summary>
-    private static long ResidentBytes()
+    /// <summary>
+    /// Peak resident memory of one training step (SGD with momentum: parameters, gradients and momentum), above what
+    /// the process held before the model was built. "plain": the whole model in one process (run it on 1 rank);
+    /// "eager": the model built on every rank, then released; "lazy": built on the meta device, each rank
+    /// materializing only its stage.
+    /// </summary>
+    public static bool Peak(PipelineEnvironment mpi, string mode)
     {
-        var line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        using (var warm = randn(64, 64)) warm.matmul(warm).sum().item<float>(); // torch's own allocations first
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        File.WriteAllText("/proc/self/clear_refs", "5"); // resets VmHWM to the current resident size
+        long start = Status("VmRSS");
+
+        torch.manual_seed(0);
+        const long ModelBytes = 4L * (2048 * 2048 + 2048) * sizeof(float);
+        var (input, target) = (randn(8, 2048), randn(8, 2048));
+        Func<Tensor, Tensor, Tensor> loss = (o, t) => nn.functional.mse_loss(o, t, nn.Reduction.Sum);
+        float value;
+        long held, built;
+        if (mode == "plain")
+        {
+            var model = new WideChain();
+            built = Status("VmHWM") - start;
+            var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9);
+            var l = loss(model.forward(input), target);
+            l.backward();
+            optimizer.step();
+            (value, held) = (l.item<float>(), model.parameters().Sum(p => p.NumberOfElements * p.ElementSize));
+        }
+        else
+        {
+            var model = mode == "lazy" ? LazyModel.Construct(() => new WideChain()) : new WideChain();
+            using var pipe = WideChain.Pipeline.Build(model, mpi, new PipelineOptions { PrintPlan = false, Initialization = WeightInitialization.Seeded(0) });
+            if (mode == "eager") pipe.ReleaseOtherStages(model);
+            built = Status("VmHWM") - start;
+            var optimizer = optim.SGD(pipe.Parameters(), 0.01, momentum: 0.9);
+            value = pipe.Step(input, target, loss).item<float>();
+            optimizer.step();
+            held = pipe.Parameters().Sum(p => p.NumberOfElements * p.ElementSize);
+            if (mode == "lazy" && model.parameters().Count(p => !p.is_meta) != pipe.Parameters().Count)
+                throw new InvalidOperationException("the lazy model has tensors with memory outside this rank's stage");
+        }
+        long peak = Status("VmHWM") - start;
+        Console.WriteLine($"[rank {mpi.Rank}] {mode}: peak resident increase {peak / (1 << 20)} MiB ({built / (1 << 20)} MiB when built) for a model of {ModelBytes / (1 << 20)} MiB; " +
+                          $"holds {held / (1 << 20)} MiB of parameters; loss {value:F1}");
+        return float.IsFinite(value);
+    }
+
+    /// <summary>A size line of /proc/self/status (VmRSS: resident now; VmHWM: the peak since the last reset), in bytes.</summary>
+    private static long Status(string field)
+    {
+        var line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith(field + ":", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
 }

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using ParityApp;
 using ParityApp.Models;
 using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -80,8 +81,13 @@ bool ok = scenario switch
     // near its eps (1e-8), where it turns float rounding of the gradient into visible update differences.
     "train-dp-mean" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, mean: true), steps: 3),
     "split" => Training.Split(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1]),
+    // Built on the meta device: each rank materializes only its stages (seeded layer defaults, a model file, a checkpoint).
+    "train-lazy" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, lazy: true), steps: 3),
+    "train-dp-lazy" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, lazy: true), steps: 3),
+    "split-lazy" => Training.Split(mpi, GptTraining(p => optim.AdamW(p, 0.01), lazy: true), args[1]),
     "memory" => Memory.Measure(mpi),
-    "resume" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0), Int(args, 1), Int(args, 2),
+    "memory-peak" => Memory.Peak(mpi, args[1]),
+    "resume" or "resume-lazy" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0, lazy: scenario == "resume-lazy"), Int(args, 1), Int(args, 2),
         args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),
     "merge" => Training.Merge(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1], (model, directory, output) => { TinyGpt.Pipeline.MergeCheckpoint(model, directory, output); return true; }),
 
@@ -93,19 +99,19 @@ bool all = mpi.AllTrue(ok);
 static int Int(string[] args, int index) => int.Parse(args[index], System.Globalization.CultureInfo.InvariantCulture);
 
 // The tied GPT on 4 stages, trained on batches that depend only on the step number.
-static Training.Setup<TinyGpt> GptTraining(Func<IEnumerable<TorchSharp.Modules.Parameter>, TorchSharp.Modules.OptimizerHelper> optimizer, double? clip = null, bool schedule = false, bool mean = false) =>
+static Training.Setup<TinyGpt> GptTraining(Func<IEnumerable<TorchSharp.Modules.Parameter>, TorchSharp.Modules.OptimizerHelper> optimizer, double? clip = null, bool schedule = false, bool mean = false, bool lazy = false) =>
     new(() => new TinyGpt(), (m, e, o) => TinyGpt.Pipeline.Build(m, e, o), optimizer,
         step => { var g = new Generator(1000 + (ulong)step); return (randint(0, 32, new long[] { 10, 8 }, generator: g), randint(0, 32, new long[] { 10, 8 }, generator: g)); },
         (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: mean ? Reduction.Mean : Reduction.Sum),
-        new PipelineOptions { LossReduction = mean ? LossReduction.Mean : LossReduction.Sum, PrintPlan = false },
+        new PipelineOptions { LossReduction = mean ? LossReduction.Mean : LossReduction.Sum, PrintPlan = false, Initialization = lazy ? WeightInitialization.Seeded(7) : null },
         clip, schedule);
 
 // The two-stage tied GPT, 2 data-parallel replicas x 2 pipeline ranks.
-static Training.Setup<TinyGptTwoStages> GptTwoStagesTraining(Func<IEnumerable<TorchSharp.Modules.Parameter>, TorchSharp.Modules.OptimizerHelper> optimizer, double? clip = null, bool mean = false) =>
+static Training.Setup<TinyGptTwoStages> GptTwoStagesTraining(Func<IEnumerable<TorchSharp.Modules.Parameter>, TorchSharp.Modules.OptimizerHelper> optimizer, double? clip = null, bool mean = false, bool lazy = false) =>
     new(() => new TinyGptTwoStages(), (m, e, o) => TinyGptTwoStages.Pipeline.Build(m, e, o), optimizer,
         step => { var g = new Generator(2000 + (ulong)step); return (randint(0, 32, new long[] { 10, 8 }, generator: g), randint(0, 32, new long[] { 10, 8 }, generator: g)); },
         (logits, t) => functional.cross_entropy(logits.reshape(-1, 32), t.reshape(-1), reduction: mean ? Reduction.Mean : Reduction.Sum),
-        new PipelineOptions { DataParallel = 2, LossReduction = mean ? LossReduction.Mean : LossReduction.Sum },
+        new PipelineOptions { DataParallel = 2, LossReduction = mean ? LossReduction.Mean : LossReduction.Sum, Initialization = lazy ? WeightInitialization.Seeded(7) : null },
         clip);
 
 static bool Chain<TModel>(PipelineEnvironment mpi, Func<TModel> create, Func<TModel, PipelineEnvironment, PipelineOptions, PipelineRunner<Tensor>> build, int? microbatches = null)

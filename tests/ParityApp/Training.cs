@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Security.Cryptography;
 using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -24,18 +25,49 @@ public static class Training
         Func<Tensor, Tensor, Tensor> Loss,
         PipelineOptions Options,
         double? ClipNorm = null,
-        bool Schedule = false) where TModel : nn.Module<Tensor, Tensor>;
+        bool Schedule = false) where TModel : nn.Module<Tensor, Tensor>
+    {
+        /// <summary>Built on the meta device (LazyModel) when the options say how its tensors get values.</summary>
+        public bool Lazy => Options.Initialization is not null;
+
+        /// <summary>The model as the pipeline's ranks build it.</summary>
+        public TModel New() => Lazy ? LazyModel.Construct(Create) : Create();
+
+        /// <summary>The one-process model: built and given its values the same way, but whole.</summary>
+        public TModel Plain()
+        {
+            var model = New();
+            if (Lazy) LazyModel.Materialize(model, Options.Initialization!);
+            return model;
+        }
+    }
+
+    /// <summary>
+    /// For a lazily built model: this rank gave memory to exactly its stages' tensors, and the model's other
+    /// tensors have none (the other stages were never materialized here).
+    /// </summary>
+    private static bool OnlyOwnStagesMaterialized(PipelineEnvironment mpi, nn.Module model, PipelineRunner pipe)
+    {
+        var own = pipe.Stages.SelectMany(s => s.named_parameters()).Select(p => p.name).ToHashSet();
+        var wrong = model.named_parameters().Where(p => own.Contains(p.name) == p.parameter.is_meta).Select(p => p.name).ToArray();
+        // A tied weight is one tensor: held by a stage here, it has memory under both its names.
+        wrong = wrong.Where(name => !(name == "tokens.weight" && own.Contains("head.weight")) && !(name == "head.weight" && own.Contains("tokens.weight"))).ToArray();
+        Console.WriteLine($"[rank {mpi.Rank}] lazy: {own.Count} parameters of its stages materialized, {model.named_parameters().Count(p => p.parameter.is_meta)} of the model's left without memory" +
+                          (wrong.Length > 0 ? $"; WRONG: {string.Join(", ", wrong)}" : ""));
+        return wrong.Length == 0;
+    }
 
     public static bool CheckAgainstPlain<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, int steps) where TModel : nn.Module<Tensor, Tensor>
     {
         torch.manual_seed(0);
-        var model = setup.Create();
+        var model = setup.New();
         using var pipe = setup.Build(model, mpi, setup.Options);
+        bool ok = !setup.Lazy || OnlyOwnStagesMaterialized(mpi, model, pipe);
         var optimizer = setup.Optimizer(pipe.Parameters());
         var scheduler = setup.Schedule ? optim.lr_scheduler.StepLR(optimizer, 1, 0.5) : null;
 
         torch.manual_seed(0);
-        var reference = setup.Create();
+        var reference = setup.Plain();
         // A tied parameter is listed under each of its names; the plain model must step and clip it once (as PyTorch's
         // parameters() does), so hand out each parameter object once.
         var referenceParameters_ = ParameterSet.Distinct(reference.parameters());
@@ -43,7 +75,6 @@ public static class Training
         var referenceScheduler = setup.Schedule ? optim.lr_scheduler.StepLR(referenceOptimizer, 1, 0.5) : null;
 
         string who = $"[rank {mpi.Rank} stage {string.Join("+", pipe.Stages.Select(s => s.Index))}]";
-        bool ok = true;
         for (int step = 0; step < steps; step++)
         {
             var (input, target) = setup.Batch(step);
@@ -88,8 +119,10 @@ public static class Training
     public static bool Resume<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, int from, int steps, string? load, string? save) where TModel : nn.Module<Tensor, Tensor>
     {
         torch.manual_seed(0);
-        var model = setup.Create();
-        using var pipe = setup.Build(model, mpi, setup.Options);
+        var model = setup.New();
+        // A lazily built pipeline that resumes needs no initial values: the checkpoint gives them.
+        var options = setup.Lazy && load is not null ? With(setup.Options, WeightInitialization.FromCheckpoint()) : setup.Options;
+        using var pipe = setup.Build(model, mpi, options);
         var optimizer = setup.Optimizer(pipe.Parameters());
         if (load is not null)
         {
@@ -147,9 +180,22 @@ public static class Training
     public static bool Split<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, string plainCheckpoint) where TModel : nn.Module<Tensor, Tensor>
     {
         torch.manual_seed(4242); // a different start: every value must come from the file
-        var model = setup.Create();
-        model.load(plainCheckpoint);
-        using var pipe = setup.Build(model, mpi, setup.Options);
+        TModel model;
+        PipelineRunner<Tensor> pipe;
+        if (setup.Lazy)
+        {
+            // Each rank reads only its stages' tensors from the file.
+            model = setup.New();
+            pipe = setup.Build(model, mpi, With(setup.Options, WeightInitialization.FromFile(plainCheckpoint)));
+            if (!OnlyOwnStagesMaterialized(mpi, model, pipe)) return false;
+        }
+        else
+        {
+            model = setup.Create();
+            model.load(plainCheckpoint);
+            pipe = setup.Build(model, mpi, setup.Options);
+        }
+        using var _ = pipe;
         var probe = setup.Batch(99).Input;
         var output = pipe.Forward(probe);
         if (!pipe.IsLastStage) return true;
@@ -160,6 +206,12 @@ public static class Training
         using (no_grad()) expected = plain.forward(probe);
         return Parity.Compare($"[rank {mpi.Rank}]", "pipeline built from the plain checkpoint: output", output, expected);
     }
+
+    private static PipelineOptions With(PipelineOptions o, WeightInitialization initialization) => new()
+    {
+        Microbatches = o.Microbatches, DataParallel = o.DataParallel, PrintPlan = o.PrintPlan, TraceDirectory = o.TraceDirectory, Inputs = o.Inputs,
+        LossReduction = o.LossReduction, Target = o.Target, Outputs = o.Outputs, Initialization = initialization,
+    };
 
     private static string Digest(IEnumerable<(string Name, Parameter Parameter)> parameters)
     {
