@@ -27,6 +27,59 @@ Func<Tensor, Tensor, Tensor> loss = (o, t) => functional.mse_loss(o, t, Reductio
 using var mpi = PipelineEnvironment.Start(ref args);
 var rows = new List<string>();
 var chart = new List<(string Label, double Efficiency)>();
+if (mode == "probe-sizes")
+{
+    if (mpi.Rank == 0)
+        foreach (int width in new[] { 256, 384, 512 })
+            foreach (int batch in new[] { 1024, 2048, 4096 })
+            {
+                var layers = Sequential(Enumerable.Range(0, 4).Select(_ => (Module<Tensor, Tensor>)Linear(width, width)).ToArray());
+                var bx = randn(batch, width); var by = randn(batch, width);
+                var line = new List<string>();
+                foreach (int m in new[] { 1, 8, 16 })
+                {
+                    var t = new List<double>();
+                    for (int i = 0; i < 7; i++)
+                    {
+                        var c = Stopwatch.StartNew(); layers.zero_grad();
+                        foreach (var (cx, cy) in bx.tensor_split(m).Zip(by.tensor_split(m))) loss(layers.forward(cx).tanh(), cy).backward();
+                        t.Add(c.Elapsed.TotalMilliseconds);
+                    }
+                    line.Add($"m={m} min {t.Min():F1}");
+                }
+                Console.WriteLine($"width {width} batch {batch}: {string.Join(", ", line)}");
+            }
+    mpi.Barrier();
+    return 0;
+}
+if (mode == "probe")
+{
+    // Where a step's time goes, per rank and action kind (diagnostics for the runtime; not in the report).
+    foreach (int m in new[] { 8 })
+    {
+        torch.manual_seed(0);
+        using var pipe = GPipeNet.Pipeline.Build(new GPipeNet(), mpi, new PipelineOptions { Microbatches = m, PrintPlan = false });
+        var all = new List<double>();
+        for (int i = 0; i < 30; i++) { var c = Stopwatch.StartNew(); foreach (var p in pipe.Parameters()) p.grad?.zero_(); mpi.Barrier(); pipe.Step(x, y, loss); all.Add(c.Elapsed.TotalMilliseconds); }
+        Console.WriteLine($"[rank {mpi.Rank}] steps: {string.Join(" ", all.Select(t => t.ToString("F0")))}");
+        double ms = all.Order().ElementAt(15);
+        var byKind = pipe.LastStep.Timeline.GroupBy(a => a.Action.Kind).Select(g => $"{g.Key} {g.Sum(a => a.End - a.Start):F1}");
+        Console.WriteLine($"[rank {mpi.Rank}] GPipe m={m}: step {ms:F1} ms; {string.Join(", ", byKind)}");
+        if (mpi.Rank == 0)
+        {
+            var model = new GPipeNet();
+            var whole = new List<double>(); var chunked = new List<double>();
+            for (int i = 0; i < 40; i++)
+            {
+                var c = Stopwatch.StartNew(); model.zero_grad(); loss(model.forward(x), y).backward(); whole.Add(c.Elapsed.TotalMilliseconds);
+                c = Stopwatch.StartNew(); model.zero_grad(); foreach (var (cx, cy) in x.tensor_split(m).Zip(y.tensor_split(m))) loss(model.forward(cx), cy).backward(); chunked.Add(c.Elapsed.TotalMilliseconds);
+            }
+            Console.WriteLine($"[rank 0] one process: whole batch min {whole.Min():F1} median {whole.Order().ElementAt(20):F1} ms, in {m} chunks min {chunked.Min():F1} median {chunked.Order().ElementAt(20):F1} ms");
+        }
+        mpi.Barrier();
+    }
+    return 0;
+}
 double baselineBefore = Baseline(mpi, x, y, loss);
 double baseline = baselineBefore;
 

@@ -30,6 +30,14 @@ namespace Pippy.Runtime
         /// </summary>
         public Materialization.WeightInitialization? Initialization { get; init; }
 
+        /// <summary>
+        /// Learn each message's dtype and shape on the first step (true, the default): later steps then post every
+        /// receive ahead of the action that needs it, into buffers reused across microbatches and steps, and send only
+        /// the tensor's memory. A value whose shape changes while the batch's shapes stay the same is then an error;
+        /// set false for models whose boundary shapes depend on the data (every message then carries its shape).
+        /// </summary>
+        public bool LearnShapes { get; init; } = true;
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

@@ -63,7 +63,7 @@ namespace Pippy.Runtime
 
             Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray();
             Materialized = MaterializeStages(graph);
-            _transport = new TensorTransport(_pipelineCommunicator);
+            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes);
             if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
             _replicaTransport = new TensorTransport(_replicaCommunicator);
@@ -161,12 +161,20 @@ namespace Pippy.Runtime
             ThrowIfAwaitingCheckpoint();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var interpreter = Interpreter(inputs, targets: null, loss: null);
+            var interpreter = Interpreter(inputs, targets: null, loss: null, phase: ForwardPhase);
             interpreter.Run(Schedule.ForwardOnly().ActionsOf(PipelineRank));
-            if (!IsLastStage) return null;
-            var merged = MergeOutputs(interpreter);
-            foreach (var output in merged) output.MoveToOuterDisposeScope();
-            return merged;
+            try
+            {
+                if (!IsLastStage) return null;
+                // Copies, so that no output shares memory with a receive buffer that the next call reuses.
+                var merged = MergeOutputs(interpreter).Select(o => o.clone()).ToArray();
+                foreach (var output in merged) output.MoveToOuterDisposeScope();
+                return merged;
+            }
+            finally
+            {
+                interpreter.ReleaseBuffers();
+            }
         }
 
         /// <summary>
@@ -181,10 +189,19 @@ namespace Pippy.Runtime
             using var scope = NewDisposeScope();
             var localTarget = DataParallelShare(target, _options.Target, "The target");
             var targets = Microbatching.Split(localTarget, Microbatches, _options.Target, "The target");
-            var interpreter = Interpreter(inputs, targets, loss, LossWeights(target, targets));
+            var interpreter = Interpreter(inputs, targets, loss, phase: StepPhase, LossWeights(target, targets));
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
+            int buffersBefore = _transport.BuffersAllocated;
+            var sendsBefore = _transport.SendCounts;
             interpreter.Run(Schedule.ActionsOf(PipelineRank));
-            LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray());
+            interpreter.ReleaseBuffers();
+            var sends = _transport.SendCounts;
+            LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray())
+            {
+                ReceiveBuffersAllocated = _transport.BuffersAllocated - buffersBefore,
+                MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
+                MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
+            };
             if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
             _replicas.SumGradients();
             if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator);
@@ -272,7 +289,10 @@ namespace Pippy.Runtime
             return parts.Select(p => (double)p.shape[dim] / target.shape[dim]).ToArray();
         }
 
-        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null)
+        private const int StepPhase = 0, ForwardPhase = 1;
+        private readonly string?[] _shapesOfPhase = new string?[2];
+
+        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null)
         {
             if (inputs is null || inputs.Length != _graph.ModelInputs.Count)
                 throw new ArgumentException(
@@ -284,6 +304,15 @@ namespace Pippy.Runtime
                 var spec = InputSpec(_graph.ModelInputs[i]);
                 return Microbatching.Split(DataParallelShare(t, spec, what), Microbatches, spec, what);
             }).ToArray();
+            // The messages' shapes follow from the microbatches' shapes, which every rank of the pipeline computes
+            // alike: when they change, every rank forgets what it learned, and the step sends headers again.
+            string shapes = string.Join(";", chunks.SelectMany(c => c).Select(t => $"{t.dtype}[{string.Join(",", t.shape)}]"));
+            if (_shapesOfPhase[phase] != shapes)
+            {
+                if (_shapesOfPhase[phase] is not null) _transport.Forget(phase);
+                _shapesOfPhase[phase] = shapes;
+            }
+            _transport.Phase = phase;
             return new ScheduleInterpreter(Stages, _graph, _rankOfStage, PipelineRank, _transport, Microbatches, chunks, targets, loss, lossWeights);
         }
 
@@ -362,7 +391,17 @@ namespace Pippy.Runtime
     }
 
     /// <summary>What one rank did in one step: messages sent, and each action's measured start and end (milliseconds).</summary>
-    public readonly record struct StepStatistics(int ActivationsSent, int GradientsSent, IReadOnlyList<TimedAction> Timeline);
+    public readonly record struct StepStatistics(int ActivationsSent, int GradientsSent, IReadOnlyList<TimedAction> Timeline)
+    {
+        /// <summary>Receive buffers this step had to create (none once the shapes are learned: buffers are reused).</summary>
+        public int ReceiveBuffersAllocated { get; init; }
+
+        /// <summary>Messages sent with a shape header (the first step, or after the batch's shapes changed).</summary>
+        public int MessagesWithHeader { get; init; }
+
+        /// <summary>Messages sent as the tensor's memory alone, into a receive posted in advance.</summary>
+        public int MessagesMemoryOnly { get; init; }
+    }
 
     /// <summary>
     /// A pipeline runner typed by the model's output: <see cref="Tensor"/>, or a tuple of tensors.

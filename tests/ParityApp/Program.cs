@@ -86,6 +86,8 @@ bool ok = scenario switch
     "train-dp-lazy" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, lazy: true), steps: 3),
     "split-lazy" => Training.Split(mpi, GptTraining(p => optim.AdamW(p, 0.01), lazy: true), args[1]),
     "memory" => Memory.Measure(mpi),
+    "learned-shapes" => LearnedShapes.Steps(mpi),
+    "shape-by-data" => LearnedShapes.DataDependent(mpi, learn: args.Length < 2 || args[1] != "headers"),
     "memory-peak" => Memory.Peak(mpi, args[1]),
     "resume" or "resume-lazy" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0, lazy: scenario == "resume-lazy"), Int(args, 1), Int(args, 2),
         args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),

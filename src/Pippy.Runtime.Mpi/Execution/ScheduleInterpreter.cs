@@ -42,7 +42,7 @@ namespace Pippy.Runtime.Execution
             _modelInputs = modelInputs;
             _targets = targets;
             _loss = loss;
-            _stages = stages.ToDictionary(s => s.Index, s => new StageRun(s, graph, microbatches));
+            _stages = stages.ToDictionary(s => s.Index, s => new StageRun(s, graph, microbatches, stage => rankOfStage[stage] == rank, transport.Return));
             LastStage = _stages.Values.FirstOrDefault(s => s.IsLast);
         }
 
@@ -60,38 +60,98 @@ namespace Pippy.Runtime.Execution
         /// <summary>When each action of the last <see cref="Run"/> started and ended, in milliseconds from its start.</summary>
         public List<TimedAction> Timeline { get; } = new();
 
+        /// <summary>How many actions ahead receives are posted: enough to cover the compute between two receives.</summary>
+        internal const int Lookahead = 6;
+
         public void Run(IReadOnlyList<PipelineAction> actions)
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            foreach (var action in actions)
+            _posted = new PendingReceive[]?[actions.Count];
+            _nextToPost = 0;
+            if (Timeline.Capacity < actions.Count) Timeline.Capacity = actions.Count;
+            for (int i = 0; i < actions.Count; i++)
             {
+                var action = actions[i];
                 if (!_stages.TryGetValue(action.Stage, out var stage))
                     throw new InvalidOperationException($"Action {action} belongs to stage {action.Stage}, which runs on rank {_rankOfStage[action.Stage]}, not on rank {_rank}.");
                 double start = clock.Elapsed.TotalMilliseconds;
-                Execute(stage, action);
+                PostAhead(actions, i);
+                Execute(stage, action, i);
                 Timeline.Add(new TimedAction(_rank, action, start, clock.Elapsed.TotalMilliseconds));
             }
             _transport.WaitForSends();
+        }
+
+        private PendingReceive[]?[] _posted = Array.Empty<PendingReceive[]?>();
+        private int _nextToPost;
+
+        /// <summary>
+        /// Posts the receives of the actions up to <see cref="Lookahead"/> ahead, so a message lands in its buffer
+        /// while this rank computes. A gradient receive waits to be posted until its forward was sent, since only
+        /// then is it known which values get a gradient.
+        /// </summary>
+        private void PostAhead(IReadOnlyList<PipelineAction> actions, int current)
+        {
+            int last = Math.Min(actions.Count - 1, current + Lookahead);
+            for (; _nextToPost <= last; _nextToPost++)
+            {
+                var action = actions[_nextToPost];
+                if (action.Kind == ActionKind.ReceiveForward) _posted[_nextToPost] = PostForward(_stages[action.Stage], action.Microbatch);
+                else if (action.Kind == ActionKind.ReceiveBackward)
+                {
+                    var stage = _stages[action.Stage];
+                    if (!stage.ForwardSent(action.Microbatch)) return;
+                    _posted[_nextToPost] = PostBackward(stage, action.Microbatch);
+                }
+            }
+        }
+
+        private PendingReceive[] PostForward(StageRun s, int mb)
+        {
+            var remote = s.RemoteIncoming;
+            var pending = new PendingReceive[remote.Length];
+            for (int k = 0; k < remote.Length; k++)
+                pending[k] = _transport.Post(_rankOfStage[remote[k].FromStage], Tag(remote[k], false, mb), s.Device);
+            return pending;
+        }
+
+        private PendingReceive[] PostBackward(StageRun s, int mb)
+        {
+            var sent = s.SentWithGradient(mb);
+            var pending = new List<PendingReceive>();
+            for (int k = 0; k < s.Outgoing.Length; k++)
+                if (sent[k] && !Local(s.Outgoing[k].ToStage))
+                    pending.Add(_transport.Post(_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb), s.Device));
+            return pending.ToArray();
+        }
+
+        /// <summary>Gives every receive buffer still held back to the transport: after a forward-only pass, once its outputs are merged.</summary>
+        public void ReleaseBuffers()
+        {
+            foreach (var stage in _stages.Values) stage.ReleaseAllBuffers();
         }
 
         private bool Local(int stage) => _rankOfStage[stage] == _rank;
 
         private int Tag(ValueEdge edge, bool backward, int mb) => TensorTransport.MessageTag(edge.Id, backward, mb, _microbatches);
 
-        private void Execute(StageRun s, PipelineAction action)
+        private void Execute(StageRun s, PipelineAction action, int index)
         {
             int mb = action.Microbatch;
             switch (action.Kind)
             {
                 case ActionKind.ReceiveForward:
                 {
-                    var remote = s.Incoming.Where(e => !Local(e.FromStage)).ToArray();
-                    var values = _transport.Receive(remote.Select(e => (_rankOfStage[e.FromStage], Tag(e, false, mb))).ToArray());
+                    var remote = s.RemoteIncoming;
+                    var values = _transport.Complete(_posted[index] ?? PostForward(s, mb));
+                    _posted[index] = null;
                     for (int k = 0; k < remote.Length; k++)
                     {
                         var edge = remote[k];
-                        var value = values[k].Value ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
-                        Accept(s, edge, mb, value, values[k].RequiresGrad);
+                        var buffer = values[k].Value ?? throw new InvalidOperationException($"Stage {edge.FromStage} sent no tensor for '{edge.Name}' (microbatch {mb}).");
+                        s.Lease(mb, buffer);
+                        // A fresh alias of the reused buffer: a leaf of its own, without the last use's gradient.
+                        Accept(s, edge, mb, buffer.detach(), values[k].RequiresGrad);
                     }
                     break;
                 }
@@ -117,19 +177,26 @@ namespace Pippy.Runtime.Execution
                         if (Local(edge.ToStage)) continue;
                         var value = outputs[edge.FromOutput];
                         withGradient[k] = Training && value.requires_grad;
-                        _transport.Send(value, _rankOfStage[edge.ToStage], Tag(edge, false, mb));
+                        Send(value, _rankOfStage[edge.ToStage], Tag(edge, false, mb), edge, "value", mb);
                         ActivationsSent++;
                     }
+                    s.MarkForwardSent(mb);
                     break;
                 }
 
                 case ActionKind.ReceiveBackward:
                 {
                     var sent = s.SentWithGradient(mb);
-                    var expected = Enumerable.Range(0, s.Outgoing.Length).Where(k => sent[k] && !Local(s.Outgoing[k].ToStage)).ToArray();
-                    var gradients = _transport.Receive(expected.Select(k => (_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb))).ToArray());
-                    for (int k = 0; k < expected.Length; k++)
-                        if (gradients[k].Value is { } gradient) s.AddOutputGradient(mb, s.Outgoing[expected[k]].FromOutput, gradient);
+                    var gradients = _transport.Complete(_posted[index] ?? PostBackward(s, mb));
+                    _posted[index] = null;
+                    int next = 0;
+                    for (int k = 0; k < s.Outgoing.Length; k++)
+                    {
+                        if (!sent[k] || Local(s.Outgoing[k].ToStage)) continue;
+                        if (gradients[next++].Value is not { } gradient) continue;
+                        s.Lease(mb, gradient);
+                        s.AddOutputGradient(mb, s.Outgoing[k].FromOutput, gradient.detach());
+                    }
                     break;
                 }
 
@@ -152,7 +219,7 @@ namespace Pippy.Runtime.Execution
                     {
                         var edge = s.Incoming[k];
                         if (!needsGradient[k] || Local(edge.FromStage)) continue;
-                        _transport.Send(gradients[edge.ToInput], _rankOfStage[edge.FromStage], Tag(edge, true, mb));
+                        Send(gradients[edge.ToInput], _rankOfStage[edge.FromStage], Tag(edge, true, mb), edge, "gradient of", mb);
                         GradientsSent++;
                     }
                     break;
@@ -160,6 +227,21 @@ namespace Pippy.Runtime.Execution
 
                 default:
                     throw new NotSupportedException($"Action {action}: the runtime does not run {action.Kind} actions.");
+            }
+        }
+
+        private void Send(Tensor? value, int destination, int tag, ValueEdge edge, string what, int mb)
+        {
+            try
+            {
+                _transport.Send(value, destination, tag);
+            }
+            catch (SignatureChangedException e)
+            {
+                throw new InvalidOperationException(
+                    $"The {what} '{edge.Name}' from stage {edge.FromStage} to stage {edge.ToStage} (microbatch {mb}) changed between steps although the " +
+                    $"batch's shapes did not: {e.Message}. Receives are posted in advance into buffers of the learned shape; for values whose shape " +
+                    "depends on the data, set PipelineOptions.LearnShapes = false.", e);
             }
         }
 
@@ -215,8 +297,15 @@ namespace Pippy.Runtime.Execution
             private readonly Tensor?[]?[] _outputGradients;
             private readonly (List<Tensor> Roots, List<Tensor>? Gradients)?[] _pendingWeight;
 
-            public StageRun(PipelineStage stage, StageGraph graph, int microbatches)
+            private readonly List<Tensor>?[] _leases;
+            private readonly bool[] _forwardSent;
+            private readonly Action<Tensor> _returnBuffer;
+
+            public StageRun(PipelineStage stage, StageGraph graph, int microbatches, Func<int, bool> isLocal, Action<Tensor> returnBuffer)
             {
+                _returnBuffer = returnBuffer;
+                _leases = new List<Tensor>?[microbatches];
+                _forwardSent = new bool[microbatches];
                 Stage = stage;
                 Spec = graph.Stages[stage.Index];
                 IsLast = stage.Index == graph.StageCount - 1;
@@ -232,6 +321,34 @@ namespace Pippy.Runtime.Execution
                 _outputGradients = new Tensor?[microbatches][];
                 _pendingWeight = new (List<Tensor>, List<Tensor>?)?[microbatches];
                 Parameters = stage.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
+                RemoteIncoming = Incoming.Where(e => !isLocal(e.FromStage)).ToArray();
+                Device = Parameters.FirstOrDefault()?.device ?? CPU;
+            }
+
+            /// <summary>Incoming values from stages on other ranks: those a ReceiveForward waits for.</summary>
+            public ValueEdge[] RemoteIncoming { get; }
+
+            /// <summary>Where the stage's parameters live: received values are put there.</summary>
+            public Device Device { get; }
+
+            /// <summary>Keeps a receive buffer until the microbatch's backward is done with it.</summary>
+            public void Lease(int mb, Tensor buffer) => (_leases[mb] ??= new List<Tensor>()).Add(buffer);
+
+            public void MarkForwardSent(int mb) => _forwardSent[mb] = true;
+
+            /// <summary>True once the microbatch's outputs were sent: which of them get a gradient back is known.</summary>
+            public bool ForwardSent(int mb) => _forwardSent[mb] || !Outgoing.Any();
+
+            public void ReleaseAllBuffers()
+            {
+                for (int mb = 0; mb < _leases.Length; mb++) ReleaseBuffers(mb);
+            }
+
+            private void ReleaseBuffers(int mb)
+            {
+                if (_leases[mb] is not { } leases) return;
+                foreach (var buffer in leases) _returnBuffer(buffer);
+                _leases[mb] = null;
             }
 
             public PipelineStage Stage { get; }
@@ -320,6 +437,7 @@ namespace Pippy.Runtime.Execution
                 Outputs[mb] = null;
                 _outputGradients[mb] = null;
                 Inputs[mb] = null;
+                ReleaseBuffers(mb);
             }
         }
     }

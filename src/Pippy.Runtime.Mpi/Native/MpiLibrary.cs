@@ -98,6 +98,16 @@ namespace Pippy.Runtime.Native
             return Math.Max(minimum, *value);
         }
 
+        /// <summary>
+        /// Whether the MPI library takes CUDA device pointers (MPICH's MPIX_Query_cuda_support, after MPI_Init); false
+        /// when the library has no such query. Debian's MPICH 4.0 answers 0: it was built without CUDA.
+        /// </summary>
+        public static bool CudaAware()
+        {
+            if (_handle == IntPtr.Zero || !NativeLibrary.TryGetExport(_handle, "MPIX_Query_cuda_support", out IntPtr export)) return false;
+            return ((delegate* unmanaged<int>)export)() != 0;
+        }
+
         private static string FirstLine(string text) => text.Split('\n')[0].Trim().TrimEnd('\0');
     }
 }

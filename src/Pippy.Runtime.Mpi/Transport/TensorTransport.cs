@@ -9,10 +9,16 @@ using MpiU = MPI.Unsafe;
 namespace Pippy.Runtime.Transport
 {
     /// <summary>
-    /// Point-to-point tensor messages over MPI. A message is a small header (dtype, rank, shape; or "no tensor",
-    /// for a gradient that does not exist) followed by the tensor's own memory, sent with MPI_Isend straight from
-    /// the tensor's storage and received with MPI_Irecv straight into a new tensor: no managed copies. A sent tensor
-    /// is kept alive until its send completes.
+    /// Point-to-point tensor messages over MPI, straight from and into tensor memory (no managed copies).
+    /// <para>
+    /// A message whose shape is not known yet is a small header (dtype, shape, requires-grad flag, or "no tensor")
+    /// followed by the tensor's memory. With learning on, both ends remember each message's <see cref="TensorSignature"/>
+    /// (by peer, tag and phase: a step's messages have the same tags every step), and from then on the sender sends
+    /// only the memory (nothing at all for "no tensor") and the receiver posts the receive into a reused buffer as
+    /// early as it likes (<see cref="Post"/>), before the action that needs it. A sender whose tensor no longer matches
+    /// what it learned stops with an error (<see cref="SignatureChangedException"/>); <see cref="Forget"/> starts
+    /// learning again, which the runner does on both ends when a batch's shapes change.
+    /// </para>
     /// </summary>
     internal sealed unsafe class TensorTransport : IDisposable
     {
@@ -22,75 +28,170 @@ namespace Pippy.Runtime.Transport
         private const long NoTensor = -1;
 
         private readonly int _communicator;
-        private readonly List<(int Request, Tensor Keep)> _pending = new();
+        private readonly bool _learn;
+        private readonly List<(int Request, Tensor Sent, Tensor Original)> _pending = new();
+        private readonly Dictionary<(int Peer, int Tag, int Phase), TensorSignature> _sent = new();
+        private readonly Dictionary<(int Peer, int Tag, int Phase), TensorSignature> _received = new();
+        private readonly ReceiveBufferPool _buffers = new();
 
         /// <param name="communicator">The MPI communicator (handle) whose ranks and tags the messages use.</param>
-        public TensorTransport(int communicator) => _communicator = communicator;
+        /// <param name="learn">Learn each message's signature on first use (the pipeline's messages); off for one-off messages.</param>
+        /// <param name="staging">How device tensors reach MPI (null: CPU tensors only, or a CUDA-aware MPI).</param>
+        public TensorTransport(int communicator, bool learn = false, DeviceStaging? staging = null)
+        {
+            _communicator = communicator;
+            _learn = learn;
+            Staging = staging ?? new DeviceStaging(MpiLibrary.CudaAware());
+        }
+
+        public DeviceStaging Staging { get; }
+
+        /// <summary>Which learned table the next messages use: the same tags mean different things in a training step and in a forward-only pass.</summary>
+        public int Phase { get; set; }
+
+        /// <summary>Receive buffers created so far: once shapes are learned, steps reuse them and create none.</summary>
+        public int BuffersAllocated => _buffers.Allocated;
+
+        /// <summary>Messages sent with a header (shape not known yet) and without one, since the start.</summary>
+        public (int WithHeader, int MemoryOnly) SendCounts => (_withHeader, _memoryOnly);
+
+        private int _withHeader, _memoryOnly;
+
+        /// <summary>Forgets what was learned in <paramref name="phase"/>: its next messages carry headers again.</summary>
+        public void Forget(int phase)
+        {
+            foreach (var key in _sent.Keys.Where(k => k.Phase == phase).ToArray()) _sent.Remove(key);
+            foreach (var key in _received.Keys.Where(k => k.Phase == phase).ToArray()) _received.Remove(key);
+        }
 
         /// <summary>Starts sending <paramref name="tensor"/> (or "no tensor") to <paramref name="destination"/>; returns at once.</summary>
         public void Send(Tensor? tensor, int destination, int tag)
         {
-            var header = torch.full(HeaderLength, NoTensor, dtype: ScalarType.Int64);
+            var signature = TensorSignature.Of(tensor);
+            var key = (destination, tag, Phase);
+            if (_learn && _sent.TryGetValue(key, out var known))
+            {
+                if (!known.Equals(signature)) throw new SignatureChangedException(known, signature);
+                _memoryOnly++;
+                if (tensor is not null && tensor.NumberOfElements > 0) StartData(tensor.detach().contiguous(), destination, DataTag(tag));
+                return;
+            }
+            var values = new long[HeaderLength];
+            Array.Fill(values, NoTensor);
             Tensor? data = null;
             if (tensor is not null)
             {
                 if (tensor.dim() > MaxDims) throw new NotSupportedException($"Tensors of more than {MaxDims} dimensions cannot be sent (got {tensor.dim()}).");
                 data = tensor.detach().contiguous();
-                var values = new long[HeaderLength];
-                Array.Fill(values, NoTensor);
                 values[0] = (long)data.dtype;
                 values[1] = data.dim();
                 values[2] = tensor.requires_grad ? 1 : 0;
                 for (int d = 0; d < data.dim(); d++) values[3 + d] = data.shape[d];
-                header = torch.tensor(values, dtype: ScalarType.Int64);
             }
-            Start(header, destination, HeaderTag(tag));
-            if (data is not null && data.NumberOfElements > 0) Start(data, destination, DataTag(tag));
+            var header = torch.tensor(values, dtype: ScalarType.Int64);
+            Start(header, header, destination, HeaderTag(tag));
+            if (data is not null && data.NumberOfElements > 0) StartData(data, destination, DataTag(tag));
+            if (_learn) _sent[key] = signature;
+            _withHeader++;
         }
 
         /// <summary>
-        /// Receives several tensors sent with <see cref="Send"/> at once: all headers are posted with MPI_Irecv and
-        /// awaited together, then all data, straight into new tensors. An entry's value is null when its sender had
-        /// no tensor; <see cref="ReceivedTensor.RequiresGrad"/> says whether the sender's tensor required a gradient.
+        /// Posts the receive of one message and returns at once; <see cref="Complete"/> waits for it. A learned message
+        /// goes straight into a buffer of the pool, on <paramref name="device"/>; an unknown one first receives its header.
         /// </summary>
-        public ReceivedTensor[] Receive(IReadOnlyList<(int Source, int Tag)> messages)
+        public PendingReceive Post(int source, int tag, Device? device = null)
         {
-            int count = messages.Count;
-            var headers = new Tensor[count];
-            int* requests = stackalloc int[Math.Max(count, 1)];
-            for (int i = 0; i < count; i++)
+            device ??= CPU;
+            var key = (source, tag, Phase);
+            if (_learn && _received.TryGetValue(key, out var known))
             {
-                headers[i] = torch.empty(HeaderLength, dtype: ScalarType.Int64);
-                var (source, tag) = messages[i];
-                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(headers[i]), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out requests[i]), "MPI_Irecv (header)", source, tag);
+                if (known.IsNone) return new PendingReceive(source, tag, device, known, null, null, null, Request: 0);
+                var buffer = NewBuffer(known, device);
+                var target = Staging.ReceiveTarget(buffer);
+                int request = 0;
+                if (buffer.NumberOfElements > 0)
+                    Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out request), "MPI_Irecv (data)", source, tag);
+                return new PendingReceive(source, tag, device, known, null, buffer, target, request);
             }
-            Check(MpiU.MPI_Waitall(count, requests, new MpiU.MPI_Status[count]), "MPI_Waitall (headers)", -1, -1);
+            var header = torch.empty(HeaderLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
+            Check(MpiU.MPI_Irecv(TorchNative.DataPointer(header), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out int headerRequest), "MPI_Irecv (header)", source, tag);
+            return new PendingReceive(source, tag, device, null, header, null, null, headerRequest);
+        }
+
+        /// <summary>
+        /// Waits for posted receives (all of them together): a learned message is complete when its memory has
+        /// arrived; an unknown one when its header has arrived and then its memory, into a buffer of the pool. An
+        /// entry's value is null when its sender had no tensor. A received buffer belongs to the caller until it
+        /// gives it back with <see cref="Return"/>.
+        /// </summary>
+        public ReceivedTensor[] Complete(IReadOnlyList<PendingReceive> pending)
+        {
+            int count = pending.Count;
+            int* requests = stackalloc int[Math.Max(count, 1)];
+            int waiting = 0;
+            for (int i = 0; i < count; i++)
+                if (pending[i].Request != 0) requests[waiting++] = pending[i].Request;
+            if (waiting > 0) Check(MpiU.MPI_Waitall(waiting, requests, new MpiU.MPI_Status[waiting]), "MPI_Waitall", -1, -1);
 
             var received = new ReceivedTensor[count];
-            int posted = 0;
+            var second = new List<int>();
             for (int i = 0; i < count; i++)
             {
-                var values = headers[i].data<long>().ToArray();
-                headers[i].Dispose();
-                if (values[1] == NoTensor) continue;
-                var tensor = torch.empty(values.Skip(3).Take((int)values[1]).ToArray(), dtype: (ScalarType)values[0]);
-                received[i] = new ReceivedTensor(tensor, values[2] != 0);
-                if (tensor.NumberOfElements == 0) continue;
-                var (source, tag) = messages[i];
-                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(tensor), ByteCount(tensor), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out requests[posted++]), "MPI_Irecv (data)", source, tag);
+                var p = pending[i];
+                if (p.Header is null)
+                {
+                    if (p.Buffer is not null) Staging.Land(p.Target!, p.Buffer);
+                    received[i] = p.Known!.Value.IsNone ? default : new ReceivedTensor(p.Buffer, p.Known.Value.RequiresGrad);
+                    continue;
+                }
+                var values = p.Header.data<long>().ToArray();
+                p.Header.Dispose();
+                var signature = values[1] == NoTensor
+                    ? TensorSignature.None
+                    : TensorSignature.Of((ScalarType)values[0], values[3..(3 + (int)values[1])], values[2] != 0);
+                if (_learn) _received[(p.Source, p.Tag, Phase)] = signature;
+                if (signature.IsNone) continue;
+                var buffer = NewBuffer(signature, p.Device);
+                var target = Staging.ReceiveTarget(buffer);
+                received[i] = new ReceivedTensor(buffer, signature.RequiresGrad);
+                pending[i].Landing = (buffer, target);
+                if (buffer.NumberOfElements == 0) continue;
+                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, p.Source, DataTag(p.Tag), _communicator, out requests[second.Count]), "MPI_Irecv (data)", p.Source, p.Tag);
+                second.Add(i);
             }
-            if (posted > 0) Check(MpiU.MPI_Waitall(posted, requests, new MpiU.MPI_Status[posted]), "MPI_Waitall (data)", -1, -1);
+            if (second.Count > 0) Check(MpiU.MPI_Waitall(second.Count, requests, new MpiU.MPI_Status[second.Count]), "MPI_Waitall (data)", -1, -1);
+            foreach (int i in second) Staging.Land(pending[i].Landing!.Value.Target, pending[i].Landing!.Value.Buffer);
             return received;
         }
 
-        /// <summary>Waits until every started send has completed (its buffer may then be freed).</summary>
+        /// <summary>Receives several messages at once: <see cref="Post"/> each, then <see cref="Complete"/>.</summary>
+        public ReceivedTensor[] Receive(IReadOnlyList<(int Source, int Tag)> messages)
+        {
+            var pending = new PendingReceive[messages.Count];
+            for (int i = 0; i < pending.Length; i++) pending[i] = Post(messages[i].Source, messages[i].Tag);
+            return Complete(pending);
+        }
+
+        /// <summary>A learning transport's buffers come from its pool; a one-off receive gets a new tensor in the caller's dispose scope.</summary>
+        private Tensor NewBuffer(TensorSignature signature, Device device) =>
+            _learn ? _buffers.Take(signature, device) : empty(signature.Shape, signature.DType, device);
+
+        /// <summary>Gives a received buffer back to the pool, for a later receive of the same dtype and shape.</summary>
+        public void Return(Tensor buffer) => _buffers.Return(buffer);
+
+        /// <summary>Waits until every started send has completed (its memory may then change or be freed).</summary>
         public void WaitForSends()
         {
             if (_pending.Count == 0) return;
             int* requests = stackalloc int[_pending.Count];
             for (int i = 0; i < _pending.Count; i++) requests[i] = _pending[i].Request;
             Check(MpiU.MPI_Waitall(_pending.Count, requests, new MpiU.MPI_Status[_pending.Count]), "MPI_Waitall (sends)", -1, -1);
-            foreach (var (_, keep) in _pending) keep.Dispose();
+            foreach (var (_, sent, original) in _pending)
+            {
+                Staging.Release(sent, original);
+                if (!ReferenceEquals(sent, original)) original.Dispose();
+                else sent.Dispose();
+            }
             _pending.Clear();
         }
 
@@ -111,10 +212,15 @@ namespace Pippy.Runtime.Transport
         private static int HeaderTag(long tag) => (int)(2 * tag);
         private static int DataTag(long tag) => (int)(2 * tag + 1);
 
-        private void Start(Tensor tensor, int destination, int tag)
+        private void StartData(Tensor data, int destination, int tag) => Start(Staging.ForSend(data), data, destination, tag);
+
+        private void Start(Tensor sent, Tensor original, int destination, int tag)
         {
-            Check(MpiU.MPI_Isend(TorchNative.DataPointer(tensor), ByteCount(tensor), MpiU.MPI_BYTE, destination, tag, _communicator, out int request), "MPI_Isend", destination, tag);
-            _pending.Add((request, tensor));
+            // The tensors are owned here until the send completes: out of the caller's dispose scope.
+            sent.DetachFromDisposeScope();
+            original.DetachFromDisposeScope();
+            Check(MpiU.MPI_Isend(TorchNative.DataPointer(sent), ByteCount(sent), MpiU.MPI_BYTE, destination, tag, _communicator, out int request), "MPI_Isend", destination, tag);
+            _pending.Add((request, sent, original));
         }
 
         private static int ByteCount(Tensor tensor)
@@ -130,9 +236,29 @@ namespace Pippy.Runtime.Transport
             if (code != 0) throw new InvalidOperationException($"{call} with rank {peer}, tag {tag} failed with MPI error {code}.");
         }
 
-        public void Dispose() => WaitForSends();
+        public void Dispose()
+        {
+            WaitForSends();
+            _buffers.Clear();
+            Staging.Clear();
+        }
     }
 
-    /// <summary>A received tensor (null when the sender had none) and whether the sender's tensor required a gradient.</summary>
+    /// <summary>A posted receive: learned (straight into <see cref="Buffer"/>) or waiting for its header first.</summary>
+    internal sealed record PendingReceive(int Source, int Tag, Device Device, TensorSignature? Known, Tensor? Header, Tensor? Buffer, Tensor? Target, int Request)
+    {
+        /// <summary>Where an unknown message's memory went, once its header said what it is.</summary>
+        public (Tensor Buffer, Tensor Target)? Landing { get; set; }
+    }
+
+    /// <summary>A received tensor (null when the sender had none; a buffer of the pool otherwise) and whether the sender's tensor required a gradient.</summary>
     internal readonly record struct ReceivedTensor(Tensor? Value, bool RequiresGrad);
+
+    /// <summary>A message's tensor differs from what was learned for it on earlier steps.</summary>
+    internal sealed class SignatureChangedException(TensorSignature learned, TensorSignature now)
+        : InvalidOperationException($"it was {learned} in earlier steps and is {now} now")
+    {
+        public TensorSignature Learned { get; } = learned;
+        public TensorSignature Now { get; } = now;
+    }
 }
