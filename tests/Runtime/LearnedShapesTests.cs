@@ -1,0 +1,44 @@
+using System.Linq;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Pippy.Tests.Runtime;
+
+/// <summary>
+/// Messages whose shapes are learned on the first step (tests/ParityApp/LearnedShapes.cs), on 2 ranks: later steps
+/// send memory only into receives posted in advance, reuse their buffers, relearn when the batch's shape changes,
+/// and still match the plain model step by step.
+/// </summary>
+public class LearnedShapesTests(ITestOutputHelper log)
+{
+    [Fact]
+    public void AfterTheFirstStepsMessagesCarryNoHeaderAndNoBufferIsCreated()
+    {
+        var run = MpiLauncher.Parity(2, "learned-shapes", log);
+        Assert.Contains("PASS learned-shapes", run.Output); // every step's loss and gradients against the plain model
+        foreach (int rank in new[] { 0, 1 })
+        {
+            string Step(int step) => run.Output.Split('\n').Single(l => l.Contains($"[rank {rank}] step {step} ("));
+            Assert.Contains("messages with header 4, memory only 0", Step(0));            // learning
+            Assert.Contains("messages with header 0, memory only 4", Step(1));            // posted ahead from now on
+            Assert.Contains("buffers created 0, messages with header 0, memory only 4", Step(2)); // steady state: nothing new
+            Assert.Contains("(10 rows): buffers created 1, messages with header 4", Step(3));     // a new batch shape is learned again
+            Assert.Contains("messages with header 0, memory only 4", Step(4));
+        }
+    }
+
+    [Fact]
+    public void AValueWhoseShapeFollowsTheDataIsAnErrorThatNamesItAndTheFix()
+    {
+        var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "shape-by-data");
+        log.WriteLine(run.Output + run.Errors);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("The value 'kept' from stage 0 to stage 1 (microbatch 0) changed between steps although the batch's shapes did not: " +
+                        "it was Float32 [3, 4] requiring grad in earlier steps and is Float32 [2, 4] requiring grad now", run.Output + run.Errors);
+        Assert.Contains("set PipelineOptions.LearnShapes = false", run.Output + run.Errors);
+
+        var headers = MpiLauncher.Parity(2, "shape-by-data headers", log);
+        Assert.Contains("kept 2 rows", headers.Output);
+        Assert.Contains("PASS shape-by-data", headers.Output);
+    }
+}
