@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Runs the pipeline benchmark on 2 ranks (one torch thread each) and writes bench/results/latest.md and
-# bench/results/efficiency.svg. Takes about a minute; run it on an otherwise idle machine and compare the ratios of one run.
+# bench/results/efficiency.svg. Takes a few minutes; run it on an otherwise idle machine and compare the ratios of one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build bench/PipelineBench -c Release -v q
 export OMP_NUM_THREADS=1
-mpiexec.mpich -n 2 dotnet bench/PipelineBench/bin/Release/net10.0/PipelineBench.dll pipeline bench/results
+bench=bench/PipelineBench/bin/Release/net10.0/PipelineBench.dll
+results=bench/results
+mkdir -p "$results"
+rm -f "$results"/progress.*.txt "$results"/memory.*.txt
+# What moves MPI messages while the ranks compute: nothing (MPI progresses inside MPI calls), MPICH's progress thread, or ours.
+for progress in none mpich poll; do
+  PIPPY_PROGRESS=$progress mpiexec.mpich -n 2 dotnet "$bench" progress "$results"
+done
+mpiexec.mpich -n 1 dotnet "$bench" memory "$results" plain
+mpiexec.mpich -n 2 dotnet "$bench" memory "$results" lazy
+mpiexec.mpich -n 2 dotnet "$bench" pipeline "$results"

@@ -1,3 +1,4 @@
+using System.Linq;
 using Pippy;
 using Pippy.Schedules;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ namespace PipelineBench;
 /// <summary>Equal compute-bound layers: the work of every stage is the same.</summary>
 public static class Layers
 {
-    public const int Width = 512, Count = 8;
+    public const int Width = 384, Count = 8;
 
     public static ModuleList<Linear> Make()
     {
@@ -51,4 +52,13 @@ public sealed partial class TinyNet : Module<Tensor, Tensor>
     private readonly Linear b = Linear(1, 1);
     public TinyNet() : base(nameof(TinyNet)) { RegisterComponents(); }
     public override Tensor forward(Tensor x) { x = a.forward(x); return b.forward(x); }
+}
+
+/// <summary>For peak memory: 8 layers of 2048 x 2048 (128 MiB of parameters) on two stages.</summary>
+[Pipeline(Schedule = ScheduleKind.OneFOneB, Microbatches = 4)]
+public sealed partial class MemoryNet : Module<Tensor, Tensor>
+{
+    [SplitInto(2)] private readonly ModuleList<Linear> layers = new(Enumerable.Range(0, 8).Select(_ => Linear(2048, 2048)).ToArray());
+    public MemoryNet() : base(nameof(MemoryNet)) { RegisterComponents(); }
+    public override Tensor forward(Tensor x) { foreach (var layer in layers) x = layer.forward(x).tanh(); return x; }
 }

@@ -8,6 +8,23 @@ using MpiU = MPI.Unsafe;
 namespace Pippy.Runtime
 {
     /// <summary>
+    /// What moves MPI messages along while a rank computes. MPI makes progress only inside MPI calls unless a thread
+    /// does it; bench/ measures the three on this machine (see bench/README.md) and None, the default, was the fastest
+    /// on 2 cores, where any progress thread takes time from the compute of one of the two ranks.
+    /// </summary>
+    public enum CommunicationProgress
+    {
+        /// <summary>Messages move when the rank calls MPI (posting, sending, waiting): no extra thread.</summary>
+        None,
+
+        /// <summary>MPICH's own asynchronous progress thread (MPIR_CVAR_ASYNC_PROGRESS=1, with MPI_THREAD_MULTIPLE).</summary>
+        MpichThread,
+
+        /// <summary>A thread of Pippy's that enters MPI about once a millisecond (with MPI_THREAD_MULTIPLE).</summary>
+        PollingThread,
+    }
+
+    /// <summary>
     /// MPI for a pipeline program: binds MPI.NET to MPICH, starts MPI, checks that TorchSharp loads, and makes any
     /// unhandled exception on one rank end the whole job with a message (MPI_Abort) instead of leaving the other
     /// ranks waiting forever. Create one per process with <see cref="Start"/>, first thing in Main.
@@ -31,14 +48,28 @@ namespace Pippy.Runtime
         /// <summary>The number of ranks in the job.</summary>
         public int Size { get; }
 
-        /// <summary>Starts MPI (once per process). MPI may remove its own arguments from <paramref name="args"/>.</summary>
-        public static PipelineEnvironment Start(ref string[] args)
+        /// <summary>The environment variable that chooses <see cref="CommunicationProgress"/> (none, mpich or poll) when Start is not given one.</summary>
+        public const string ProgressVariable = "PIPPY_PROGRESS";
+
+        /// <summary>How this process's messages progress while it computes.</summary>
+        public CommunicationProgress Progress { get; private set; }
+
+        /// <summary>
+        /// Starts MPI (once per process). MPI may remove its own arguments from <paramref name="args"/>.
+        /// <paramref name="progress"/> (default: the PIPPY_PROGRESS variable, else <see cref="CommunicationProgress.None"/>)
+        /// says whether something drives MPI while this rank computes; see <see cref="CommunicationProgress"/>.
+        /// </summary>
+        public static PipelineEnvironment Start(ref string[] args, CommunicationProgress? progress = null)
         {
             if (Interlocked.Exchange(ref _started, 1) == 1)
                 throw new InvalidOperationException("PipelineEnvironment.Start was already called in this process; MPI can be started only once.");
             MpiLibrary.Bind();
-            var mpi = new MPI.Environment(ref args, Threading.Serialized);
-            var environment = new PipelineEnvironment(mpi);
+            var chosen = progress ?? ProgressFromEnvironment();
+            // MPICH reads its control variables from the C environment at MPI_Init (.NET's own environment block is not it).
+            if (chosen == CommunicationProgress.MpichThread) MpiLibrary.SetNativeEnvironment("MPIR_CVAR_ASYNC_PROGRESS", "1");
+            var mpi = new MPI.Environment(ref args, chosen == CommunicationProgress.None ? Threading.Serialized : Threading.Multiple);
+            var environment = new PipelineEnvironment(mpi) { Progress = chosen };
+            if (chosen == CommunicationProgress.PollingThread) environment.StartPolling();
             AppDomain.CurrentDomain.UnhandledException += (_, e) =>
                 environment.Abort($"unhandled {e.ExceptionObject.GetType().Name}: {e.ExceptionObject}");
             TorchNative.EnsureLoaded();
@@ -80,10 +111,38 @@ namespace Pippy.Runtime
             torch.set_num_threads(Math.Max(1, System.Environment.ProcessorCount / localRanks));
         }
 
+        private static CommunicationProgress ProgressFromEnvironment() => System.Environment.GetEnvironmentVariable(ProgressVariable)?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "none" => CommunicationProgress.None,
+            "mpich" => CommunicationProgress.MpichThread,
+            "poll" => CommunicationProgress.PollingThread,
+            var other => throw new ArgumentException($"{ProgressVariable}={other}: use none, mpich or poll."),
+        };
+
+        private Thread? _poller;
+        private volatile bool _polling;
+
+        /// <summary>A background thread that enters MPI about once a millisecond (MPI_Iprobe), which lets MPI move messages along.</summary>
+        private void StartPolling()
+        {
+            _polling = true;
+            _poller = new Thread(() =>
+            {
+                while (_polling)
+                {
+                    MpiU.MPI_Iprobe(MpiU.MPI_ANY_SOURCE, MpiU.MPI_ANY_TAG, MpiU.MPI_COMM_WORLD, out _, out _);
+                    Thread.Sleep(1);
+                }
+            }) { IsBackground = true, Name = "pippy MPI progress" };
+            _poller.Start();
+        }
+
         public void Dispose()
         {
             if (_disposed) return;
             _disposed = true;
+            _polling = false;
+            _poller?.Join();
             _mpi.Dispose();
         }
     }

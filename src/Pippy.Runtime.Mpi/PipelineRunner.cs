@@ -193,7 +193,9 @@ namespace Pippy.Runtime
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
             int buffersBefore = _transport.BuffersAllocated;
             var sendsBefore = _transport.SendCounts;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             interpreter.Run(Schedule.ActionsOf(PipelineRank));
+            double runMs = clock.Elapsed.TotalMilliseconds;
             interpreter.ReleaseBuffers();
             var sends = _transport.SendCounts;
             LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray())
@@ -201,6 +203,9 @@ namespace Pippy.Runtime
                 ReceiveBuffersAllocated = _transport.BuffersAllocated - buffersBefore,
                 MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
                 MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
+                RunMilliseconds = runMs,
+                ComputeMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.ComputeTicks),
+                CommunicationMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.CommunicationTicks),
             };
             if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
             _replicas.SumGradients();
@@ -401,6 +406,19 @@ namespace Pippy.Runtime
 
         /// <summary>Messages sent as the tensor's memory alone, into a receive posted in advance.</summary>
         public int MessagesMemoryOnly { get; init; }
+
+        /// <summary>How long this rank's action list took, in milliseconds.</summary>
+        public double RunMilliseconds { get; init; }
+
+        /// <summary>Of that, the time inside torch: the stages' forward, the loss and autograd.</summary>
+        public double ComputeMilliseconds { get; init; }
+
+        /// <summary>Of that, the time inside the transport: posting, sending and waiting for messages.</summary>
+        public double CommunicationMilliseconds { get; init; }
+
+        /// <summary>The rest, per action: what the runtime itself costs (bookkeeping between torch and MPI).</summary>
+        public double OverheadMicrosecondsPerAction =>
+            Timeline.Count == 0 ? 0 : (RunMilliseconds - ComputeMilliseconds - CommunicationMilliseconds) * 1000 / Timeline.Count;
     }
 
     /// <summary>

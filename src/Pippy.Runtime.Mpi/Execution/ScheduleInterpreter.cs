@@ -19,6 +19,15 @@ namespace Pippy.Runtime.Execution
     /// </summary>
     internal sealed class ScheduleInterpreter
     {
+        /// <summary>Time inside torch (stage forward, loss, autograd) and inside the transport (MPI), for the runtime's own overhead.</summary>
+        internal sealed class Meter
+        {
+            public long ComputeTicks, CommunicationTicks;
+            public static double Milliseconds(long ticks) => ticks * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+        }
+
+        public Meter Time { get; } = new();
+
         private readonly Dictionary<int, StageRun> _stages;
         private readonly IReadOnlyList<int> _rankOfStage;
         private readonly int _rank;
@@ -79,7 +88,9 @@ namespace Pippy.Runtime.Execution
                 Execute(stage, action, i);
                 Timeline.Add(new TimedAction(_rank, action, start, clock.Elapsed.TotalMilliseconds));
             }
+            long t = System.Diagnostics.Stopwatch.GetTimestamp();
             _transport.WaitForSends();
+            Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
         }
 
         private PendingReceive[]?[] _posted = Array.Empty<PendingReceive[]?>();
@@ -111,7 +122,11 @@ namespace Pippy.Runtime.Execution
             var remote = s.RemoteIncoming;
             var pending = new PendingReceive[remote.Length];
             for (int k = 0; k < remote.Length; k++)
+            {
+                long t = System.Diagnostics.Stopwatch.GetTimestamp();
                 pending[k] = _transport.Post(_rankOfStage[remote[k].FromStage], Tag(remote[k], false, mb), s.Device);
+                Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+            }
             return pending;
         }
 
@@ -121,7 +136,11 @@ namespace Pippy.Runtime.Execution
             var pending = new List<PendingReceive>();
             for (int k = 0; k < s.Outgoing.Length; k++)
                 if (sent[k] && !Local(s.Outgoing[k].ToStage))
+                {
+                    long t = System.Diagnostics.Stopwatch.GetTimestamp();
                     pending.Add(_transport.Post(_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb), s.Device));
+                    Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+                }
             return pending.ToArray();
         }
 
@@ -143,7 +162,7 @@ namespace Pippy.Runtime.Execution
                 case ActionKind.ReceiveForward:
                 {
                     var remote = s.RemoteIncoming;
-                    var values = _transport.Complete(_posted[index] ?? PostForward(s, mb));
+                    var values = Complete(_posted[index] ?? PostForward(s, mb));
                     _posted[index] = null;
                     for (int k = 0; k < remote.Length; k++)
                     {
@@ -187,7 +206,7 @@ namespace Pippy.Runtime.Execution
                 case ActionKind.ReceiveBackward:
                 {
                     var sent = s.SentWithGradient(mb);
-                    var gradients = _transport.Complete(_posted[index] ?? PostBackward(s, mb));
+                    var gradients = Complete(_posted[index] ?? PostBackward(s, mb));
                     _posted[index] = null;
                     int next = 0;
                     for (int k = 0; k < s.Outgoing.Length; k++)
@@ -203,13 +222,21 @@ namespace Pippy.Runtime.Execution
                 case ActionKind.Backward:
                 case ActionKind.BackwardInput:
                     CollectLocalGradients(s, mb);
+                {
+                    long t = System.Diagnostics.Stopwatch.GetTimestamp();
                     if (action.Kind == ActionKind.Backward) s.Backward(mb, action);
                     else s.BackwardInput(mb, action);
+                    Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
                     break;
+                }
 
                 case ActionKind.BackwardWeight:
+                {
+                    long t = System.Diagnostics.Stopwatch.GetTimestamp();
                     s.BackwardWeight(mb, action);
+                    Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
                     break;
+                }
 
                 case ActionKind.SendBackward:
                 {
@@ -230,11 +257,21 @@ namespace Pippy.Runtime.Execution
             }
         }
 
+        private ReceivedTensor[] Complete(PendingReceive[] pending)
+        {
+            long t = System.Diagnostics.Stopwatch.GetTimestamp();
+            var received = _transport.Complete(pending);
+            Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+            return received;
+        }
+
         private void Send(Tensor? value, int destination, int tag, ValueEdge edge, string what, int mb)
         {
+            long t = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 _transport.Send(value, destination, tag);
+                Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
             }
             catch (SignatureChangedException e)
             {
@@ -278,15 +315,19 @@ namespace Pippy.Runtime.Execution
                 if (inputs[i] is null)
                     throw new InvalidOperationException($"Stage {s.Stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
             }
+            long t = System.Diagnostics.Stopwatch.GetTimestamp();
             var outputs = s.Stage.forward(inputs!);
+            Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
             if (outputs.Length != s.Spec.Outputs.Count)
                 throw new InvalidOperationException($"Stage {s.Stage.Index} returned {outputs.Length} values but its plan has {s.Spec.Outputs.Count}.");
             s.Outputs[mb] = outputs;
             if (!s.IsLast) return;
             s.LastOutputs[mb] = outputs;
             if (!Training) return;
+            t = System.Diagnostics.Stopwatch.GetTimestamp();
             var loss = _loss!(outputs, _targets![mb]);
             s.Losses[mb] = _lossWeights is null ? loss : loss * _lossWeights[mb];
+            Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
         }
 
         /// <summary>One stage's state for one batch.</summary>

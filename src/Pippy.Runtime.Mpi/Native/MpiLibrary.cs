@@ -108,6 +108,15 @@ namespace Pippy.Runtime.Native
             return ((delegate* unmanaged<int>)export)() != 0;
         }
 
+        [DllImport("libc", EntryPoint = "setenv")]
+        private static extern int SetEnv(string name, string value, int overwrite);
+
+        /// <summary>Sets a variable in the C environment, which native libraries read (Environment.SetEnvironmentVariable does not reach it on Unix).</summary>
+        public static void SetNativeEnvironment(string name, string value)
+        {
+            if (SetEnv(name, value, 1) != 0) throw new InvalidOperationException($"setenv {name} failed.");
+        }
+
         private static string FirstLine(string text) => text.Split('\n')[0].Trim().TrimEnd('\0');
     }
 }
