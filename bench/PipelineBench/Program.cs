@@ -33,6 +33,11 @@ Func<Tensor, Tensor, Tensor> loss = (o, t) => functional.mse_loss(o, t, Reductio
 using var mpi = PipelineEnvironment.Start(ref args);
 
 if (mode == "memory") return MemoryPeak(mpi, results, args[2]);
+if (mode == "generator")
+{
+    if (mpi.Rank == 0) Console.WriteLine(GeneratorCost.Measure());
+    return 0;
+}
 
 var rows = new List<string>();
 var chart = new List<(string Label, double Efficiency)>();

@@ -248,30 +248,31 @@ namespace Pippy.Generators.Parsing
             Dictionary<string, VariableSpec> variables, CancellationToken cancellationToken)
         {
             var result = new List<StatementSpec>();
+            var symbols = new SymbolLookup(semanticModel);
             if (forward.ExpressionBody is { } arrow)
             {
                 // An expression-bodied forward is one statement: return <expression>;
-                var flow = semanticModel.AnalyzeDataFlow(arrow.Expression);
-                var rewriter = new StageCodeRewriter(semanticModel, type, known);
+                var flow = StatementFlow.Analyze(arrow.Expression, symbols);
+                var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
                 string code = $"return {StageCodeRewriter.OutputsHelper}({Dedent(rewritten.WithoutTrivia().ToFullString())});";
-                result.Add(Statement(code, flow, arrow.Expression, semanticModel, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
+                result.Add(Statement(code, flow, arrow.Expression, symbols, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
                 return result;
             }
 
             foreach (var statement in forward.Body!.Statements)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var flow = semanticModel.AnalyzeDataFlow(statement);
-                var rewriter = new StageCodeRewriter(semanticModel, type, known);
+                var flow = StatementFlow.Analyze(statement, symbols);
+                var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
-                result.Add(Statement(Dedent(rewritten.ToFullString()), flow, statement, semanticModel, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
+                result.Add(Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
             }
             return result;
         }
 
         private static StatementSpec Statement(
-            string code, DataFlowAnalysis? flow, SyntaxNode node, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
+            string code, StatementFlow flow, SyntaxNode node, SymbolLookup symbols, INamedTypeSymbol type, KnownTypes known,
             Dictionary<string, VariableSpec> variables, bool returns, bool usesModel, LocationInfo? location)
         {
             IEnumerable<string> Names(IEnumerable<ISymbol>? symbols)
@@ -290,7 +291,7 @@ namespace Pippy.Generators.Parsing
             var inBranches = new List<string>();
             foreach (var identifier in node.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>())
             {
-                var symbol = semanticModel.GetSymbolInfo(identifier).Symbol;
+                var symbol = symbols.Of(identifier);
                 if (symbol is not (IFieldSymbol or IPropertySymbol) || !SymbolEqualityComparer.Default.Equals(symbol.ContainingType, type)) continue;
                 if (!known.IsModule(symbol is IFieldSymbol f ? f.Type : ((IPropertySymbol)symbol).Type)) continue;
                 references.Add(symbol.Name);
@@ -299,10 +300,10 @@ namespace Pippy.Generators.Parsing
 
             return new StatementSpec(
                 code,
-                Names(flow?.DataFlowsIn).ToEquatableArray(),
-                Names(flow?.WrittenInside).Distinct().ToEquatableArray(),
-                Names(flow?.AlwaysAssigned).ToEquatableArray(),
-                Names(flow?.VariablesDeclared).ToEquatableArray(),
+                Names(flow.DataFlowsIn).ToEquatableArray(),
+                Names(flow.WrittenInside).Distinct().ToEquatableArray(),
+                Names(flow.AlwaysAssigned).ToEquatableArray(),
+                Names(flow.VariablesDeclared).ToEquatableArray(),
                 references.ToEquatableArray(),
                 inBranches.Distinct().ToEquatableArray(),
                 node is ForEachStatementSyntax or ForStatementSyntax or WhileStatementSyntax or DoStatementSyntax,

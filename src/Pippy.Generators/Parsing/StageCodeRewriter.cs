@@ -17,13 +17,13 @@ namespace Pippy.Generators.Parsing
         /// <summary>PipelineStage's helper turning forward's result (a tensor or a tuple of tensors) into the stage's outputs.</summary>
         public const string OutputsHelper = "Outputs";
 
-        private readonly SemanticModel _semanticModel;
+        private readonly SymbolLookup _symbols;
         private readonly INamedTypeSymbol _modelType;
         private readonly KnownTypes _known;
 
-        public StageCodeRewriter(SemanticModel semanticModel, INamedTypeSymbol modelType, KnownTypes known)
+        public StageCodeRewriter(SymbolLookup symbols, INamedTypeSymbol modelType, KnownTypes known)
         {
-            _semanticModel = semanticModel;
+            _symbols = symbols;
             _modelType = modelType;
             _known = known;
         }
@@ -34,7 +34,7 @@ namespace Pippy.Generators.Parsing
         public override SyntaxNode? VisitIdentifierName(IdentifierNameSyntax node)
         {
             bool isMemberName = node.Parent is MemberAccessExpressionSyntax access && access.Name == node;
-            if (isMemberName || !IsModelInstanceMember(_semanticModel.GetSymbolInfo(node).Symbol, out bool isModule) || isModule)
+            if (isMemberName || !IsModelInstanceMember(_symbols.Of(node), out bool isModule) || isModule)
                 return base.VisitIdentifierName(node);
             UsesModel = true;
             return SyntaxFactory.MemberAccessExpression(SyntaxKind.SimpleMemberAccessExpression, SyntaxFactory.IdentifierName(ModelField), node.WithoutTrivia())
@@ -45,7 +45,7 @@ namespace Pippy.Generators.Parsing
         {
             // this.submodule stays (the stage has that field); any other use of this means the model.
             if (node.Parent is MemberAccessExpressionSyntax access && access.Expression == node
-                && IsModelInstanceMember(_semanticModel.GetSymbolInfo(access.Name).Symbol, out bool isModule) && isModule)
+                && IsModelInstanceMember(_symbols.Of(access.Name), out bool isModule) && isModule)
                 return base.VisitThisExpression(node);
             UsesModel = true;
             return SyntaxFactory.IdentifierName(ModelField).WithTriviaFrom(node);
