@@ -38,6 +38,12 @@ namespace Pippy.Runtime
         /// </summary>
         public bool LearnShapes { get; init; } = true;
 
+        /// <summary>
+        /// How <c>[SplitInto(k)]</c> module lists are divided among their stages: by parameter count (the default) or
+        /// by measured time (<see cref="Balancing.StageBalance.ByTime(TorchSharp.torch.Tensor, int)"/>).
+        /// </summary>
+        public Balancing.StageBalance Balance { get; init; } = Balancing.StageBalance.ByParameters;
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

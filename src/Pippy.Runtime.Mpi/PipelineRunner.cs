@@ -28,7 +28,8 @@ namespace Pippy.Runtime
         private readonly IReadOnlyList<int> _rankOfStage;
         private bool _awaitingCheckpoint;
 
-        private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options)
+        private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options,
+            IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? moduleLists = null)
         {
             _options = options ?? new PipelineOptions();
             var kind = buildTimeSchedule.Kind;
@@ -61,7 +62,9 @@ namespace Pippy.Runtime
             _pipelineCommunicator = Split(color: DataParallelRank, key: PipelineRank, "pipeline");
             _dataCommunicator = Split(color: PipelineRank, key: DataParallelRank, "data-parallel");
 
-            Stages = Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray();
+            var measured = _options.Balance.Measure(moduleLists, graph.ModelName);
+            Stages = PipelineRanges.WithMeasuredCosts(measured, () =>
+                Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray());
             Materialized = MaterializeStages(graph);
             _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes);
             if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
@@ -429,8 +432,9 @@ namespace Pippy.Runtime
     {
         private readonly Func<Tensor[], TOutput> _assemble;
 
-        private PipelineRunner(StageGraph graph, ScheduleTable schedule, Func<int, PipelineStage> createStage, Func<Tensor[], TOutput> assemble, PipelineEnvironment environment, PipelineOptions? options)
-            : base(graph, schedule, createStage, environment, options)
+        private PipelineRunner(StageGraph graph, ScheduleTable schedule, Func<int, PipelineStage> createStage, Func<Tensor[], TOutput> assemble, PipelineEnvironment environment, PipelineOptions? options,
+            IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? moduleLists)
+            : base(graph, schedule, createStage, environment, options, moduleLists)
         {
             _assemble = assemble;
         }
@@ -438,8 +442,8 @@ namespace Pippy.Runtime
         /// <summary>Creates this rank's stage and picks the schedule table (the build-time one if the microbatch count matches).</summary>
         public static PipelineRunner<TOutput> Create(
             StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, Func<Tensor[], TOutput> assembleOutput,
-            PipelineEnvironment environment, PipelineOptions? options = null) =>
-            new(graph, buildTimeSchedule, createStage, assembleOutput, environment, options);
+            PipelineEnvironment environment, PipelineOptions? options = null, IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? moduleLists = null) =>
+            new(graph, buildTimeSchedule, createStage, assembleOutput, environment, options, moduleLists);
 
         /// <summary>
         /// Runs the model's forward on a batch, microbatch by microbatch, without gradients. Returns the output

@@ -19,7 +19,12 @@ namespace Pippy.Runtime
 
         public StageModules(string name, IList<T> all, int parts, int part) : base(name)
         {
-            var costs = all.Select(block => block.parameters().Sum(p => p.NumberOfElements)).ToArray();
+            // Measured costs when the runner was asked to balance by time (StageBalance.ByTime), else parameter counts.
+            var measured = PipelineRanges.MeasuredCosts(name);
+            if (measured is not null && measured.Length != all.Count)
+                throw new InvalidOperationException($"The measured costs of '{name}' have {measured.Length} blocks but the list has {all.Count}.");
+            var costs = measured ?? all.Select(block => block.parameters().Sum(p => p.NumberOfElements)).ToArray();
+            Unit = measured is null ? "parameters" : "µs measured";
             var ranges = PipelineRanges.Balanced(costs, parts, name);
             (Start, int length) = ranges[part];
             Cost = costs.Skip(Start).Take(length).Sum();
@@ -35,14 +40,17 @@ namespace Pippy.Runtime
         /// <summary>The index in the whole list of this range's first block.</summary>
         public int Start { get; }
 
-        /// <summary>The parameters of this range's blocks (the predicted cost of the stage's share of the list).</summary>
+        /// <summary>The predicted cost of the stage's share of the list: its blocks' parameters, or their measured time.</summary>
         public long Cost { get; }
 
-        /// <summary>The parameters of the whole list.</summary>
+        /// <summary>The cost of the whole list.</summary>
         public long TotalCost { get; }
 
+        /// <summary>What <see cref="Cost"/> counts: "parameters" or "µs measured".</summary>
+        public string Unit { get; }
+
         public override string ToString() =>
-            $"{GetName()}[{Start}..{Start + Count - 1}], {Cost:N0} of {TotalCost:N0} parameters ({100.0 * Cost / System.Math.Max(1, TotalCost):F1}%)";
+            $"{GetName()}[{Start}..{Start + Count - 1}], {Cost:N0} of {TotalCost:N0} {Unit} ({100.0 * Cost / System.Math.Max(1, TotalCost):F1}%)";
 
         public int Count => _items.Length;
         public T this[int index] => _items[index];
@@ -62,6 +70,26 @@ namespace Pippy.Runtime
     /// <summary>How a list of blocks is divided among the stages that share it.</summary>
     public static class PipelineRanges
     {
+        // The generated stage constructors create their StageModules themselves, so the runner hands measured costs to
+        // them through this (per thread, only while it creates its stages) rather than through their arguments.
+        [ThreadStatic] private static IReadOnlyDictionary<string, long[]>? _measured;
+
+        internal static long[]? MeasuredCosts(string list) => _measured is not null && _measured.TryGetValue(list, out var costs) ? costs : null;
+
+        internal static T WithMeasuredCosts<T>(IReadOnlyDictionary<string, long[]>? costs, Func<T> create)
+        {
+            var previous = _measured;
+            _measured = costs;
+            try
+            {
+                return create();
+            }
+            finally
+            {
+                _measured = previous;
+            }
+        }
+
         /// <summary>
         /// Divides blocks of the given costs into <paramref name="parts"/> contiguous non-empty ranges with the
         /// smallest possible largest range cost; among those, the most even (smallest sum of squared costs), and

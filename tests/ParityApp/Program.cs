@@ -51,6 +51,11 @@ bool ok = scenario switch
             Outputs = new[] { OutputMerge.Concat(1), OutputMerge.Sum },
         }),
 
+    // The same model divided by parameters (3 + 3 blocks) and by measured time (5 + 1): both match the plain model.
+    "balance-parameters" or "balance-time" => Parity.Check(mpi, () => new UnevenCompute(), (m, e, o) => UnevenCompute.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(32, 128) }, randn(32, 128), mse,
+        new PipelineOptions { Balance = scenario == "balance-time" ? Pippy.Runtime.Balancing.StageBalance.ByTime(randn(16, 128)) : Pippy.Runtime.Balancing.StageBalance.ByParameters }),
+
     "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
 

@@ -178,11 +178,23 @@ namespace Pippy.Generators.Emitting
             string assemble = plan.Output.Names.Count == 1
                 ? "outputs[0]"
                 : "(" + string.Join(", ", Enumerable.Range(0, plan.Output.Names.Count).Select(i => $"outputs[{i}]")) + ")";
+            var lists = plan.Stages.SelectMany(s => s.Modules).Where(m => m.IsListPart).Select(m => m.Member.Name).Distinct().ToList();
             w.Line($"public static {runner} Build(");
             w.Line($"    {plan.Type.FullyQualifiedName} model,");
             w.Line("    global::Pippy.Runtime.PipelineEnvironment environment,");
             w.Line("    global::Pippy.Runtime.PipelineOptions? options = null) =>");
-            w.Line($"    {runner}.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => {assemble}, environment, options);");
+            w.Line($"    {runner}.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => {assemble}, environment, options{(lists.Count > 0 ? ", ModuleLists(model)" : "")});");
+            if (lists.Count > 0)
+            {
+                const string listType = "global::System.Collections.Generic.IReadOnlyList<global::TorchSharp.torch.nn.Module>";
+                w.Line();
+                w.Line("/// <summary>The model's [SplitInto] module lists by name: what <c>StageBalance.ByTime</c> measures.</summary>");
+                w.Line($"private static global::System.Collections.Generic.IReadOnlyDictionary<string, {listType}> ModuleLists({plan.Type.FullyQualifiedName} model) =>");
+                w.Line($"    new global::System.Collections.Generic.Dictionary<string, {listType}>");
+                w.Line("    {");
+                foreach (var list in lists) w.Line($"        [{Quote(list)}] = global::System.Linq.Enumerable.ToArray<global::TorchSharp.torch.nn.Module>(model.{list}),");
+                w.Line("    };");
+            }
             w.Close();
         }
 

@@ -82,7 +82,14 @@ namespace ParityApp.Models
                 global::ParityApp.Models.TinyGpt model,
                 global::Pippy.Runtime.PipelineEnvironment environment,
                 global::Pippy.Runtime.PipelineOptions? options = null) =>
-                global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor>.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => outputs[0], environment, options);
+                global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor>.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => outputs[0], environment, options, ModuleLists(model));
+
+            /// <summary>The model's [SplitInto] module lists by name: what <c>StageBalance.ByTime</c> measures.</summary>
+            private static global::System.Collections.Generic.IReadOnlyDictionary<string, global::System.Collections.Generic.IReadOnlyList<global::TorchSharp.torch.nn.Module>> ModuleLists(global::ParityApp.Models.TinyGpt model) =>
+                new global::System.Collections.Generic.Dictionary<string, global::System.Collections.Generic.IReadOnlyList<global::TorchSharp.torch.nn.Module>>
+                {
+                    ["blocks"] = global::System.Linq.Enumerable.ToArray<global::TorchSharp.torch.nn.Module>(model.blocks),
+                };
         }
     }
 }
@@ -323,7 +330,14 @@ namespace ParityApp.Models
                 global::ParityApp.Models.TinyGptTwoStages model,
                 global::Pippy.Runtime.PipelineEnvironment environment,
                 global::Pippy.Runtime.PipelineOptions? options = null) =>
-                global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor>.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => outputs[0], environment, options);
+                global::Pippy.Runtime.PipelineRunner<global::TorchSharp.torch.Tensor>.Create(Graph, Schedule, stage => CreateStage(model, stage), outputs => outputs[0], environment, options, ModuleLists(model));
+
+            /// <summary>The model's [SplitInto] module lists by name: what <c>StageBalance.ByTime</c> measures.</summary>
+            private static global::System.Collections.Generic.IReadOnlyDictionary<string, global::System.Collections.Generic.IReadOnlyList<global::TorchSharp.torch.nn.Module>> ModuleLists(global::ParityApp.Models.TinyGptTwoStages model) =>
+                new global::System.Collections.Generic.Dictionary<string, global::System.Collections.Generic.IReadOnlyList<global::TorchSharp.torch.nn.Module>>
+                {
+                    ["blocks"] = global::System.Linq.Enumerable.ToArray<global::TorchSharp.torch.nn.Module>(model.blocks),
+                };
         }
     }
 }
