@@ -66,7 +66,10 @@ namespace Pippy.Runtime
             Stages = PipelineRanges.WithMeasuredCosts(measured, () =>
                 Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray());
             Materialized = MaterializeStages(graph);
-            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes);
+            // PIPPY_STAGE_THROUGH_HOST=1 sends every tensor through host staging buffers, as CUDA tensors go without a
+            // CUDA-aware MPI: how the GPU path's staging is tested on machines without a GPU.
+            bool throughHost = System.Environment.GetEnvironmentVariable("PIPPY_STAGE_THROUGH_HOST") == "1";
+            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost));
             if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
             _replicaTransport = new TensorTransport(_replicaCommunicator);
@@ -207,6 +210,7 @@ namespace Pippy.Runtime
                 MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
                 MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
                 RunMilliseconds = runMs,
+                HostStagingBuffers = _transport.Staging.Allocated,
                 ComputeMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.ComputeTicks),
                 CommunicationMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.CommunicationTicks),
             };
@@ -409,6 +413,9 @@ namespace Pippy.Runtime
 
         /// <summary>Messages sent as the tensor's memory alone, into a receive posted in advance.</summary>
         public int MessagesMemoryOnly { get; init; }
+
+        /// <summary>Host staging buffers created so far (for device tensors without a CUDA-aware MPI).</summary>
+        public int HostStagingBuffers { get; init; }
 
         /// <summary>How long this rank's action list took, in milliseconds.</summary>
         public double RunMilliseconds { get; init; }

@@ -28,6 +28,19 @@ public class LearnedShapesTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void HostStagingOfTheGpuPath_MockedOnCpu_GivesTheSameSteps()
+    {
+        // Without a GPU, CPU tensors are forced through the host staging buffers that CUDA tensors use when MPI is not
+        // CUDA-aware: copied into a pooled buffer before each send and out of one after each receive.
+        var run = MpiLauncher.Parity(2, "learned-shapes", log, ("PIPPY_STAGE_THROUGH_HOST", "1"));
+        Assert.Contains("PASS learned-shapes", run.Output);
+        var last = run.Output.Split('\n').Single(l => l.Contains("[rank 1] step 4 ("));
+        int staging = int.Parse(System.Text.RegularExpressions.Regex.Match(last, @"host staging buffers (\d+)").Groups[1].Value);
+        Assert.InRange(staging, 1, 12); // pooled: a few per shape, not one per message (40 messages over 5 steps)
+        Assert.Contains("host staging buffers 0", MpiLauncher.Parity(2, "learned-shapes", log).Output);
+    }
+
+    [Fact]
     public void AValueWhoseShapeFollowsTheDataIsAnErrorThatNamesItAndTheFix()
     {
         var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "shape-by-data");
