@@ -9,8 +9,10 @@ namespace Pippy.Runtime
 {
     /// <summary>
     /// What moves MPI messages along while a rank computes. MPI makes progress only inside MPI calls unless a thread
-    /// does it; bench/ measures the three on this machine (see bench/README.md) and None, the default, was the fastest
-    /// on 2 cores, where any progress thread takes time from the compute of one of the two ranks.
+    /// does it. bench/ measures the three (bench/results/latest.md): on this 2-core machine no setting won in every
+    /// run (GPipe at m = 8: None 1.43, MPICH's thread 0.92, polling 0.74 in one run; 0.71, 0.66, 0.84 in the next),
+    /// since receives are posted ahead and a progress thread takes its time from one of the two ranks' compute.
+    /// None stays the default: it needs neither MPI_THREAD_MULTIPLE nor an extra thread.
     /// </summary>
     public enum CommunicationProgress
     {
