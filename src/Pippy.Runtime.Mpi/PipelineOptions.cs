@@ -15,6 +15,16 @@ namespace Pippy.Runtime
         public int? Microbatches { get; init; }
 
         /// <summary>
+        /// Another schedule than the <c>[Pipeline]</c> attribute's, computed at start by the same schedule code (null:
+        /// the build-time table). With <see cref="StagesPerRank"/> it may also place the stages differently, e.g. an
+        /// interleaved schedule with 2 stages per rank on half the ranks; an impossible choice is an error at start.
+        /// </summary>
+        public Pippy.Schedules.ScheduleKind? Schedule { get; init; }
+
+        /// <summary>How many stages each rank runs (null: the <c>[Pipeline]</c> attribute's); the job then has stages / this ranks per pipeline.</summary>
+        public int? StagesPerRank { get; init; }
+
+        /// <summary>
         /// How many pipelines train side by side on different parts of each batch (data parallelism x pipeline
         /// parallelism). The job then has DataParallel x (pipeline ranks) ranks; consecutive ranks form a pipeline.
         /// Every rank is given the whole batch; each replica takes its share along each input's split dimension, and

@@ -32,24 +32,30 @@ namespace Pippy.Runtime
             IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? moduleLists = null)
         {
             _options = options ?? new PipelineOptions();
-            var kind = buildTimeSchedule.Kind;
-            int stagesPerRank = buildTimeSchedule.StageCount / buildTimeSchedule.RankCount;
+            // The build-time table, unless the options ask for another schedule, stage placement or microbatch count:
+            // then the same schedule code computes the table now (and checks the request first).
+            var kind = _options.Schedule ?? buildTimeSchedule.Kind;
+            int stagesPerRank = _options.StagesPerRank ?? buildTimeSchedule.StageCount / buildTimeSchedule.RankCount;
+            int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
             int replicas = _options.DataParallel;
             if (replicas < 1) throw new ArgumentOutOfRangeException(nameof(options), replicas, "PipelineOptions.DataParallel must be at least 1.");
-            if (environment.Size != buildTimeSchedule.RankCount * replicas)
+            if (stagesPerRank < 1 || graph.StageCount % stagesPerRank != 0)
+                throw new ArgumentException($"{graph.ModelName} has {graph.StageCount} stages, which cannot be placed {stagesPerRank} per rank; choose a divisor of {graph.StageCount} for PipelineOptions.StagesPerRank.");
+            int pipelineRanks = graph.StageCount / stagesPerRank;
+            if (environment.Size != pipelineRanks * replicas)
                 throw new InvalidOperationException(
-                    $"{graph.ModelName} has {graph.StageCount} stages and runs {stagesPerRank} stage(s) per rank ({kind}), so a pipeline takes {buildTimeSchedule.RankCount} rank(s)" +
+                    $"{graph.ModelName} has {graph.StageCount} stages and runs {stagesPerRank} stage(s) per rank ({kind}), so a pipeline takes {pipelineRanks} rank(s)" +
                     (replicas > 1 ? $", and DataParallel = {replicas} asks for {replicas} pipelines" : "") +
-                    $", but this job has {environment.Size} rank(s): start it with mpiexec -n {buildTimeSchedule.RankCount * replicas}.");
+                    $", but this job has {environment.Size} rank(s): start it with mpiexec -n {pipelineRanks * replicas}.");
             CheckOptions(graph, _options);
-            int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
-            if (kind == ScheduleKind.Custom && microbatches != buildTimeSchedule.Microbatches)
+            bool buildTime = kind == buildTimeSchedule.Kind && stagesPerRank * buildTimeSchedule.RankCount == buildTimeSchedule.StageCount && microbatches == buildTimeSchedule.Microbatches;
+            if (kind == ScheduleKind.Custom && !buildTime)
                 throw new ArgumentException(
-                    $"{graph.ModelName}'s custom schedule is written for {buildTimeSchedule.Microbatches} microbatches, but PipelineOptions.Microbatches = {microbatches}; " +
-                    "leave it unset or write the table for that count.");
-            Schedule = microbatches == buildTimeSchedule.Microbatches
-                ? buildTimeSchedule
-                : ScheduleBuilder.Build(kind, graph.Links(kind, stagesPerRank), microbatches);
+                    $"{graph.ModelName}'s custom schedule is written for {buildTimeSchedule.Microbatches} microbatches on {buildTimeSchedule.RankCount} ranks; " +
+                    "leave PipelineOptions.Microbatches, Schedule and StagesPerRank unset or write the table for that count.");
+            if (!buildTime && ScheduleBuilder.CheckRequest(kind, graph.StageCount, stagesPerRank, microbatches) is { Count: > 0 } problems)
+                throw new ArgumentException($"{graph.ModelName} cannot run {kind} with {stagesPerRank} stage(s) per rank and {microbatches} microbatches: {string.Join("; ", problems)}.");
+            Schedule = buildTime ? buildTimeSchedule : ScheduleBuilder.Build(kind, graph.Links(kind, stagesPerRank), microbatches);
             _graph = graph;
             _rankOfStage = Schedule.RankOfStage();
             Environment = environment;

@@ -29,7 +29,8 @@ public static class Parity
     {
         // PARITY_TRACE_DIR: write each rank's measured action times (Chrome trace) there.
         if (System.Environment.GetEnvironmentVariable("PARITY_TRACE_DIR") is { Length: > 0 } traces)
-            options = new PipelineOptions { Microbatches = options.Microbatches, Inputs = options.Inputs, Target = options.Target, Outputs = options.Outputs, TraceDirectory = traces };
+            options = new PipelineOptions { Microbatches = options.Microbatches, Inputs = options.Inputs, Target = options.Target, Outputs = options.Outputs, TraceDirectory = traces,
+                Schedule = options.Schedule, StagesPerRank = options.StagesPerRank };
         torch.manual_seed(0);
         var model = create();
         if (perturbOnLaterRanks is not null && mpi.Rank > 0)

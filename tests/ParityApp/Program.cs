@@ -56,6 +56,13 @@ bool ok = scenario switch
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(32, 128) }, randn(32, 128), mse,
         new PipelineOptions { Balance = scenario == "balance-time" ? Pippy.Runtime.Balancing.StageBalance.ByTime(randn(16, 128)) : Pippy.Runtime.Balancing.StageBalance.ByParameters }),
 
+    // The 4-stage 1F1B chain with a schedule chosen at start: interleaved on 2 ranks, GPipe on 4.
+    "runtime-interleaved" or "runtime-gpipe" => Parity.Check(mpi, () => new OneFOneBChain(), (m, e, o) => OneFOneBChain.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(14, 6) }, randn(14, 6), mse,
+        scenario == "runtime-interleaved"
+            ? new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.Interleaved1F1B, StagesPerRank = 2, Microbatches = 6 }
+            : new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.GPipe }),
+
     "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
 

@@ -88,4 +88,15 @@ public class ScheduleParityTests(ITestOutputHelper log)
         Assert.Contains("stage 7 (rank 0)", output);
         Assert.Contains("[rank 3 stage 3+4] checked", output);
     }
+
+    [Fact]
+    public void AScheduleChosenAtStartRunsTheSameModel()
+    {
+        // The chain was built for 1F1B on 4 ranks; PipelineOptions.Schedule/StagesPerRank compute another table at start.
+        var interleaved = Run("runtime-interleaved", 2);
+        Assert.Contains("[pippy] OneFOneBChain: 4 stages on 2 ranks, Interleaved1F1B, 6 microbatches", interleaved);
+        Assert.Contains("PASS runtime-interleaved", interleaved);
+        var gpipe = Run("runtime-gpipe", 4);
+        Assert.Contains("[pippy] OneFOneBChain: 4 stages on 4 ranks, GPipe, 4 microbatches", gpipe);
+    }
 }
