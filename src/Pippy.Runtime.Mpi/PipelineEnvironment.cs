@@ -91,6 +91,15 @@ namespace Pippy.Runtime
             return all != 0;
         }
 
+        /// <summary>The sum of <paramref name="value"/> over every rank, on every rank.</summary>
+        public unsafe double Sum(double value)
+        {
+            double total = 0;
+            int code = MpiU.MPI_Allreduce((IntPtr)(&value), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, MpiU.MPI_COMM_WORLD);
+            if (code != 0) throw new InvalidOperationException($"MPI_Allreduce failed with MPI error {code}.");
+            return total;
+        }
+
         /// <summary>Ends every rank of the job: prints <paramref name="message"/> on this rank, then MPI_Abort.</summary>
         public void Abort(string message, int exitCode = 1)
         {

@@ -349,6 +349,48 @@ namespace Pippy.Runtime
                     .Merge(interpreter.LastStage!.LastOutputs.Select(o => o![k]).ToArray()))
                 .ToArray();
 
+        /// <summary>
+        /// Writes the last <c>Step</c>'s measured actions of every rank of the job into one Chrome-trace file (open it in
+        /// ui.perfetto.dev or chrome://tracing): a track per rank, an event per action (a receive's event is its wait).
+        /// Every rank calls it; rank 0 gathers the timelines over MPI and writes the file atomically.
+        /// </summary>
+        public unsafe void WriteTrace(string path)
+        {
+            var mine = System.Text.Encoding.UTF8.GetBytes(string.Join("\n", LastStep.Timeline.Select(t =>
+                FormattableString.Invariant($"{t.Action}\t{t.Start:R}\t{t.End:R}"))));
+            int size = Environment.Size, length = mine.Length;
+            var lengths = new int[size];
+            var offsets = new int[size];
+            fixed (int* counts = lengths)
+            {
+                int code = MpiU.MPI_Gather((IntPtr)(&length), 1, MpiU.MPI_INT, (IntPtr)counts, 1, MpiU.MPI_INT, 0, MpiU.MPI_COMM_WORLD);
+                if (code != 0) throw new InvalidOperationException($"MPI_Gather of the trace sizes failed with MPI error {code}.");
+            }
+            for (int r = 1; r < size; r++) offsets[r] = offsets[r - 1] + lengths[r - 1];
+            var all = new byte[Math.Max(1, offsets[size - 1] + lengths[size - 1])];
+            fixed (byte* send = mine.Length == 0 ? new byte[1] : mine, receive = all)
+            {
+                int code = MpiU.MPI_Gatherv((IntPtr)send, length, MpiU.MPI_BYTE, (IntPtr)receive, lengths, offsets, MpiU.MPI_BYTE, 0, MpiU.MPI_COMM_WORLD);
+                if (code != 0) throw new InvalidOperationException($"MPI_Gatherv of the traces failed with MPI error {code}.");
+            }
+            if (Environment.Rank != 0) return;
+            var timeline = new List<TimedAction>();
+            for (int r = 0; r < size; r++)
+            {
+                string text = System.Text.Encoding.UTF8.GetString(all, offsets[r], lengths[r]);
+                foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    var parts = line.Split('\t');
+                    timeline.Add(new TimedAction(r, PipelineAction.Parse(parts[0]),
+                        double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), double.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture)));
+                }
+            }
+            string? folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
+            if (folder is not null) System.IO.Directory.CreateDirectory(folder);
+            System.IO.File.WriteAllText(path + ".tmp", ScheduleDiagram.ChromeTrace(timeline, unitMicroseconds: 1000));
+            System.IO.File.Move(path + ".tmp", path, overwrite: true);
+        }
+
         /// <summary>This rank's measured action times as a Chrome trace, written atomically (temporary file, then rename).</summary>
         private void WriteTrace(string directory, IReadOnlyList<TimedAction> timeline)
         {

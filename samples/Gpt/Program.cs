@@ -1,0 +1,39 @@
+using System;
+using System.CommandLine;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using Gpt;
+using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
+using Pippy.Schedules;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+// A character-level GPT trained across MPI ranks: mpiexec -n 4 dotnet run --project samples/Gpt [-- options]
+using var mpi = PipelineEnvironment.Start(ref args);
+
+var schedule = new Option<string>("--schedule") { Description = "Pipeline schedule: gpipe, 1f1b, interleaved (2 stages per rank: run on half the ranks), zero-bubble or looped-bfs.", DefaultValueFactory = _ => "1f1b" };
+var microbatches = new Option<int>("--microbatches") { Description = "Microbatches each batch is split into (each runs through the pipeline on its own).", DefaultValueFactory = _ => 8 };
+var dataParallel = new Option<int>("--data-parallel") { Description = "Pipelines training side by side on parts of each batch; the ranks are divided among them.", DefaultValueFactory = _ => 1 };
+var steps = new Option<int>("--steps") { Description = "Optimizer steps to train (the default takes about two minutes on 2 cores).", DefaultValueFactory = _ => 500 };
+var batch = new Option<int>("--batch") { Description = "Sequences per step (all ranks see the same batch; each microbatch is a slice of it).", DefaultValueFactory = _ => 16 };
+var context = new Option<int>("--context") { Description = "Characters per sequence.", DefaultValueFactory = _ => 64 };
+var learningRate = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => 3e-3 };
+var checkpoint = new Option<string>("--checkpoint") { Description = "Folder for the checkpoint written at the end (one shard per rank and an index), merged into model.bin for sampling.", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "pippy-gpt") };
+var trace = new Option<string?>("--trace") { Description = "Write the last step's timeline of every rank to this Chrome-trace file (open it in ui.perfetto.dev)." };
+var text = new Option<string?>("--text") { Description = "Train on this text file instead of the fortunes databases (sudo apt-get install fortunes)." };
+var seed = new Option<int>("--seed") { Description = "Seed of the initial weights and of the batches.", DefaultValueFactory = _ => 1 };
+var sample = new Option<int>("--sample") { Description = "Characters to generate from the trained model at the end (0: none).", DefaultValueFactory = _ => 300 };
+
+var root = new RootCommand("Trains a character-level GPT (token and position embeddings, transformer blocks in 4 pipeline stages, a head tied to the " +
+                           "embedding) on English text across MPI ranks, prints each step's loss, writes a checkpoint and samples text from it.")
+{
+    schedule, microbatches, dataParallel, steps, batch, context, learningRate, checkpoint, trace, text, seed, sample,
+};
+root.SetAction(result => Trainer.Run(mpi, new Trainer.Settings(
+    result.GetValue(schedule)!, result.GetValue(microbatches), result.GetValue(dataParallel), result.GetValue(steps), result.GetValue(batch),
+    result.GetValue(context), result.GetValue(learningRate), result.GetValue(checkpoint)!, result.GetValue(trace), result.GetValue(text),
+    result.GetValue(seed), result.GetValue(sample))));
+return root.Parse(args).Invoke();

@@ -1,0 +1,108 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
+using Pippy.Schedules;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Gpt;
+
+/// <summary>The training loop of the sample, and sampling from the merged checkpoint.</summary>
+public static class Trainer
+{
+    public sealed record Settings(string Schedule, int Microbatches, int DataParallel, int Steps, int Batch, int Context, double LearningRate,
+        string Checkpoint, string? Trace, string? Text, int Seed, int Sample);
+
+    public static int Run(PipelineEnvironment mpi, Settings s)
+    {
+        var corpus = Corpus.Load(s.Text);
+        int vocabulary = corpus.Alphabet.Length;
+        var kind = s.Schedule.ToLowerInvariant() switch
+        {
+            "gpipe" => ScheduleKind.GPipe,
+            "1f1b" => ScheduleKind.OneFOneB,
+            "interleaved" => ScheduleKind.Interleaved1F1B,
+            "zero-bubble" => ScheduleKind.InterleavedZeroBubble,
+            "looped-bfs" => ScheduleKind.LoopedBFS,
+            _ => throw new ArgumentException($"--schedule {s.Schedule}: use gpipe, 1f1b, interleaved, zero-bubble or looped-bfs."),
+        };
+        // 4 stages over the ranks of one pipeline: 1 per rank on 4 ranks, 2 per rank on 2.
+        int pipelineRanks = Math.Max(1, mpi.Size / Math.Max(1, s.DataParallel));
+        int stagesPerRank = Math.Max(1, CharGpt.Pipeline.StageCount / pipelineRanks);
+        if (mpi.Rank == 0)
+            Console.WriteLine($"text: {corpus.Source}, {corpus.Length:N0} characters, {vocabulary} distinct");
+
+        // Each rank builds the model without memory and materializes only its stages, with GPT's initialization.
+        var initialization = WeightInitialization.Seeded(s.Seed, (name, owner, tensor) =>
+        {
+            if (owner is TorchSharp.Modules.Embedding || (owner is TorchSharp.Modules.Linear && name.EndsWith(".weight", StringComparison.Ordinal))) { init.normal_(tensor, std: 0.02); return true; }
+            return false;
+        });
+        var model = LazyModel.Construct(() => new CharGpt(vocabulary, s.Context));
+        using var pipe = CharGpt.Pipeline.Build(model, mpi, new PipelineOptions
+        {
+            Schedule = kind, StagesPerRank = stagesPerRank, Microbatches = s.Microbatches, DataParallel = s.DataParallel,
+            LossReduction = LossReduction.Mean, Initialization = initialization,
+        });
+        var optimizer = optim.AdamW(pipe.Parameters(), s.LearningRate, weight_decay: 0.01);
+        long parameters = (long)mpi.Sum(pipe.DataParallelRank == 0 ? pipe.Parameters().Sum(p => p.NumberOfElements) : 0);
+        if (mpi.Rank == 0) Console.WriteLine($"model: {parameters:N0} parameters (a tied weight counted on each rank that holds it), {s.Batch} x {s.Context} characters per step");
+
+        double firstLoss = double.NaN, lastLoss = double.NaN;
+        for (int step = 1; step <= s.Steps; step++)
+        {
+            var clock = Stopwatch.StartNew();
+            using var scope = NewDisposeScope();
+            var (input, target) = corpus.Batch(s.Batch, s.Context, step, (ulong)s.Seed);
+            optimizer.zero_grad();
+            var loss = pipe.Step(input, target, (logits, t) => functional.cross_entropy(logits.reshape(-1, vocabulary), t.reshape(-1)));
+            pipe.ClipGradNorm(1.0);
+            optimizer.step();
+            double seconds = clock.Elapsed.TotalSeconds;
+            // The measured bubble: the share of the ranks' step time spent outside torch (waiting and communicating).
+            double busy = mpi.Sum(pipe.LastStep.ComputeMilliseconds), total = mpi.Sum(pipe.LastStep.RunMilliseconds);
+            double value = loss.item<float>();
+            if (step == 1) firstLoss = value;
+            lastLoss = value;
+            if (mpi.Rank == 0)
+                Console.WriteLine($"step {step,4}/{s.Steps}  loss {value:F3}  {s.Batch * s.Context / seconds,8:N0} tokens/s  bubble {1 - busy / Math.Max(total, 1e-9):P0}");
+            if (step == s.Steps && s.Trace is not null)
+            {
+                pipe.WriteTrace(s.Trace);
+                if (mpi.Rank == 0) Console.WriteLine($"trace of the last step written to {s.Trace} (open it in ui.perfetto.dev)");
+            }
+        }
+        pipe.SaveCheckpoint(s.Checkpoint, optimizer, s.Steps);
+        if (mpi.Rank != 0) return 0;
+        Console.WriteLine($"loss {firstLoss:F3} -> {lastLoss:F3} in {s.Steps} steps; checkpoint written to {s.Checkpoint}");
+
+        // The trained model back in one process: merge the shards into one plain TorchSharp file, load and sample.
+        string merged = Path.Combine(s.Checkpoint, "model.bin");
+        CharGpt.Pipeline.MergeCheckpoint(new CharGpt(vocabulary, s.Context), s.Checkpoint, merged);
+        if (s.Sample > 0) Console.WriteLine($"sampled from {merged}:\n{Sample(corpus, merged, s.Context, s.Sample, (ulong)s.Seed)}");
+        return 0;
+    }
+
+    /// <summary>Text generated one character at a time (temperature 0.8) by the plain model loaded from <paramref name="path"/>.</summary>
+    public static string Sample(Corpus corpus, string path, int context, int length, ulong seed)
+    {
+        var model = new CharGpt(corpus.Alphabet.Length, context);
+        model.load(path);
+        model.eval();
+        using var noGrad = no_grad();
+        var generator = new Generator(seed);
+        var ids = corpus.Encode("The ").ToList();
+        for (int i = 0; i < length; i++)
+        {
+            using var scope = NewDisposeScope();
+            var window = tensor(ids.Skip(Math.Max(0, ids.Count - context)).ToArray()).unsqueeze(0);
+            var logits = model.forward(window)[0, -1] / 0.8;
+            ids.Add(multinomial(functional.softmax(logits, 0), 1, generator: generator).item<long>());
+        }
+        return corpus.Decode(ids);
+    }
+}
