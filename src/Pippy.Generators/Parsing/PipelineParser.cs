@@ -291,6 +291,7 @@ namespace Pippy.Generators.Parsing
             var inBranches = new List<string>();
             foreach (var identifier in node.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>())
             {
+                if (SymbolLookup.IsOtherMemberName(identifier)) continue;
                 var symbol = symbols.Of(identifier);
                 if (symbol is not (IFieldSymbol or IPropertySymbol) || !SymbolEqualityComparer.Default.Equals(symbol.ContainingType, type)) continue;
                 if (!known.IsModule(symbol is IFieldSymbol f ? f.Type : ((IPropertySymbol)symbol).Type)) continue;

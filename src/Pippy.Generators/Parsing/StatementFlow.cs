@@ -67,7 +67,7 @@ namespace Pippy.Generators.Parsing
             var reads = new List<ISymbol>();
             foreach (var identifier in node.DescendantNodes().OfType<IdentifierNameSyntax>())
             {
-                if (identifier == assigned || identifier.Parent is NameColonSyntax or NameEqualsSyntax) continue; // not reads: a named argument's name
+                if (identifier == assigned || identifier.Parent is NameColonSyntax or NameEqualsSyntax || SymbolLookup.IsOtherMemberName(identifier)) continue; // not reads of locals
                 var symbol = symbols.Of(identifier);
                 if (symbol is ILocalSymbol or IParameterSymbol { IsThis: false } && !declared.Contains(symbol, SymbolEqualityComparer.Default)
                     && !reads.Contains(symbol, SymbolEqualityComparer.Default))
