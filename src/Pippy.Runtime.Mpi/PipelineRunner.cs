@@ -216,6 +216,7 @@ namespace Pippy.Runtime
                 MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
                 MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
                 RunMilliseconds = runMs,
+                StartTimestamp = interpreter.StartTimestamp,
                 HostStagingBuffers = _transport.Staging.Allocated,
                 ComputeMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.ComputeTicks),
                 CommunicationMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.CommunicationTicks),
@@ -356,8 +357,10 @@ namespace Pippy.Runtime
         /// </summary>
         public unsafe void WriteTrace(string path)
         {
+            // The first line is when the rank started its actions: ranks on one machine share the monotonic clock, so
+            // the tracks line up (ranks on other machines are aligned to their own start).
             var mine = System.Text.Encoding.UTF8.GetBytes(string.Join("\n", LastStep.Timeline.Select(t =>
-                FormattableString.Invariant($"{t.Action}\t{t.Start:R}\t{t.End:R}"))));
+                FormattableString.Invariant($"{t.Action}\t{t.Start:R}\t{t.End:R}")).Prepend(FormattableString.Invariant($"start\t{LastStep.StartTimestamp}\t{System.Net.Dns.GetHostName()}"))));
             int size = Environment.Size, length = mine.Length;
             var lengths = new int[size];
             var offsets = new int[size];
@@ -375,14 +378,17 @@ namespace Pippy.Runtime
             }
             if (Environment.Rank != 0) return;
             var timeline = new List<TimedAction>();
+            var texts = Enumerable.Range(0, size).Select(r => System.Text.Encoding.UTF8.GetString(all, offsets[r], lengths[r]).Split('\n', StringSplitOptions.RemoveEmptyEntries)).ToArray();
+            var starts = texts.Select(lines => lines[0].Split('\t')).Select(p => (Ticks: long.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture), Host: p[2])).ToArray();
             for (int r = 0; r < size; r++)
             {
-                string text = System.Text.Encoding.UTF8.GetString(all, offsets[r], lengths[r]);
-                foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                long earliest = starts.Where(s => s.Host == starts[r].Host).Min(s => s.Ticks);
+                double offset = (starts[r].Ticks - earliest) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+                foreach (var line in texts[r].Skip(1))
                 {
                     var parts = line.Split('\t');
                     timeline.Add(new TimedAction(r, PipelineAction.Parse(parts[0]),
-                        double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), double.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture)));
+                        offset + double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), offset + double.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture)));
                 }
             }
             string? folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
@@ -464,6 +470,9 @@ namespace Pippy.Runtime
 
         /// <summary>Host staging buffers created so far (for device tensors without a CUDA-aware MPI).</summary>
         public int HostStagingBuffers { get; init; }
+
+        /// <summary>When this rank's action list started: Stopwatch ticks of the machine's monotonic clock, which its processes share.</summary>
+        public long StartTimestamp { get; init; }
 
         /// <summary>How long this rank's action list took, in milliseconds.</summary>
         public double RunMilliseconds { get; init; }

@@ -4,8 +4,20 @@ using System.IO;
 using System.Linq;
 using Pippy.Schedules;
 
-// dotnet run --project tools/ScheduleViewer -- <schedule> <ranks> <microbatches> [stages per rank] [--costs F,B,I,W] [--trace file.json] [--csv file.csv]
+// dotnet run --project tools/ScheduleViewer -- <schedule> <ranks> <microbatches> [stages per rank] [--costs F,B,I,W] [--trace file.json] [--csv file.csv] [--svg file.svg]
 // e.g. dotnet run --project tools/ScheduleViewer -- OneFOneB 4 8
+// dotnet run --project tools/ScheduleViewer -- --render trace.json picture.svg   (a trace written by a real run, e.g. samples/Gpt --trace)
+if (args.Length >= 3 && args[0] == "--render")
+{
+    using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(args[1]));
+    var measured = json.RootElement.GetProperty("traceEvents").EnumerateArray()
+        .Select(e => new TimedAction(e.GetProperty("tid").GetInt32(), PipelineAction.Parse(e.GetProperty("name").GetString()!),
+            e.GetProperty("ts").GetDouble() / 1000, (e.GetProperty("ts").GetDouble() + e.GetProperty("dur").GetDouble()) / 1000))
+        .ToList();
+    File.WriteAllText(args[2], ScheduleDiagram.Svg(measured, args.Length > 3 ? args[3] : $"measured: {Path.GetFileName(args[1])}"));
+    Console.WriteLine($"{measured.Count} actions of {measured.Select(t => t.Rank).Distinct().Count()} ranks drawn in {args[2]}");
+    return 0;
+}
 if (args.Length < 3 || !Enum.TryParse(args[0], ignoreCase: true, out ScheduleKind kind)
     || !int.TryParse(args[1], out int ranks) || !int.TryParse(args[2], out int microbatches))
 {
@@ -35,6 +47,7 @@ try
     foreach (var line in table.Format()) Console.WriteLine("  " + line);
     if (Option("--trace") is { } trace) File.WriteAllText(trace, ScheduleDiagram.ChromeTrace(metrics.Timeline));
     if (Option("--csv") is { } csv) File.WriteAllText(csv, CsvSchedule.Write(table));
+    if (Option("--svg") is { } picture) File.WriteAllText(picture, ScheduleDiagram.Svg(metrics.Timeline, $"{kind}: {ranks} ranks, {microbatches} microbatches (simulated, B = {costs.Backward} F)", unit: "F"));
     return 0;
 }
 catch (InvalidScheduleException e)

@@ -69,11 +69,15 @@ namespace Pippy.Runtime.Execution
         /// <summary>When each action of the last <see cref="Run"/> started and ended, in milliseconds from its start.</summary>
         public List<TimedAction> Timeline { get; } = new();
 
+        /// <summary>When the last <see cref="Run"/> started (Stopwatch ticks: the machine's monotonic clock, shared by its processes).</summary>
+        public long StartTimestamp { get; private set; }
+
         /// <summary>How many actions ahead receives are posted: enough to cover the compute between two receives.</summary>
         internal const int Lookahead = 6;
 
         public void Run(IReadOnlyList<PipelineAction> actions)
         {
+            StartTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             _posted = new PendingReceive[]?[actions.Count];
             _nextToPost = 0;
