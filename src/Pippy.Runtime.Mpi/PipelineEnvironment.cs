@@ -72,8 +72,11 @@ namespace Pippy.Runtime
             var mpi = new MPI.Environment(ref args, chosen == CommunicationProgress.None ? Threading.Serialized : Threading.Multiple);
             var environment = new PipelineEnvironment(mpi) { Progress = chosen };
             if (chosen == CommunicationProgress.PollingThread) environment.StartPolling();
+            // One message first (a failed action names its rank, stage, action and microbatch), then the details.
             AppDomain.CurrentDomain.UnhandledException += (_, e) =>
-                environment.Abort($"unhandled {e.ExceptionObject.GetType().Name}: {e.ExceptionObject}");
+                environment.Abort(e.ExceptionObject is Exception exception
+                    ? $"{exception.Message}\n{exception}"
+                    : $"unhandled {e.ExceptionObject}");
             TorchNative.EnsureLoaded();
             LimitTorchThreads();
             return environment;

@@ -54,6 +54,12 @@ namespace Pippy.Runtime
         /// </summary>
         public Balancing.StageBalance Balance { get; init; } = Balancing.StageBalance.ByParameters;
 
+        /// <summary>
+        /// The watchdog: how long a rank waits for a message (or for its sent messages to be taken) before it ends the
+        /// job with a message naming what it waited for, from which stage, for which microbatch. Infinite turns it off.
+        /// </summary>
+        public TimeSpan ReceiveTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

@@ -75,7 +75,10 @@ namespace Pippy.Runtime
             // PIPPY_STAGE_THROUGH_HOST=1 sends every tensor through host staging buffers, as CUDA tensors go without a
             // CUDA-aware MPI: how the GPU path's staging is tested on machines without a GPU.
             bool throughHost = System.Environment.GetEnvironmentVariable("PIPPY_STAGE_THROUGH_HOST") == "1";
-            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost));
+            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost))
+            {
+                Timeout = _options.ReceiveTimeout,
+            };
             if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
             _replicaTransport = new TensorTransport(_replicaCommunicator);

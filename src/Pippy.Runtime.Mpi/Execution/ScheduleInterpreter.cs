@@ -88,8 +88,19 @@ namespace Pippy.Runtime.Execution
                 if (!_stages.TryGetValue(action.Stage, out var stage))
                     throw new InvalidOperationException($"Action {action} belongs to stage {action.Stage}, which runs on rank {_rankOfStage[action.Stage]}, not on rank {_rank}.");
                 double start = clock.Elapsed.TotalMilliseconds;
-                PostAhead(actions, i);
-                Execute(stage, action, i);
+                try
+                {
+                    PostAhead(actions, i);
+                    Execute(stage, action, i);
+                }
+                catch (LossFailedException e)
+                {
+                    throw new PipelineActionException(_rank, action, e.InnerException!, $"the loss of microbatch {action.Microbatch}");
+                }
+                catch (Exception e) when (e is not PipelineActionException and not OperationCanceledException)
+                {
+                    throw new PipelineActionException(_rank, action, e);
+                }
                 Timeline.Add(new TimedAction(_rank, action, start, clock.Elapsed.TotalMilliseconds));
             }
             long t = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -128,7 +139,8 @@ namespace Pippy.Runtime.Execution
             for (int k = 0; k < remote.Length; k++)
             {
                 long t = System.Diagnostics.Stopwatch.GetTimestamp();
-                pending[k] = _transport.Post(_rankOfStage[remote[k].FromStage], Tag(remote[k], false, mb), s.Device);
+                pending[k] = _transport.Post(_rankOfStage[remote[k].FromStage], Tag(remote[k], false, mb), s.Device,
+                    $"the value '{remote[k].Name}' from stage {remote[k].FromStage} (pipeline rank {_rankOfStage[remote[k].FromStage]}) for stage {s.Stage.Index}, microbatch {mb}");
                 Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
             }
             return pending;
@@ -142,7 +154,8 @@ namespace Pippy.Runtime.Execution
                 if (sent[k] && !Local(s.Outgoing[k].ToStage))
                 {
                     long t = System.Diagnostics.Stopwatch.GetTimestamp();
-                    pending.Add(_transport.Post(_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb), s.Device));
+                    pending.Add(_transport.Post(_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb), s.Device,
+                        $"the gradient of '{s.Outgoing[k].Name}' from stage {s.Outgoing[k].ToStage} (pipeline rank {_rankOfStage[s.Outgoing[k].ToStage]}) for stage {s.Stage.Index}, microbatch {mb}"));
                     Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
                 }
             return pending.ToArray();
@@ -329,7 +342,15 @@ namespace Pippy.Runtime.Execution
             s.LastOutputs[mb] = outputs;
             if (!Training) return;
             t = System.Diagnostics.Stopwatch.GetTimestamp();
-            var loss = _loss!(outputs, _targets![mb]);
+            Tensor loss;
+            try
+            {
+                loss = _loss!(outputs, _targets![mb]);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw new LossFailedException(e);
+            }
             s.Losses[mb] = _lossWeights is null ? loss : loss * _lossWeights[mb];
             Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
         }
@@ -485,5 +506,36 @@ namespace Pippy.Runtime.Execution
                 ReleaseBuffers(mb);
             }
         }
+    }
+
+    /// <summary>The user's loss function threw (inside the last stage's forward action).</summary>
+    internal sealed class LossFailedException(Exception inner) : Exception(inner.Message, inner);
+
+    /// <summary>An action of the schedule failed: which rank, stage, action and microbatch, and the original exception.</summary>
+    public sealed class PipelineActionException : Exception
+    {
+        internal PipelineActionException(int rank, PipelineAction action, Exception inner, string? part = null)
+            : base($"Pipeline rank {rank}, stage {action.Stage}, action {action} ({part ?? $"{Describe(action.Kind)} of microbatch {action.Microbatch}"}) failed: {inner.GetType().Name}: {inner.Message}", inner)
+        {
+            Rank = rank;
+            Action = action;
+        }
+
+        /// <summary>The rank in its pipeline (the schedule's rank).</summary>
+        public int Rank { get; }
+
+        public PipelineAction Action { get; }
+
+        private static string Describe(ActionKind kind) => kind switch
+        {
+            ActionKind.Forward => "the forward",
+            ActionKind.Backward => "the backward",
+            ActionKind.BackwardInput => "the input gradients",
+            ActionKind.BackwardWeight => "the weight gradients",
+            ActionKind.SendForward => "sending the values",
+            ActionKind.ReceiveForward => "receiving the values",
+            ActionKind.SendBackward => "sending the gradients",
+            _ => "receiving the gradients",
+        };
     }
 }

@@ -29,7 +29,7 @@ namespace Pippy.Runtime.Transport
 
         private readonly int _communicator;
         private readonly bool _learn;
-        private readonly List<(int Request, Tensor Sent, Tensor Original)> _pending = new();
+        private readonly List<(int Request, Tensor Sent, Tensor Original, int Destination, int Tag)> _pending = new();
         private readonly Dictionary<(int Peer, int Tag, int Phase), TensorSignature> _sent = new();
         private readonly Dictionary<(int Peer, int Tag, int Phase), TensorSignature> _received = new();
         private readonly ReceiveBufferPool _buffers = new();
@@ -45,6 +45,9 @@ namespace Pippy.Runtime.Transport
         }
 
         public DeviceStaging Staging { get; }
+
+        /// <summary>How long a wait for messages may last before the watchdog ends it (infinite: never).</summary>
+        public TimeSpan Timeout { get; set; } = System.Threading.Timeout.InfiniteTimeSpan;
 
         /// <summary>Which learned table the next messages use: the same tags mean different things in a training step and in a forward-only pass.</summary>
         public int Phase { get; set; }
@@ -99,23 +102,24 @@ namespace Pippy.Runtime.Transport
         /// Posts the receive of one message and returns at once; <see cref="Complete"/> waits for it. A learned message
         /// goes straight into a buffer of the pool, on <paramref name="device"/>; an unknown one first receives its header.
         /// </summary>
-        public PendingReceive Post(int source, int tag, Device? device = null)
+        public PendingReceive Post(int source, int tag, Device? device = null, string? what = null)
         {
             device ??= CPU;
+            what ??= $"the message with tag {tag} from rank {source}";
             var key = (source, tag, Phase);
             if (_learn && _received.TryGetValue(key, out var known))
             {
-                if (known.IsNone) return new PendingReceive(source, tag, device, known, null, null, null, Request: 0);
+                if (known.IsNone) return new PendingReceive(source, tag, device, known, null, null, null, Request: 0) { What = what };
                 var buffer = NewBuffer(known, device);
                 var target = Staging.ReceiveTarget(buffer);
                 int request = 0;
                 if (buffer.NumberOfElements > 0)
                     Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out request), "MPI_Irecv (data)", source, tag);
-                return new PendingReceive(source, tag, device, known, null, buffer, target, request);
+                return new PendingReceive(source, tag, device, known, null, buffer, target, request) { What = what };
             }
             var header = torch.empty(HeaderLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
             Check(MpiU.MPI_Irecv(TorchNative.DataPointer(header), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out int headerRequest), "MPI_Irecv (header)", source, tag);
-            return new PendingReceive(source, tag, device, null, header, null, null, headerRequest);
+            return new PendingReceive(source, tag, device, null, header, null, null, headerRequest) { What = what };
         }
 
         /// <summary>
@@ -128,10 +132,11 @@ namespace Pippy.Runtime.Transport
         {
             int count = pending.Count;
             int* requests = stackalloc int[Math.Max(count, 1)];
+            var waitingFor = new PendingReceive[Math.Max(count, 1)];
             int waiting = 0;
             for (int i = 0; i < count; i++)
-                if (pending[i].Request != 0) requests[waiting++] = pending[i].Request;
-            if (waiting > 0) Check(MpiU.MPI_Waitall(waiting, requests, new MpiU.MPI_Status[waiting]), "MPI_Waitall", -1, -1);
+                if (pending[i].Request != 0) { waitingFor[waiting] = pending[i]; requests[waiting++] = pending[i].Request; }
+            Wait(requests, waiting, k => waitingFor[k].What);
 
             var received = new ReceivedTensor[count];
             var second = new List<int>();
@@ -159,7 +164,7 @@ namespace Pippy.Runtime.Transport
                 Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, p.Source, DataTag(p.Tag), _communicator, out requests[second.Count]), "MPI_Irecv (data)", p.Source, p.Tag);
                 second.Add(i);
             }
-            if (second.Count > 0) Check(MpiU.MPI_Waitall(second.Count, requests, new MpiU.MPI_Status[second.Count]), "MPI_Waitall (data)", -1, -1);
+            Wait(requests, second.Count, k => pending[second[k]].What);
             foreach (int i in second) Staging.Land(pending[i].Landing!.Value.Target, pending[i].Landing!.Value.Buffer);
             return received;
         }
@@ -170,6 +175,47 @@ namespace Pippy.Runtime.Transport
             var pending = new PendingReceive[messages.Count];
             for (int i = 0; i < pending.Length; i++) pending[i] = Post(messages[i].Source, messages[i].Tag);
             return Complete(pending);
+        }
+
+        /// <summary>
+        /// Waits for MPI requests like MPI_Waitall (polling MPI_Test, which drives MPI's progress as MPI_Wait does), but
+        /// gives up after <see cref="Timeout"/>: the watchdog. Then it names what this rank was waiting for, so a stuck
+        /// peer or a schedule bug ends the job with a message instead of a hang.
+        /// </summary>
+        private void Wait(int* requests, int count, Func<int, string> what)
+        {
+            if (count == 0) return;
+            var done = new bool[count];
+            int remaining = count;
+            long deadline = Timeout == System.Threading.Timeout.InfiniteTimeSpan ? long.MaxValue
+                : System.Diagnostics.Stopwatch.GetTimestamp() + (long)(Timeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+            for (int round = 0; ; round++)
+            {
+                for (int k = 0; k < count; k++)
+                {
+                    if (done[k]) continue;
+                    Check(MpiU.MPI_Test(ref requests[k], out int flag, out _), "MPI_Test", -1, -1);
+                    if (flag != 0) { done[k] = true; remaining--; }
+                }
+                if (remaining == 0) return;
+                if ((round & 1023) == 1023 && System.Diagnostics.Stopwatch.GetTimestamp() > deadline)
+                {
+                    var missing = Enumerable.Range(0, count).Where(k => !done[k]).Select(what).ToArray();
+                    throw new TimeoutException(
+                        $"Rank {Rank} waited {Timeout.TotalSeconds:0.#} s for {string.Join("; ", missing)}: that rank is stuck, has failed, or runs " +
+                        "another schedule. The watchdog ends the job (PipelineOptions.ReceiveTimeout).");
+                }
+            }
+        }
+
+        private int Rank => _rank ??= CommunicatorRank();
+        private int? _rank;
+
+        private int CommunicatorRank()
+        {
+            // The job's rank, as the launcher and the abort message number them.
+            Check(MpiU.MPI_Comm_rank(MpiU.MPI_COMM_WORLD, out int rank), "MPI_Comm_rank", -1, -1);
+            return rank;
         }
 
         /// <summary>A learning transport's buffers come from its pool; a one-off receive gets a new tensor in the caller's dispose scope.</summary>
@@ -185,8 +231,8 @@ namespace Pippy.Runtime.Transport
             if (_pending.Count == 0) return;
             int* requests = stackalloc int[_pending.Count];
             for (int i = 0; i < _pending.Count; i++) requests[i] = _pending[i].Request;
-            Check(MpiU.MPI_Waitall(_pending.Count, requests, new MpiU.MPI_Status[_pending.Count]), "MPI_Waitall (sends)", -1, -1);
-            foreach (var (_, sent, original) in _pending)
+            Wait(requests, _pending.Count, k => $"pipeline rank {_pending[k].Destination} to receive the message with tag {_pending[k].Tag} sent to it");
+            foreach (var (_, sent, original, _, _) in _pending)
             {
                 Staging.Release(sent, original);
                 if (!ReferenceEquals(sent, original)) original.Dispose();
@@ -220,7 +266,7 @@ namespace Pippy.Runtime.Transport
             sent.DetachFromDisposeScope();
             original.DetachFromDisposeScope();
             Check(MpiU.MPI_Isend(TorchNative.DataPointer(sent), ByteCount(sent), MpiU.MPI_BYTE, destination, tag, _communicator, out int request), "MPI_Isend", destination, tag);
-            _pending.Add((request, sent, original));
+            _pending.Add((request, sent, original, destination, tag));
         }
 
         private static int ByteCount(Tensor tensor)
@@ -247,6 +293,9 @@ namespace Pippy.Runtime.Transport
     /// <summary>A posted receive: learned (straight into <see cref="Buffer"/>) or waiting for its header first.</summary>
     internal sealed record PendingReceive(int Source, int Tag, Device Device, TensorSignature? Known, Tensor? Header, Tensor? Buffer, Tensor? Target, int Request)
     {
+        /// <summary>What the message is, for the watchdog's message ("the value 'x' from stage 0 on rank 0 (microbatch 3)").</summary>
+        public string What { get; init; } = $"the message with tag {Tag} from rank {Source}";
+
         /// <summary>Where an unknown message's memory went, once its header said what it is.</summary>
         public (Tensor Buffer, Tensor Target)? Landing { get; set; }
     }

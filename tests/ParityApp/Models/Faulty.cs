@@ -1,0 +1,41 @@
+using System;
+using Pippy;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ParityApp.Models;
+
+/// <summary>A layer that throws on a chosen call of its forward (0 = never): a failure inside a stage.</summary>
+public sealed class Bomb : Module<Tensor, Tensor>
+{
+    private readonly Linear layer = Linear(6, 6);
+    public static int ExplodeOnCall;
+    private int _calls;
+
+    public Bomb() : base(nameof(Bomb)) { RegisterComponents(); }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (++_calls == ExplodeOnCall) throw new InvalidOperationException($"the bomb went off on forward call {_calls}");
+        return layer.forward(x);
+    }
+}
+
+/// <summary>Three stages; the middle one holds the bomb.</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class Faulty : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear first = Linear(6, 6);
+    [SplitEnd] private readonly Bomb middle = new();
+    private readonly Linear last = Linear(6, 6);
+
+    public Faulty() : base(nameof(Faulty)) { RegisterComponents(); }
+
+    public override Tensor forward(Tensor x)
+    {
+        x = first.forward(x).tanh();
+        x = middle.forward(x).tanh();
+        return last.forward(x);
+    }
+}

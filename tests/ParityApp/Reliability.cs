@@ -1,0 +1,43 @@
+using System;
+using System.Diagnostics;
+using System.Threading;
+using ParityApp.Models;
+using Pippy.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ParityApp;
+
+/// <summary>Failures on purpose, on 3 ranks: in a stage's forward, in the loss, in a backward, a stuck rank, and a job to kill.</summary>
+public static class Reliability
+{
+    public static bool Run(PipelineEnvironment mpi, string mode)
+    {
+        torch.manual_seed(0);
+        var (x, y) = (randn(8, 6), randn(8, 6));
+        int lossCalls = 0;
+        Func<Tensor, Tensor, Tensor> loss = mode switch
+        {
+            "loss" => (o, t) => ++lossCalls == 2 ? throw new ArithmeticException("the loss failed on its second microbatch") : nn.functional.mse_loss(o, t),
+            "backward" => (o, t) => nn.functional.mse_loss(o, t).detach(), // nothing to differentiate: the last stage's backward fails
+            _ => (o, t) => nn.functional.mse_loss(o, t),
+        };
+        if (mode == "forward" && mpi.Rank == 1) Bomb.ExplodeOnCall = 2; // microbatch 1 of the first step
+        var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode == "stuck" ? 3 : 600) };
+        using var pipe = Faulty.Pipeline.Build(new Faulty(), mpi, options);
+        Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId}");
+        if (mode == "stuck" && mpi.Rank == 1)
+        {
+            Thread.Sleep(TimeSpan.FromSeconds(60)); // never takes part: the others' watchdog must end the job
+            return false;
+        }
+        var clock = Stopwatch.StartNew();
+        int steps = mode == "run" ? int.MaxValue : 2;
+        for (int step = 0; step < steps && clock.Elapsed < TimeSpan.FromSeconds(60); step++)
+        {
+            pipe.Step(x, y, loss);
+            if (mpi.Rank == 0 && mode == "run") Console.WriteLine($"step {step}");
+        }
+        return true;
+    }
+}

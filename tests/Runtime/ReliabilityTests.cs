@@ -1,0 +1,116 @@
+using System;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Linq;
+using System.Text.RegularExpressions;
+using System.Threading;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Pippy.Tests.Runtime;
+
+/// <summary>
+/// Failures end the whole job with a message, never a hang (tests/ParityApp/Reliability.cs, a 3-stage model on 3
+/// ranks): a rank killed with SIGKILL, an exception in a stage's forward, in the loss or in a backward, and a rank that
+/// never takes part (the watchdog).
+/// </summary>
+public class ReliabilityTests(ITestOutputHelper log)
+{
+    private MpiLauncher.Run Fail(string mode)
+    {
+        var run = MpiLauncher.Start(3, MpiLauncher.SampleDll("ParityApp", "tests"), $"fail {mode}", timeoutSeconds: 120);
+        log.WriteLine(run.Output + run.Errors);
+        Assert.NotEqual(0, run.ExitCode);
+        return run;
+    }
+
+    private static int FatalMessages(MpiLauncher.Run run) => Regex.Matches(run.Output + run.Errors, "fatal, ending the whole job").Count;
+
+    [Fact]
+    public void AnExceptionInAStagesForwardNamesRankStageActionAndMicrobatch()
+    {
+        var run = Fail("forward");
+        Assert.Contains("[pippy rank 1/3] fatal, ending the whole job: Pipeline rank 1, stage 1, action 1F1 (the forward of microbatch 1) failed: " +
+                        "InvalidOperationException: the bomb went off on forward call 2", run.Errors);
+        Assert.Equal(1, FatalMessages(run)); // one message: the other ranks are ended by the abort, not by errors of their own
+    }
+
+    [Fact]
+    public void AnExceptionInTheLossNamesTheLossAndItsMicrobatch()
+    {
+        var run = Fail("loss");
+        Assert.Contains("Pipeline rank 2, stage 2, action 2F1 (the loss of microbatch 1) failed: ArithmeticException: the loss failed on its second microbatch", run.Errors);
+        Assert.Equal(1, FatalMessages(run));
+    }
+
+    [Fact]
+    public void AnExceptionInABackwardNamesTheBackward()
+    {
+        var run = Fail("backward");
+        Assert.Matches(@"Pipeline rank 2, stage 2, action 2B\d \(the backward of microbatch \d\) failed: .*does not require grad", run.Errors);
+    }
+
+    [Fact]
+    public void TheWatchdogEndsAJobWhoseRankNeverTakesPart()
+    {
+        var clock = Stopwatch.StartNew();
+        var run = Fail("stuck"); // rank 1 sleeps 60 s; the watchdog of ranks 0 and 2 fires after 3 s
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+        Assert.Contains("waited 3 s for the value 'x' from stage 1 (pipeline rank 1) for stage 2, microbatch 0", run.Errors);
+        Assert.Contains("PipelineOptions.ReceiveTimeout", run.Errors);
+    }
+
+    [Theory]
+    [InlineData(0)] // the first rank
+    [InlineData(1)] // a middle one
+    [InlineData(2)] // the last
+    public void ARankKilledMidStepEndsEveryRankWithinTenSeconds(int victim)
+    {
+        var start = new ProcessStartInfo(MpiLauncher.Launcher(), $"-n 3 dotnet {MpiLauncher.SampleDll("ParityApp", "tests")} fail run")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        var lines = new ConcurrentQueue<string>();
+        using var job = Process.Start(start)!;
+        job.OutputDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
+        job.ErrorDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
+        job.BeginOutputReadLine();
+        job.BeginErrorReadLine();
+        try
+        {
+            // Wait until every rank has said its process id and the pipeline has run a few steps.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+            int[] Pids() => Enumerable.Range(0, 3).Select(r => lines.Select(l => Regex.Match(l, $@"^\[rank {r}\] pid (\d+)")).FirstOrDefault(m => m.Success)?.Groups[1].Value)
+                .Select(p => p is null ? 0 : int.Parse(p)).ToArray();
+            while ((Pids().Contains(0) || !lines.Any(l => l == "step 3")) && DateTime.UtcNow < deadline) Thread.Sleep(100);
+            var pids = Pids();
+            Assert.DoesNotContain(0, pids);
+
+            using (var kill = Process.Start("kill", $"-9 {pids[victim]}")) kill.WaitForExit();
+            var clock = Stopwatch.StartNew();
+            bool ended = job.WaitForExit(TimeSpan.FromSeconds(10));
+            log.WriteLine(string.Join("\n", lines.Where(l => !l.StartsWith("step "))));
+            Assert.True(ended, "the launcher was still running 10 s after a rank was killed");
+            Assert.NotEqual(0, job.ExitCode);
+            foreach (int pid in pids.Where((_, r) => r != victim))
+                Assert.True(!Alive(pid), $"rank process {pid} was still alive {clock.Elapsed.TotalSeconds:F1} s after rank {victim} was killed");
+        }
+        finally
+        {
+            if (!job.HasExited) job.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}
