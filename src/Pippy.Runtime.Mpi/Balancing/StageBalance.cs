@@ -24,14 +24,15 @@ namespace Pippy.Runtime.Balancing
         /// <summary>
         /// Each block costs its measured forward+backward time: the blocks run one after another, the first on
         /// <paramref name="sampleInput"/> (what the list's first block receives, for one microbatch) and each on its
-        /// predecessor's output, <paramref name="repeats"/> times after one warm-up (the median counts). Every rank
+        /// predecessor's output, <paramref name="repeats"/> times after one warm-up (the fastest counts: on a busy machine
+        /// it is the least disturbed). Every rank
         /// measures and the times are averaged across ranks, so all ranks divide the list alike. For lists of
         /// <c>Module&lt;Tensor, Tensor&gt;</c> blocks that run in sequence, on a model built with memory on every rank.
         /// </summary>
-        public static StageBalance ByTime(Tensor sampleInput, int repeats = 3) => new TimeBalance(new Dictionary<string, Tensor> { [""] = sampleInput }, repeats);
+        public static StageBalance ByTime(Tensor sampleInput, int repeats = 5) => new TimeBalance(new Dictionary<string, Tensor> { [""] = sampleInput }, repeats);
 
         /// <summary><see cref="ByTime(Tensor, int)"/> for a model with several lists: a sample input per list name.</summary>
-        public static StageBalance ByTime(IReadOnlyDictionary<string, Tensor> sampleInputs, int repeats = 3) => new TimeBalance(sampleInputs, repeats);
+        public static StageBalance ByTime(IReadOnlyDictionary<string, Tensor> sampleInputs, int repeats = 5) => new TimeBalance(sampleInputs, repeats);
 
         /// <summary>The cost of every block of each list, by list name; null to count parameters.</summary>
         internal abstract IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model);
@@ -74,7 +75,7 @@ namespace Pippy.Runtime.Balancing
                 return costs;
             }
 
-            /// <summary>Median forward+backward microseconds of each block, each run on its predecessor's output.</summary>
+            /// <summary>Fastest forward+backward microseconds of each block, each run on its predecessor's output.</summary>
             private double[] Time(string name, IReadOnlyList<nn.Module> blocks, Tensor sample, string model)
             {
                 var result = new double[blocks.Count];
@@ -97,8 +98,7 @@ namespace Pippy.Runtime.Balancing
                         if (r >= 0) runs[r] = clock.Elapsed.TotalMilliseconds * 1000;
                     }
                     block.zero_grad();
-                    Array.Sort(runs);
-                    result[k] = runs[repeats / 2];
+                    result[k] = runs.Min();
                     x = output.detach();
                 }
                 return result;

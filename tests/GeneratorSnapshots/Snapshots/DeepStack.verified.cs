@@ -15,7 +15,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="DeepStack"/>, planned at build time: 3 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -112,7 +112,7 @@ namespace ParityApp.Models
         /// Stage 0 of 3 of <see cref="DeepStack"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns x. Runs part 1 of 3 of layers.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Pippy.Runtime.StageModules<global::TorchSharp.Modules.Linear> layers;
@@ -161,7 +161,7 @@ namespace ParityApp.Models
         /// Stage 1 of 3 of <see cref="DeepStack"/>: statements 1 to 1 of forward.
         /// Takes x (from stage 0); returns x. Runs part 2 of 3 of layers.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Pippy.Runtime.StageModules<global::TorchSharp.Modules.Linear> layers;
@@ -210,7 +210,7 @@ namespace ParityApp.Models
         /// Stage 2 of 3 of <see cref="DeepStack"/>: statements 1 to 2 of forward.
         /// Takes x (from stage 1); returns the model's output. Runs part 3 of 3 of layers.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Pippy.Runtime.StageModules<global::TorchSharp.Modules.Linear> layers;

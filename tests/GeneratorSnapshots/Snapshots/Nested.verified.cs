@@ -15,7 +15,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="Nested"/>, planned at build time: 3 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -105,7 +105,7 @@ namespace ParityApp.Models
         /// Stage 0 of 3 of <see cref="Nested"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns __a.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear a;
@@ -151,7 +151,7 @@ namespace ParityApp.Models
         /// Stage 1 of 3 of <see cref="Nested"/>: statements 2 to 2 of forward.
         /// Takes __a (from stage 0); returns __b.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear b;
@@ -197,7 +197,7 @@ namespace ParityApp.Models
         /// Stage 2 of 3 of <see cref="Nested"/>: statements 3 to 3 of forward.
         /// Takes x (argument of forward), __b (from stage 1); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear c;

@@ -15,7 +15,7 @@ namespace Quickstart
         /// <summary>
         /// The pipeline of <see cref="MyNetwork"/>, planned at build time: 3 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -105,7 +105,7 @@ namespace Quickstart
         /// Stage 0 of 3 of <see cref="MyNetwork"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns x.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Quickstart.Block layer0;
@@ -151,7 +151,7 @@ namespace Quickstart
         /// Stage 1 of 3 of <see cref="MyNetwork"/>: statements 2 to 2 of forward.
         /// Takes x (from stage 0); returns x.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Quickstart.Block layer1;
@@ -197,7 +197,7 @@ namespace Quickstart
         /// Stage 2 of 3 of <see cref="MyNetwork"/>: statements 3 to 4 of forward.
         /// Takes x (from stage 1); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Quickstart.Block layer2;

@@ -16,7 +16,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="Residual"/>, planned at build time: 4 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -113,7 +113,7 @@ namespace ParityApp.Models
         /// Stage 0 of 4 of <see cref="Residual"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns h0.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear embed;
@@ -160,7 +160,7 @@ namespace ParityApp.Models
         /// Stage 1 of 4 of <see cref="Residual"/>: statements 2 to 2 of forward.
         /// Takes h0 (from stage 0); returns h1.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear first;
@@ -207,7 +207,7 @@ namespace ParityApp.Models
         /// Stage 2 of 4 of <see cref="Residual"/>: statements 3 to 3 of forward.
         /// Takes h1 (from stage 1); returns h2.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear second;
@@ -254,7 +254,7 @@ namespace ParityApp.Models
         /// Stage 3 of 4 of <see cref="Residual"/>: statements 4 to 4 of forward.
         /// Takes h0 (from stage 0), h2 (from stage 2); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage3 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear head;

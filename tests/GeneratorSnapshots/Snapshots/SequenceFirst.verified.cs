@@ -14,7 +14,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="SequenceFirst"/>, planned at build time: 2 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -97,7 +97,7 @@ namespace ParityApp.Models
         /// Stage 0 of 2 of <see cref="SequenceFirst"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward), scale (argument of forward); returns h.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear encode;
@@ -143,7 +143,7 @@ namespace ParityApp.Models
         /// Stage 1 of 2 of <see cref="SequenceFirst"/>: statements 2 to 3 of forward.
         /// Takes scale (argument of forward), h (from stage 0); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear decode;

@@ -15,7 +15,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="SharedBlock"/>, planned at build time: 3 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -109,7 +109,7 @@ namespace ParityApp.Models
         /// Stage 0 of 3 of <see cref="SharedBlock"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns x.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear shared;
@@ -158,7 +158,7 @@ namespace ParityApp.Models
         /// Stage 1 of 3 of <see cref="SharedBlock"/>: statements 2 to 2 of forward.
         /// Takes x (from stage 0); returns x.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear middle;
@@ -204,7 +204,7 @@ namespace ParityApp.Models
         /// Stage 2 of 3 of <see cref="SharedBlock"/>: statements 3 to 3 of forward.
         /// Takes x (from stage 1); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear shared;

@@ -15,7 +15,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="ThreeInputs"/>, planned at build time: 3 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -105,7 +105,7 @@ namespace ParityApp.Models
         /// Stage 0 of 3 of <see cref="ThreeInputs"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns l.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear left;
@@ -151,7 +151,7 @@ namespace ParityApp.Models
         /// Stage 1 of 3 of <see cref="ThreeInputs"/>: statements 2 to 3 of forward.
         /// Takes l (from stage 0), y (argument of forward); returns r.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear right;
@@ -206,7 +206,7 @@ namespace ParityApp.Models
         /// Stage 2 of 3 of <see cref="ThreeInputs"/>: statements 4 to 7 of forward.
         /// Takes r (from stage 1), bias (argument of forward); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::ParityApp.Models.ThreeInputs __model;

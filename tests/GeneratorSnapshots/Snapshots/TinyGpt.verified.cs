@@ -16,7 +16,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="TinyGpt"/>, planned at build time: 4 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -124,7 +124,7 @@ namespace ParityApp.Models
         /// Stage 0 of 4 of <see cref="TinyGpt"/>: statements 1 to 2 of forward.
         /// Takes ids (argument of forward); returns x.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Embedding tokens;
@@ -175,7 +175,7 @@ namespace ParityApp.Models
         /// Stage 1 of 4 of <see cref="TinyGpt"/>: statements 3 to 3 of forward.
         /// Takes x (from stage 0); returns x. Runs part 1 of 2 of blocks.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Pippy.Runtime.StageModules<global::ParityApp.Models.GptBlock> blocks;
@@ -223,7 +223,7 @@ namespace ParityApp.Models
         /// Stage 2 of 4 of <see cref="TinyGpt"/>: statements 3 to 4 of forward.
         /// Takes x (from stage 1); returns x. Runs part 2 of 2 of blocks.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Pippy.Runtime.StageModules<global::ParityApp.Models.GptBlock> blocks;
@@ -275,7 +275,7 @@ namespace ParityApp.Models
         /// Stage 3 of 4 of <see cref="TinyGpt"/>: statements 5 to 5 of forward.
         /// Takes x (from stage 2); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage3 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Linear head;
@@ -313,7 +313,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="TinyGptTwoStages"/>, planned at build time: 2 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -407,7 +407,7 @@ namespace ParityApp.Models
         /// Stage 0 of 2 of <see cref="TinyGptTwoStages"/>: statements 1 to 3 of forward.
         /// Takes ids (argument of forward); returns x. Runs part 1 of 2 of blocks.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Embedding tokens;
@@ -461,7 +461,7 @@ namespace ParityApp.Models
         /// Stage 1 of 2 of <see cref="TinyGptTwoStages"/>: statements 3 to 4 of forward.
         /// Takes x (from stage 0); returns the model's output. Runs part 2 of 2 of blocks.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Pippy.Runtime.StageModules<global::ParityApp.Models.GptBlock> blocks;

@@ -14,7 +14,7 @@ namespace ParityApp.Models
         /// <summary>
         /// The pipeline of <see cref="TokensAndMasks"/>, planned at build time: 2 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -98,7 +98,7 @@ namespace ParityApp.Models
         /// Stage 0 of 2 of <see cref="TokensAndMasks"/>: statements 1 to 5 of forward.
         /// Takes tokens (argument of forward); returns ids, hidden, mask, frozen, gate.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Embedding embedding;
@@ -151,7 +151,7 @@ namespace ParityApp.Models
         /// Stage 1 of 2 of <see cref="TokensAndMasks"/>: statements 6 to 7 of forward.
         /// Takes ids (from stage 0), hidden (from stage 0), mask (from stage 0), frozen (from stage 0), gate (from stage 0); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::TorchSharp.Modules.Embedding position;

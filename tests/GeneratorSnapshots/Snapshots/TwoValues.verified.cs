@@ -14,7 +14,7 @@ namespace Scenarios
         /// <summary>
         /// The pipeline of <see cref="TwoValues"/>, planned at build time: 2 stages, rank k runs stage k.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
             /// <summary>The number of stages, and so of MPI ranks.</summary>
@@ -97,7 +97,7 @@ namespace Scenarios
         /// Stage 0 of 2 of <see cref="TwoValues"/>: statements 1 to 2 of forward.
         /// Takes x (argument of forward); returns g, h.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Scenarios.TwoValues __model;
@@ -145,7 +145,7 @@ namespace Scenarios
         /// Stage 1 of 2 of <see cref="TwoValues"/>: statements 3 to 5 of forward.
         /// Takes x (argument of forward), g (from stage 0), h (from stage 0); returns the model's output.
         /// </summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
         {
             private readonly global::Scenarios.TwoValues __model;
