@@ -183,6 +183,10 @@ public class DiagnosticTests
         Single(Usings + ListModel("[SplitInto(2)]", "x = layers[0].forward(x); foreach (var l in layers) x = l.forward(x); return x;"), "PIPPY0021", "used by 2 statements");
 
     [Fact]
+    public void PIPPY0023_SplitIntoFarTooMany() =>
+        Single(Usings + ListModel("[SplitInto(int.MaxValue)]", "foreach (var l in layers) x = l.forward(x); return x;"), "PIPPY0023", "[SplitInto(2147483647)] on 'layers'");
+
+    [Fact]
     public void PIPPY0022_ScheduleFileNotAmongAdditionalFiles() =>
         Single(Model(attribute: "[Pipeline(ScheduleFile = \"missing.csv\")]"), "PIPPY0022", "ScheduleFile = \"missing.csv\"", "<AdditionalFiles Include=\"missing.csv\" />");
 

@@ -16,6 +16,9 @@ namespace Pippy.Schedules
     /// </summary>
     public static class ScheduleBuilder
     {
+        /// <summary>Limits that keep a typo from building a table of billions of actions.</summary>
+        public const int MaxMicrobatches = 65536, MaxStages = 1024;
+
         /// <summary>Problems with the request itself, before any table is built (empty when it is fine).</summary>
         public static IReadOnlyList<string> CheckRequest(ScheduleKind kind, int stageCount, int stagesPerRank, int microbatches)
         {
@@ -23,6 +26,8 @@ namespace Pippy.Schedules
             if (!Enum.IsDefined(typeof(ScheduleKind), kind)) problems.Add($"{kind} is not a known schedule");
             if (stageCount < 1) problems.Add($"a pipeline needs at least one stage, not {stageCount}");
             if (microbatches < 1) problems.Add($"Microbatches = {microbatches}: there must be at least one microbatch");
+            if (microbatches > MaxMicrobatches) problems.Add($"Microbatches = {microbatches}: at most {MaxMicrobatches} microbatches (each is a slice of the batch)");
+            if (stageCount > MaxStages) problems.Add($"{stageCount} stages: at most {MaxStages}");
             if (problems.Count == 0) problems.AddRange(SchedulePlacement.Check(kind, stageCount, stagesPerRank, microbatches));
             return problems;
         }

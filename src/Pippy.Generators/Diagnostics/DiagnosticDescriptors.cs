@@ -101,6 +101,13 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0020", "[SplitInto] needs at least two stages",
             "[SplitInto({1})] on '{0}' must divide the list into at least 2 stages; use [SplitEnd] to end a stage after the whole list");
 
+        /// <summary>More stages than any pipeline runs: also keeps a typo from planning billions of stages.</summary>
+        public const int MaxStages = 1024;
+
+        public static readonly DiagnosticDescriptor SplitIntoTooMany = Create(
+            "PIPPY0023", "[SplitInto] asks for too many stages",
+            "[SplitInto({1})] on '{0}' asks for more than 1024 stages; a pipeline has one stage per rank or a few, so use a count near the number of ranks");
+
         public static readonly DiagnosticDescriptor SplitIntoNotOneLoop = Create(
             "PIPPY0021", "[SplitInto] list must be run by one loop",
             "[SplitInto] list '{0}' must be used by exactly one top-level foreach or for statement of forward, which is divided among the stages; it is {1}");
@@ -114,7 +121,7 @@ namespace Pippy.Generators.Diagnostics
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
-            SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound,
+            SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

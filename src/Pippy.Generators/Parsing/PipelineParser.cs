@@ -232,6 +232,8 @@ namespace Pippy.Generators.Parsing
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoNotAList, location, member.Name, typeName));
                     else if (stages < 2)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoTooFew, location, member.Name, stages));
+                    else if (stages > DiagnosticDescriptors.MaxStages)
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoTooMany, location, member.Name, stages));
                 }
                 if (!isModule) continue;
                 string group = tied?.ConstructorArguments.ElementAtOrDefault(0).Value as string ?? "";
