@@ -99,6 +99,7 @@ bool ok = scenario switch
     "split-lazy" => Training.Split(mpi, GptTraining(p => optim.AdamW(p, 0.01), lazy: true), args[1]),
     "memory" => Memory.Measure(mpi),
     "fail" => Reliability.Run(mpi, args[1]),
+    "load-other" => Training.LoadOther(mpi, args[1]),
     "learned-shapes" => LearnedShapes.Steps(mpi),
     "shape-by-data" => LearnedShapes.DataDependent(mpi, learn: args.Length < 2 || args[1] != "headers"),
     "memory-peak" => Memory.Peak(mpi, args[1]),

@@ -5,6 +5,7 @@ using System.Linq;
 using System.Security.Cryptography;
 using Pippy.Runtime;
 using Pippy.Runtime.Materialization;
+using ParityApp.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -212,6 +213,30 @@ public static class Training
         Microbatches = o.Microbatches, DataParallel = o.DataParallel, PrintPlan = o.PrintPlan, TraceDirectory = o.TraceDirectory, Inputs = o.Inputs,
         LossReduction = o.LossReduction, Target = o.Target, Outputs = o.Outputs, Initialization = initialization,
     };
+
+    /// <summary>
+    /// Loads a checkpoint of the tied GPT into a GPT of another width: every rank must refuse it with a message naming
+    /// a tensor, and keep its parameters as they were.
+    /// </summary>
+    public static bool LoadOther(PipelineEnvironment mpi, string directory)
+    {
+        torch.manual_seed(0);
+        using var pipe = TinyGpt.Pipeline.Build(new ParityApp.Models.TinyGpt(width: 24), mpi, new PipelineOptions { PrintPlan = false });
+        var optimizer = optim.AdamW(pipe.Parameters(), 0.01);
+        string before = Digest(pipe.Stages.SelectMany(s => s.named_parameters()));
+        try
+        {
+            pipe.LoadCheckpoint(directory, optimizer);
+            Console.WriteLine($"[rank {mpi.Rank}] loaded a checkpoint of another width");
+            return false;
+        }
+        catch (InvalidDataException e)
+        {
+            bool unchanged = Digest(pipe.Stages.SelectMany(s => s.named_parameters())) == before;
+            Console.WriteLine($"[rank {mpi.Rank}] refused: {e.Message} unchanged: {unchanged}");
+            return unchanged;
+        }
+    }
 
     private static string Digest(IEnumerable<(string Name, Parameter Parameter)> parameters)
     {

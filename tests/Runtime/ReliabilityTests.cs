@@ -113,4 +113,62 @@ public class ReliabilityTests(ITestOutputHelper log)
             return false;
         }
     }
+
+    [Fact]
+    public void ACheckpointOfAnotherConfigurationIsRefusedAndChangesNothing()
+    {
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-other-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MpiLauncher.Parity(4, $"resume 0 1 - {directory}", log);
+            var output = MpiLauncher.Parity(4, $"load-other {directory}", log).Output; // the same GPT, 24 wide instead of 16
+            Assert.Contains("PASS load-other", output);
+            Assert.Contains("[rank 0] refused: rank0.step1.pippy: 'tokens.weight' of stage 0 was saved as Float32 [32, 16] but is Float32 [32, 24] here", output);
+            Assert.Equal(4, Regex.Matches(output, @"Nothing was loaded\. unchanged: True").Count);
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void AJobKilledWhileSavingLeavesThePreviousCheckpointWholeAndLoadable()
+    {
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-killed-save-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MpiLauncher.Parity(4, $"resume 0 1 - {directory}", log); // the checkpoint of step 1
+            var start = new ProcessStartInfo(MpiLauncher.Launcher(), $"-n 4 dotnet {MpiLauncher.SampleDll("ParityApp", "tests")} resume 1 1 {directory} {directory}")
+            {
+                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            };
+            start.Environment["PIPPY_TEST_PAUSE_BEFORE_RENAME"] = "1"; // each rank holds its written step-2 shard under its temporary name
+            var lines = new ConcurrentQueue<string>();
+            using (var job = Process.Start(start)!)
+            {
+                job.OutputDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
+                job.BeginOutputReadLine();
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+                while (lines.Count(l => l.Contains("paused before renaming rank")) < 4 && DateTime.UtcNow < deadline) Thread.Sleep(100);
+                job.Kill(entireProcessTree: true); // SIGKILL, mid-save
+                job.WaitForExit();
+            }
+            log.WriteLine(string.Join("\n", lines));
+            Assert.Equal(4, lines.Count(l => l.Contains("paused before renaming rank")));
+            var files = System.IO.Directory.GetFiles(directory).Select(System.IO.Path.GetFileName).ToArray();
+            Assert.All(Enumerable.Range(0, 4), r => Assert.Contains($"rank{r}.step1.pippy", files));
+            Assert.DoesNotContain(files, f => f!.EndsWith(".step2.pippy", StringComparison.Ordinal)); // no partial file under a final name
+            Assert.Contains("\"Step\": 1", System.IO.File.ReadAllText(System.IO.Path.Combine(directory, "checkpoint.json")));
+            // And a new job resumes from it.
+            var resumed = MpiLauncher.Start(4, MpiLauncher.SampleDll("ParityApp", "tests"), $"resume 1 1 {directory} -");
+            log.WriteLine(resumed.Output + resumed.Errors);
+            Assert.Equal(0, resumed.ExitCode);
+            Assert.Contains("step 1 loss bits", resumed.Output);
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
 }

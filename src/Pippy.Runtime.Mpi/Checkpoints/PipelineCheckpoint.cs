@@ -35,7 +35,7 @@ namespace Pippy.Runtime.Checkpoints
             // Data-parallel replicas hold the same values: the first replica writes the shards.
             if (runner.DataParallelRank == 0) WriteAtomically(Path.Combine(directory, shard), stream =>
             {
-                using var writer = new BinaryWriter(stream);
+                using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
                 writer.Write(Magic);
                 writer.Write(runner.Stages.Count);
                 foreach (var stage in runner.Stages)
@@ -78,7 +78,10 @@ namespace Pippy.Runtime.Checkpoints
                     "or merge it into the plain model (MergeCheckpoint) and load that.");
             var shard = index.Shards.Single(s => s.Rank == runner.PipelineRank);
             using var reader = new BinaryReader(File.OpenRead(Path.Combine(directory, shard.File)));
-            if (reader.ReadString() != Magic) throw new InvalidDataException($"{shard.File} is not a Pippy checkpoint shard.");
+            // Everything is checked before anything is loaded: a shard of another model or shape changes nothing.
+            Validate(reader, shard.File, runner);
+            reader.BaseStream.Position = 0;
+            reader.ReadString();
             int stages = reader.ReadInt32();
             for (int i = 0; i < stages; i++)
             {
@@ -94,6 +97,36 @@ namespace Pippy.Runtime.Checkpoints
             int rngLength = reader.ReadInt32();
             torch.set_rng_state(torch.tensor(reader.ReadBytes(rngLength), dtype: ScalarType.Byte));
             return step;
+        }
+
+        /// <summary>
+        /// Reads a shard's stage sections without loading them and compares each tensor with this rank's stages: the
+        /// first missing, extra or differently shaped tensor is an error that names it.
+        /// </summary>
+        private static void Validate(BinaryReader reader, string file, PipelineRunner runner)
+        {
+            if (reader.ReadString() != Magic) throw new InvalidDataException($"{file} is not a Pippy checkpoint shard.");
+            int stages = reader.ReadInt32();
+            for (int i = 0; i < stages; i++)
+            {
+                int index = reader.ReadInt32();
+                var stage = runner.Stages.SingleOrDefault(s => s.Index == index)
+                    ?? throw new InvalidDataException($"{file} holds stage {index}, which this rank does not run.");
+                var expected = stage.state_dict();
+                var saved = Materialization.ModelFile.Skim(reader);
+                foreach (var (name, dtype, shape) in saved)
+                {
+                    if (!expected.TryGetValue(name, out var tensor))
+                        throw new InvalidDataException($"{file}: stage {index} of the checkpoint has '{name}', which this model's stage {index} does not: the checkpoint is of another model. Nothing was loaded.");
+                    if (tensor.dtype != dtype || !tensor.shape.SequenceEqual(shape))
+                        throw new InvalidDataException(
+                            $"{file}: '{name}' of stage {index} was saved as {dtype} [{string.Join(", ", shape)}] but is {tensor.dtype} [{string.Join(", ", tensor.shape)}] here: " +
+                            "the checkpoint is of another configuration of the model. Nothing was loaded.");
+                }
+                var missing = expected.Keys.Except(saved.Select(e => e.Name)).FirstOrDefault();
+                if (missing is not null)
+                    throw new InvalidDataException($"{file}: stage {index} of the checkpoint has no '{missing}': the checkpoint is of another model. Nothing was loaded.");
+            }
         }
 
         /// <summary>
@@ -125,7 +158,17 @@ namespace Pippy.Runtime.Checkpoints
         private static void WriteAtomically(string path, Action<Stream> write)
         {
             string temporary = path + ".tmp";
-            using (var stream = File.Create(temporary)) write(stream);
+            using (var stream = File.Create(temporary))
+            {
+                write(stream);
+                if (stream.CanWrite) stream.Flush(flushToDisk: true); // on disk before the rename makes it the checkpoint
+            }
+            // Test hook (tests/Runtime/ReliabilityTests): hold the written temporary file here, so a test can kill the job mid-save.
+            if (System.Environment.GetEnvironmentVariable("PIPPY_TEST_PAUSE_BEFORE_RENAME") == "1")
+            {
+                Console.WriteLine($"[pippy] paused before renaming {Path.GetFileName(temporary)}");
+                System.Threading.Thread.Sleep(TimeSpan.FromSeconds(60));
+            }
             File.Move(temporary, path, overwrite: true);
         }
     }

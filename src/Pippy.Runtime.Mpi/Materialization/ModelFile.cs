@@ -68,6 +68,26 @@ namespace Pippy.Runtime.Materialization
                     "the file is of another model, or was saved before these were added.");
         }
 
+        /// <summary>
+        /// The entries of one module section (what <c>module.save</c> wrote at the reader's position): each name, dtype
+        /// and shape, seeking past the data. Leaves the reader after the section.
+        /// </summary>
+        public static List<(string Name, ScalarType DType, long[] Shape)> Skim(BinaryReader reader)
+        {
+            var entries = new List<(string, ScalarType, long[])>();
+            long count = Decode(reader);
+            for (long i = 0; i < count; i++)
+            {
+                string name = reader.ReadString();
+                var dtype = (ScalarType)Decode(reader);
+                var shape = new long[Decode(reader)];
+                for (int d = 0; d < shape.Length; d++) shape[d] = Decode(reader);
+                reader.BaseStream.Seek(shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype), SeekOrigin.Current);
+                entries.Add((name, dtype, shape));
+            }
+            return entries;
+        }
+
         private static long Decode(BinaryReader reader)
         {
             long result = 0;
