@@ -63,6 +63,9 @@ bool ok = scenario switch
             ? new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.Interleaved1F1B, StagesPerRank = 2, Microbatches = 6 }
             : new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.GPipe }),
 
+    "transposed" => Parity.Check(mpi, () => new Transposed(), (m, e, o) => Transposed.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 6) }, randn(8, 3), mse, new PipelineOptions()),
+
     "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
 

@@ -171,4 +171,12 @@ public class ReliabilityTests(ITestOutputHelper log)
             if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public void ANonContiguousBoundaryValueIsSentAsAContiguousCopy()
+    {
+        // Stage 0 hands over a transposed view; the transport copies it to contiguous memory instead of failing.
+        var output = MpiLauncher.Parity(2, "transposed", log).Output;
+        Assert.Contains("PASS transposed", output);
+    }
 }
