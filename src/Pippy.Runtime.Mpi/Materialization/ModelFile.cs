@@ -29,11 +29,7 @@ namespace Pippy.Runtime.Materialization
                 long entries = Decode(reader);
                 for (long i = 0; i < entries; i++)
                 {
-                    string name = reader.ReadString();
-                    var dtype = (ScalarType)Decode(reader);
-                    var shape = new long[Decode(reader)];
-                    for (int d = 0; d < shape.Length; d++) shape[d] = Decode(reader);
-                    long bytes = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
+                    var (name, dtype, shape, bytes) = EntryHeader(reader);
                     if (!wanted.TryGetValue(name, out var target) || loaded.Contains(target))
                     {
                         reader.BaseStream.Seek(bytes, SeekOrigin.Current);
@@ -78,14 +74,21 @@ namespace Pippy.Runtime.Materialization
             long count = Decode(reader);
             for (long i = 0; i < count; i++)
             {
-                string name = reader.ReadString();
-                var dtype = (ScalarType)Decode(reader);
-                var shape = new long[Decode(reader)];
-                for (int d = 0; d < shape.Length; d++) shape[d] = Decode(reader);
-                reader.BaseStream.Seek(shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype), SeekOrigin.Current);
+                var (name, dtype, shape, bytes) = EntryHeader(reader);
+                reader.BaseStream.Seek(bytes, SeekOrigin.Current);
                 entries.Add((name, dtype, shape));
             }
             return entries;
+        }
+
+        /// <summary>One entry up to its data: name, dtype, shape, and how many bytes of data follow.</summary>
+        private static (string Name, ScalarType DType, long[] Shape, long Bytes) EntryHeader(BinaryReader reader)
+        {
+            string name = reader.ReadString();
+            var dtype = (ScalarType)Decode(reader);
+            var shape = new long[Decode(reader)];
+            for (int d = 0; d < shape.Length; d++) shape[d] = Decode(reader);
+            return (name, dtype, shape, shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype));
         }
 
         private static long Decode(BinaryReader reader)
