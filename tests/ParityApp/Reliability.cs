@@ -23,6 +23,13 @@ public static class Reliability
             _ => (o, t) => nn.functional.mse_loss(o, t),
         };
         if (mode == "forward" && mpi.Rank == 1) Bomb.ExplodeOnCall = 2; // microbatch 1 of the first step
+        if (mode == "mismatch")
+        {
+            // 2 ranks: the first step's forward on stage 1 meets a value of the wrong width.
+            using var mismatched = Mismatched.Pipeline.Build(new Mismatched(), mpi, new PipelineOptions { PrintPlan = false });
+            mismatched.Step(x, randn(8, 3), (o, t) => nn.functional.mse_loss(o, t));
+            return false;
+        }
         var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode == "stuck" ? 3 : 600) };
         using var pipe = Faulty.Pipeline.Build(new Faulty(), mpi, options);
         Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId}");

@@ -179,4 +179,14 @@ public class ReliabilityTests(ITestOutputHelper log)
         var output = MpiLauncher.Parity(2, "transposed", log).Output;
         Assert.Contains("PASS transposed", output);
     }
+
+    [Fact]
+    public void ABoundaryTheStagesDisagreeOnFailsTheFirstForwardNamingTheStage()
+    {
+        // Stage 0 makes 5 features, stage 1's layer takes 6: the first forward of stage 1 says so, before any update.
+        var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "fail mismatch", timeoutSeconds: 120);
+        log.WriteLine(run.Output + run.Errors);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Matches(@"Pipeline rank 1, stage 1, action 1F0 \(the forward of microbatch 0\) failed: \w+: mat1 and mat2 shapes cannot be multiplied \(4x5 and 6x3\)", run.Errors);
+    }
 }

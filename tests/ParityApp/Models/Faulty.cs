@@ -39,3 +39,19 @@ public sealed partial class Faulty : Module<Tensor, Tensor>
         return last.forward(x);
     }
 }
+
+/// <summary>Stage 0 hands over 5 features where stage 1's layer takes 6: a boundary the stages disagree on.</summary>
+[Pipeline(Microbatches = 2)]
+public sealed partial class Mismatched : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear first = Linear(6, 5);
+    private readonly Linear second = Linear(6, 3);
+
+    public Mismatched() : base(nameof(Mismatched)) { RegisterComponents(); }
+
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = first.forward(x).tanh();
+        return second.forward(hidden);
+    }
+}
