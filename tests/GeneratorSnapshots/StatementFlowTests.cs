@@ -64,7 +64,8 @@ public class StatementFlowTests
                 var nodes = method.Body?.Statements.Cast<SyntaxNode>() ?? (method.ExpressionBody is { } arrow ? new SyntaxNode[] { arrow.Expression } : new SyntaxNode[0]);
                 foreach (var node in nodes)
                 {
-                    var ours = StatementFlow.Analyze(node, new SymbolLookup(model));
+                    // The parser's lookup: names answered from declarations and members where it can.
+                    var ours = StatementFlow.Analyze(node, new SymbolLookup(model, method, (IMethodSymbol)model.GetDeclaredSymbol(method)!, model.GetDeclaredSymbol(method)!.ContainingType));
                     var roslyn = node is ExpressionSyntax e ? model.AnalyzeDataFlow(e)! : model.AnalyzeDataFlow((StatementSyntax)node)!;
                     string Names(System.Collections.Generic.IEnumerable<ISymbol> s) => string.Join(",", s.Where(x => x is not IParameterSymbol { IsThis: true }).Select(x => x.Name));
                     string where = $"{method.Identifier.Text}: {node}";

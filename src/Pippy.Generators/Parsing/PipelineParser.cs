@@ -108,7 +108,7 @@ namespace Pippy.Generators.Parsing
                 .Where(m => m.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, splitEnd)))
                 .Select(m => m.Name));
             if (splitMembers.Count == 0) return;
-            var body = SplitCallHoister.Hoist(forward, semanticModel, type, splitMembers);
+            var body = SplitCallHoister.Hoist(forward, new SymbolLookup(semanticModel, forward, semanticModel.GetDeclaredSymbol(forward, cancellationToken)!, type), type, splitMembers);
             if (body is null) return;
 
             var annotation = new SyntaxAnnotation("Pippy.HoistedForward");
@@ -250,7 +250,7 @@ namespace Pippy.Generators.Parsing
             Dictionary<string, VariableSpec> variables, CancellationToken cancellationToken)
         {
             var result = new List<StatementSpec>();
-            var symbols = new SymbolLookup(semanticModel);
+            var symbols = new SymbolLookup(semanticModel, forward, semanticModel.GetDeclaredSymbol(forward, cancellationToken)!, type);
             if (forward.ExpressionBody is { } arrow)
             {
                 // An expression-bodied forward is one statement: return <expression>;

@@ -18,7 +18,7 @@ namespace Pippy.Generators.Parsing
     internal static class SplitCallHoister
     {
         /// <summary>The forward body as a list of statements with split calls hoisted; null when nothing changes.</summary>
-        public static BlockSyntax? Hoist(MethodDeclarationSyntax forward, SemanticModel semanticModel, INamedTypeSymbol type, ISet<string> splitMembers)
+        public static BlockSyntax? Hoist(MethodDeclarationSyntax forward, SymbolLookup symbols, INamedTypeSymbol type, ISet<string> splitMembers)
         {
             // Roots are the original nodes (the semantic model knows only those): each statement, or the arrow's expression.
             var roots = forward.Body is { } body ? body.Statements.Cast<SyntaxNode>().ToList() : new List<SyntaxNode> { forward.ExpressionBody!.Expression };
@@ -28,7 +28,7 @@ namespace Pippy.Generators.Parsing
             {
                 var calls = root is ExpressionStatementSyntax or LocalDeclarationStatementSyntax or ReturnStatementSyntax or ExpressionSyntax
                     ? root.DescendantNodesAndSelf().OfType<InvocationExpressionSyntax>()
-                        .Where(call => IsSplitCall(call, semanticModel, type, splitMembers) && !IsConditional(call, root) && EarlierIsPure(call, root))
+                        .Where(call => IsSplitCall(call, symbols, type, splitMembers) && !IsConditional(call, root) && EarlierIsPure(call, root))
                         .OrderBy(call => call.Span.End)
                         .ToList()
                     : new List<InvocationExpressionSyntax>();
@@ -52,9 +52,16 @@ namespace Pippy.Generators.Parsing
             return changed ? SyntaxFactory.Block(result) : null;
         }
 
-        private static bool IsSplitCall(InvocationExpressionSyntax call, SemanticModel model, INamedTypeSymbol type, ISet<string> splitMembers) =>
+        private static bool IsSplitCall(InvocationExpressionSyntax call, SymbolLookup symbols, INamedTypeSymbol type, ISet<string> splitMembers) =>
             call.Expression is MemberAccessExpressionSyntax access
-            && model.GetSymbolInfo(access.Expression).Symbol is (IFieldSymbol or IPropertySymbol) and var member
+            // By name first: only a call on a member of that name can be one, and asking the semantic model is costly.
+            && access.Expression switch
+            {
+                IdentifierNameSyntax name => splitMembers.Contains(name.Identifier.Text),
+                MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } inner => splitMembers.Contains(inner.Name.Identifier.Text),
+                _ => false,
+            }
+            && (access.Expression is MemberAccessExpressionSyntax qualified ? symbols.Of(qualified.Name) : symbols.Of(access.Expression)) is (IFieldSymbol or IPropertySymbol) and var member
             && SymbolEqualityComparer.Default.Equals(member.ContainingType, type)
             && splitMembers.Contains(member.Name);
 
