@@ -9,11 +9,11 @@ namespace Pippy.Runtime
 {
     /// <summary>
     /// What moves MPI messages along while a rank computes. MPI makes progress only inside MPI calls unless a thread
-    /// does it. bench/ measures the three (bench/results/latest.md): on this 2-core machine, in two runs of 1F1B at
-    /// m = 8, None gave 0.91 and 0.92 of the ideal, MPICH's thread 0.69 and 0.61, the polling thread 0.86 and 0.60
-    /// (noisy: GPipe's order changed between the runs). Receives are posted ahead, and a progress thread takes
-    /// its time from one of the two ranks' compute. None stays the default: fastest overall, and it needs neither
-    /// MPI_THREAD_MULTIPLE nor an extra thread.
+    /// does it. bench/ measures the three (bench/results/latest.md). On this 2-core machine no setting won
+    /// consistently: for 1F1B at m = 8, three runs gave None 0.91, 0.92 and 0.69 of the ideal, the polling thread 0.86,
+    /// 0.60 and 0.91, MPICH's thread 0.69, 0.61 and 0.68 (never ahead). Receives are posted ahead, and a progress thread
+    /// takes its time from one of the two ranks' compute. None stays the default: as fast as the best within the
+    /// noise, and it needs neither MPI_THREAD_MULTIPLE nor an extra thread.
     /// </summary>
     public enum CommunicationProgress
     {
