@@ -287,7 +287,8 @@ namespace Pippy.Runtime.Execution
             long t = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                _transport.Send(value, destination, tag);
+                // Values may be views (a transpose, a slice): they cross as contiguous copies; contiguous ones as they are.
+                _transport.Send(value?.contiguous(), destination, tag);
                 Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
             }
             catch (SignatureChangedException e)

@@ -70,13 +70,14 @@ namespace Pippy.Runtime.Transport
         /// <summary>Starts sending <paramref name="tensor"/> (or "no tensor") to <paramref name="destination"/>; returns at once.</summary>
         public void Send(Tensor? tensor, int destination, int tag)
         {
+            if (tensor is not null) CheckSendable(tensor);
             var signature = TensorSignature.Of(tensor);
             var key = (destination, tag, Phase);
             if (_learn && _sent.TryGetValue(key, out var known))
             {
                 if (!known.Equals(signature)) throw new SignatureChangedException(known, signature);
                 _memoryOnly++;
-                if (tensor is not null && tensor.NumberOfElements > 0) StartData(tensor.detach().contiguous(), destination, DataTag(tag));
+                if (tensor is not null && tensor.NumberOfElements > 0) StartData(tensor.detach(), destination, DataTag(tag));
                 return;
             }
             var values = new long[HeaderLength];
@@ -85,7 +86,7 @@ namespace Pippy.Runtime.Transport
             if (tensor is not null)
             {
                 if (tensor.dim() > MaxDims) throw new NotSupportedException($"Tensors of more than {MaxDims} dimensions cannot be sent (got {tensor.dim()}).");
-                data = tensor.detach().contiguous();
+                data = tensor.detach();
                 values[0] = (long)data.dtype;
                 values[1] = data.dim();
                 values[2] = tensor.requires_grad ? 1 : 0;
@@ -96,6 +97,24 @@ namespace Pippy.Runtime.Transport
             if (data is not null && data.NumberOfElements > 0) StartData(data, destination, DataTag(tag));
             if (_learn) _sent[key] = signature;
             _withHeader++;
+        }
+
+        /// <summary>
+        /// The transport sends a tensor's memory as it lies, so it takes only tensors whose memory is one block that MPI
+        /// can read: contiguous, on the CPU or a CUDA device. Anything else is a clear error here rather than wrong
+        /// bytes on the other rank (the pipeline hands stage outputs over contiguous; see ScheduleInterpreter).
+        /// </summary>
+        private static void CheckSendable(Tensor tensor)
+        {
+            if (tensor.device_type is not (DeviceType.CPU or DeviceType.CUDA))
+                throw new ArgumentException(
+                    $"A {tensor.dtype} [{string.Join(", ", tensor.shape)}] tensor on the {tensor.device} device cannot be sent: MPI reads only CPU memory and, " +
+                    "through a CUDA-aware MPI or host staging, CUDA memory. Move it to the CPU or a CUDA device (a meta tensor has no data at all: " +
+                    "the stage that made it has parameters without memory).", nameof(tensor));
+            if (!tensor.is_contiguous())
+                throw new ArgumentException(
+                    $"A {tensor.dtype} [{string.Join(", ", tensor.shape)}] tensor that is not contiguous (strides {string.Join(", ", tensor.stride())}) cannot be sent: " +
+                    "the transport sends a tensor's memory as it lies. Call contiguous() first.", nameof(tensor));
         }
 
         /// <summary>
