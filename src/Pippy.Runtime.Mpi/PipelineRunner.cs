@@ -84,7 +84,7 @@ namespace Pippy.Runtime
             _replicaTransport = new TensorTransport(_replicaCommunicator);
             _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
-            if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator);
+            if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator, _options.ReceiveTimeout);
             if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
             if (_options.PrintPlan && DataParallelRank == 0)
             {
@@ -226,10 +226,10 @@ namespace Pippy.Runtime
             };
             if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
             _replicas.SumGradients();
-            if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator);
+            if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator, _options.ReceiveTimeout);
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             var loss_ = BroadcastFromLastStage(total);
-            if (DataParallelSize > 1) loss_ = DataParallelSync.SumScalar(loss_, _dataCommunicator);
+            if (DataParallelSize > 1) loss_ = DataParallelSync.SumScalar(loss_, _dataCommunicator, _options.ReceiveTimeout);
             return loss_.MoveToOuterDisposeScope();
         }
 
@@ -256,8 +256,8 @@ namespace Pippy.Runtime
             }
             double total = 0;
             // Data-parallel replicas hold the same (summed) gradients, so the norm is one pipeline's.
-            int code = MpiU.MPI_Allreduce((IntPtr)(&local), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, _pipelineCommunicator);
-            if (code != 0) throw new InvalidOperationException($"MPI_Allreduce of the gradient norm failed with MPI error {code}.");
+            Collectives.Allreduce((IntPtr)(&local), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, _pipelineCommunicator, _options.ReceiveTimeout,
+                "the gradient-norm allreduce of ClipGradNorm");
             double norm = Math.Sqrt(total);
             double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
             using (no_grad())
@@ -441,8 +441,8 @@ namespace Pippy.Runtime
                 message[0] = value.to_type(ScalarType.Float64).item<double>();
                 message[1] = (double)value.dtype;
             }
-            int code = MpiU.MPI_Bcast((IntPtr)message, 2, MpiU.MPI_DOUBLE, _rankOfStage[_graph.StageCount - 1], _pipelineCommunicator);
-            if (code != 0) throw new InvalidOperationException($"MPI_Bcast of the loss failed with MPI error {code}.");
+            Collectives.Broadcast((IntPtr)message, 2, MpiU.MPI_DOUBLE, _rankOfStage[_graph.StageCount - 1], _pipelineCommunicator, _options.ReceiveTimeout,
+                "the broadcast of the step's loss");
             return value ?? tensor(message[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)message[1]);
         }
 

@@ -30,12 +30,19 @@ public static class Reliability
             mismatched.Step(x, randn(8, 3), (o, t) => nn.functional.mse_loss(o, t));
             return false;
         }
-        var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode == "stuck" ? 3 : 600) };
+        var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode is "stuck" or "collective" ? 3 : 600) };
         using var pipe = Faulty.Pipeline.Build(new Faulty(), mpi, options);
         Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId}");
         if (mode == "stuck" && mpi.Rank == 1)
         {
             Thread.Sleep(TimeSpan.FromSeconds(60)); // never takes part: the others' watchdog must end the job
+            return false;
+        }
+        if (mode == "collective")
+        {
+            pipe.Step(x, y, loss);
+            if (mpi.Rank == 1) Thread.Sleep(TimeSpan.FromSeconds(60)); // never joins the gradient-norm allreduce
+            pipe.ClipGradNorm(1.0);
             return false;
         }
         var clock = Stopwatch.StartNew();

@@ -60,6 +60,15 @@ public class ReliabilityTests(ITestOutputHelper log)
         Assert.Contains("PipelineOptions.ReceiveTimeout", run.Errors);
     }
 
+    [Fact]
+    public void TheWatchdogAlsoEndsACollectiveThatARankNeverJoins()
+    {
+        var clock = Stopwatch.StartNew();
+        var run = Fail("collective"); // after a step, rank 1 sleeps instead of calling ClipGradNorm
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+        Assert.Contains("waited 3 s for the other ranks in the gradient-norm allreduce of ClipGradNorm", run.Errors);
+    }
+
     [Theory]
     [InlineData(0)] // the first rank
     [InlineData(1)] // a middle one

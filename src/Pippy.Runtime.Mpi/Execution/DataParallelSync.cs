@@ -15,19 +15,20 @@ namespace Pippy.Runtime.Execution
     /// </summary>
     internal static class DataParallelSync
     {
-        public static void BroadcastValues(IReadOnlyList<Parameter> parameters, int communicator)
+        public static void BroadcastValues(IReadOnlyList<Parameter> parameters, int communicator, TimeSpan timeout)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             foreach (var group in parameters.GroupBy(p => p.dtype))
             {
                 var flat = cat(group.Select(p => p.detach().reshape(-1)).ToArray());
-                Check(MpiU.MPI_Bcast(TorchNative.DataPointer(flat), checked((int)flat.NumberOfElements), Datatype(flat.dtype), 0, communicator), "MPI_Bcast (replica values)");
+                Transport.Collectives.Broadcast(TorchNative.DataPointer(flat), checked((int)flat.NumberOfElements), Datatype(flat.dtype), 0, communicator, timeout,
+                    "the broadcast of replica 0's parameters to the data-parallel replicas");
                 Scatter(flat, group, (p, part) => p.copy_(part));
             }
         }
 
-        public static void SumGradients(IReadOnlyList<Parameter> parameters, int communicator)
+        public static void SumGradients(IReadOnlyList<Parameter> parameters, int communicator, TimeSpan timeout)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
@@ -35,8 +36,8 @@ namespace Pippy.Runtime.Execution
             {
                 var flat = cat(group.Select(p => (p.grad ?? zeros_like(p)).reshape(-1)).ToArray());
                 var sum = empty_like(flat);
-                Check(MpiU.MPI_Allreduce(TorchNative.DataPointer(flat), TorchNative.DataPointer(sum), checked((int)flat.NumberOfElements), Datatype(flat.dtype), MpiU.MPI_SUM, communicator),
-                    "MPI_Allreduce (gradients)");
+                Transport.Collectives.Allreduce(TorchNative.DataPointer(flat), TorchNative.DataPointer(sum), checked((int)flat.NumberOfElements), Datatype(flat.dtype), MpiU.MPI_SUM,
+                    communicator, timeout, "the data-parallel allreduce of the gradients");
                 Scatter(sum, group, (p, part) =>
                 {
                     if (p.grad is { } grad) grad.copy_(part);
@@ -46,10 +47,10 @@ namespace Pippy.Runtime.Execution
         }
 
         /// <summary>The sum of a scalar over the replicas (the loss of the whole batch).</summary>
-        public static unsafe Tensor SumScalar(Tensor value, int communicator)
+        public static unsafe Tensor SumScalar(Tensor value, int communicator, TimeSpan timeout)
         {
             double mine = value.to_type(ScalarType.Float64).item<double>(), all = 0;
-            Check(MpiU.MPI_Allreduce((IntPtr)(&mine), (IntPtr)(&all), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, communicator), "MPI_Allreduce (loss)");
+            Transport.Collectives.Allreduce((IntPtr)(&mine), (IntPtr)(&all), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, communicator, timeout, "the data-parallel sum of the loss");
             return tensor(all, dtype: ScalarType.Float64).to_type(value.dtype);
         }
 
