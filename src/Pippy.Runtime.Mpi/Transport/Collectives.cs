@@ -34,20 +34,8 @@ namespace Pippy.Runtime.Transport
 
         private static void Wait(ref int request, TimeSpan timeout, string what)
         {
-            long deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? long.MaxValue
-                : System.Diagnostics.Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-            for (int round = 0; ; round++)
-            {
-                Check(MpiU.MPI_Test(ref request, out int done, out _), "MPI_Test", what);
-                if (done != 0) return;
-                if ((round & 1023) == 1023 && System.Diagnostics.Stopwatch.GetTimestamp() > deadline)
-                {
-                    MpiU.MPI_Comm_rank(MpiU.MPI_COMM_WORLD, out int rank);
-                    throw new TimeoutException(
-                        $"Rank {rank} waited {timeout.TotalSeconds:0.#} s for the other ranks in {what}: one of them is stuck, has failed, or does not call it. " +
-                        "The watchdog ends the job (PipelineOptions.ReceiveTimeout).");
-                }
-            }
+            fixed (int* requests = &request)
+                RequestWatchdog.WaitAll(requests, 1, timeout, _ => $"the other ranks in {what}", "one of them is stuck, has failed, or does not call it.");
         }
 
         private static IntPtr Export(string name) =>

@@ -196,46 +196,8 @@ namespace Pippy.Runtime.Transport
             return Complete(pending);
         }
 
-        /// <summary>
-        /// Waits for MPI requests like MPI_Waitall (polling MPI_Test, which drives MPI's progress as MPI_Wait does), but
-        /// gives up after <see cref="Timeout"/>: the watchdog. Then it names what this rank was waiting for, so a stuck
-        /// peer or a schedule bug ends the job with a message instead of a hang.
-        /// </summary>
-        private void Wait(int* requests, int count, Func<int, string> what)
-        {
-            if (count == 0) return;
-            var done = new bool[count];
-            int remaining = count;
-            long deadline = Timeout == System.Threading.Timeout.InfiniteTimeSpan ? long.MaxValue
-                : System.Diagnostics.Stopwatch.GetTimestamp() + (long)(Timeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-            for (int round = 0; ; round++)
-            {
-                for (int k = 0; k < count; k++)
-                {
-                    if (done[k]) continue;
-                    Check(MpiU.MPI_Test(ref requests[k], out int flag, out _), "MPI_Test", -1, -1);
-                    if (flag != 0) { done[k] = true; remaining--; }
-                }
-                if (remaining == 0) return;
-                if ((round & 1023) == 1023 && System.Diagnostics.Stopwatch.GetTimestamp() > deadline)
-                {
-                    var missing = Enumerable.Range(0, count).Where(k => !done[k]).Select(what).ToArray();
-                    throw new TimeoutException(
-                        $"Rank {Rank} waited {Timeout.TotalSeconds:0.#} s for {string.Join("; ", missing)}: that rank is stuck, has failed, or runs " +
-                        "another schedule. The watchdog ends the job (PipelineOptions.ReceiveTimeout).");
-                }
-            }
-        }
-
-        private int Rank => _rank ??= CommunicatorRank();
-        private int? _rank;
-
-        private int CommunicatorRank()
-        {
-            // The job's rank, as the launcher and the abort message number them.
-            Check(MpiU.MPI_Comm_rank(MpiU.MPI_COMM_WORLD, out int rank), "MPI_Comm_rank", -1, -1);
-            return rank;
-        }
+        private void Wait(int* requests, int count, Func<int, string> what) =>
+            RequestWatchdog.WaitAll(requests, count, Timeout, what, "that rank is stuck, has failed, or runs another schedule.");
 
         /// <summary>A learning transport's buffers come from its pool; a one-off receive gets a new tensor in the caller's dispose scope.</summary>
         private Tensor NewBuffer(TensorSignature signature, Device device) =>

@@ -1,0 +1,46 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using MpiU = MPI.Unsafe;
+
+namespace Pippy.Runtime.Transport
+{
+    /// <summary>
+    /// Waits for MPI requests like MPI_Waitall (polling MPI_Test, which drives MPI's progress as MPI_Wait does), but
+    /// gives up after a timeout: the watchdog of messages and collectives alike. It then names what this rank waited
+    /// for, so a stuck peer or a schedule bug ends the job with a message instead of a hang.
+    /// </summary>
+    internal static unsafe class RequestWatchdog
+    {
+        /// <param name="what">What request k is, for the message ("the value 'x' from stage 0 ...").</param>
+        /// <param name="why">The likely causes, for the message.</param>
+        public static void WaitAll(int* requests, int count, TimeSpan timeout, Func<int, string> what, string why)
+        {
+            if (count == 0) return;
+            var done = new bool[count];
+            int remaining = count;
+            long deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? long.MaxValue
+                : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+            for (int round = 0; ; round++)
+            {
+                for (int k = 0; k < count; k++)
+                {
+                    if (done[k]) continue;
+                    int code = MpiU.MPI_Test(ref requests[k], out int flag, out _);
+                    if (code != 0) throw new InvalidOperationException($"MPI_Test ({what(k)}) failed with MPI error {code}.");
+                    if (flag != 0) { done[k] = true; remaining--; }
+                }
+                if (remaining == 0) return;
+                if ((round & 1023) == 1023 && Stopwatch.GetTimestamp() > deadline)
+                {
+                    // The job's rank, as the launcher and the abort message number them.
+                    MpiU.MPI_Comm_rank(MpiU.MPI_COMM_WORLD, out int rank);
+                    var missing = Enumerable.Range(0, count).Where(k => !done[k]).Select(what);
+                    throw new TimeoutException(
+                        $"Rank {rank} waited {timeout.TotalSeconds:0.#} s for {string.Join("; ", missing)}: {why} " +
+                        "The watchdog ends the job (PipelineOptions.ReceiveTimeout).");
+                }
+            }
+        }
+    }
+}
