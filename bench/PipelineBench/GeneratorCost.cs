@@ -14,7 +14,7 @@ public static class GeneratorCost
     /// <summary>The last measured run's time per step.</summary>
     public static string StepTimes { get; private set; } = "";
 
-    public static string Measure(int repeats = 7)
+    public static string Measure(int repeats = 15, int warmUps = 25)
     {
         var source = Model(blocks: 96, splits: 8);
         var references = Basic.Reference.Assemblies.Net100.References.All.Cast<MetadataReference>()
@@ -27,46 +27,45 @@ public static class GeneratorCost
         GeneratorDriver NewDriver() => CSharpGeneratorDriver.Create(new[] { new generator::Pippy.Generators.PipelineGenerator().AsSourceGenerator() },
             parseOptions: parse, driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
-        // Build time added by the generator: a fresh compilation bound and checked with the generator's output,
-        // against the same without the generator (alternating, so that drift hits both alike).
+        // Build time added by the generator: a fresh compilation bound and checked with a fresh generator run and its output,
+        // against the same without the generator (alternating, so that drift hits both alike). The compiler and the generator
+        // are warmed first: `dotnet build` compiles in a long-lived compiler server whose code is optimized, while this
+        // process starts with Roslyn's NuGet assemblies unjitted, and the first dozen compilations here measure the JIT.
         var with = new double[repeats];
         var without = new double[repeats];
+        var generatorRuns = new double[repeats];
+        var driverRuns = new double[repeats];
         GeneratorDriver driver = NewDriver();
+        // Garbage of the previous compilations is collected outside the timed regions, so that neither side pays for the other's.
+        static void Settle() { GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect(); }
         Compilation Fresh() => compilation.RemoveAllSyntaxTrees().AddSyntaxTrees(CSharpSyntaxTree.ParseText(source, parse));
-        Fresh().GetDiagnostics(); // warm up the compiler and the generator
-        NewDriver().RunGeneratorsAndUpdateCompilation(Fresh(), out var warm, out _);
-        warm.GetDiagnostics();
-        for (int i = 0; i < repeats; i++)
+        for (int i = -warmUps; i < repeats; i++)
         {
             var plain = Fresh();
+            Settle();
             var clock = Stopwatch.StartNew();
             plain.GetDiagnostics();
-            without[i] = clock.Elapsed.TotalMilliseconds;
+            double plainMs = clock.Elapsed.TotalMilliseconds;
 
             var generated = Fresh();
+            Settle();
             clock.Restart();
             driver = NewDriver().RunGeneratorsAndUpdateCompilation(generated, out var output, out _);
+            double runMs = clock.Elapsed.TotalMilliseconds;
             output.GetDiagnostics();
+            if (i < 0) continue;
+            driverRuns[i] = runMs;
             with[i] = clock.Elapsed.TotalMilliseconds;
+            without[i] = plainMs;
+            generatorRuns[i] = driver.GetTimingInfo().ElapsedTime.TotalMilliseconds;
         }
         var steps = driver.GetRunResult().Results.Single().TrackedSteps;
         string StepTime(string name) => steps.TryGetValue(name, out var runs) ? $"{runs.Sum(r => r.ElapsedTime.TotalMilliseconds):F1} ms" : "-";
+        Array.Sort(generatorRuns);
+        Array.Sort(driverRuns);
         StepTimes = $"Parse {StepTime(generator::Pippy.Generators.TrackingNames.Parse)}, Plan {StepTime(generator::Pippy.Generators.TrackingNames.Plan)}, " +
-                    $"Emit {StepTime(generator::Pippy.Generators.TrackingNames.Emit)}, whole run {driver.GetTimingInfo().ElapsedTime.TotalMilliseconds:F1} ms";
-        if (Environment.GetEnvironmentVariable("PIPPY_BENCH_TREES") == "1")
-        {
-            var gen = driver.GetRunResult().GeneratedTrees;
-            foreach (var tree in gen)
-            {
-                var c = Fresh().AddSyntaxTrees(tree);
-                var sw = Stopwatch.StartNew();
-                c.GetDiagnostics();
-                Console.WriteLine($"{System.IO.Path.GetFileName(tree.FilePath)}: {sw.Elapsed.TotalMilliseconds:F1} ms ({tree.Length} chars)");
-            }
-            var all = Fresh().AddSyntaxTrees(gen);
-            var sw2 = Stopwatch.StartNew(); all.GetDiagnostics(); Console.WriteLine($"all: {sw2.Elapsed.TotalMilliseconds:F1} ms");
-            var sw3 = Stopwatch.StartNew(); Fresh().GetDiagnostics(); Console.WriteLine($"none: {sw3.Elapsed.TotalMilliseconds:F1} ms");
-        }
+                    $"Emit {StepTime(generator::Pippy.Generators.TrackingNames.Emit)}, whole run {driver.GetTimingInfo().ElapsedTime.TotalMilliseconds:F1} ms " +
+                    $"(median of the {repeats} runs {generatorRuns[repeats / 2]:F1} ms; a fresh driver's RunGeneratorsAndUpdateCompilation {driverRuns[repeats / 2]:F1} ms)";
         var added = with.Zip(without, (a, b) => a - b).OrderBy(t => t).ToArray();
         Array.Sort(with);
         Array.Sort(without);
@@ -76,10 +75,21 @@ public static class GeneratorCost
         int stages = result.GeneratedSources.Count(s => s.HintName.Contains(".Stage"));
         var errors = result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToArray();
 
-        var edited = driverCompilation.AddSyntaxTrees(CSharpSyntaxTree.ParseText("namespace Other { static class Unrelated { } }", parse));
-        var clockEdit = Stopwatch.StartNew();
-        var rerun = driver.RunGenerators(edited).GetRunResult().Results.Single();
-        double editMs = clockEdit.Elapsed.TotalMilliseconds;
+        // Unrelated edits one after another, each a new compilation for the same driver (as an editor or an incremental build does).
+        var editTimes = new double[repeats];
+        GeneratorRunResult rerun = default!;
+        var edited = driverCompilation;
+        for (int i = 0; i < repeats; i++)
+        {
+            edited = edited.AddSyntaxTrees(CSharpSyntaxTree.ParseText($"namespace Other {{ static class Unrelated{i} {{ }} }}", parse));
+            Settle();
+            var clockEdit = Stopwatch.StartNew();
+            driver = driver.RunGenerators(edited);
+            editTimes[i] = clockEdit.Elapsed.TotalMilliseconds;
+            rerun = driver.GetRunResult().Results.Single();
+        }
+        Array.Sort(editTimes);
+        double editMs = editTimes[repeats / 2];
         var ours = new[] { generator::Pippy.Generators.TrackingNames.Parse, generator::Pippy.Generators.TrackingNames.Plan, generator::Pippy.Generators.TrackingNames.Emit };
         var reasons = ours.SelectMany(name => rerun.TrackedSteps[name].SelectMany(s => s.Outputs).Select(o => $"{name}: {o.Reason}")).Distinct().ToArray();
         bool cached = ours.SelectMany(name => rerun.TrackedSteps[name]).SelectMany(s => s.Outputs)
@@ -87,7 +97,7 @@ public static class GeneratorCost
         return $"96 blocks, 8 split points: {stages} stages generated{(errors.Length > 0 ? $" ({errors.Length} errors!)" : "")}. " +
                $"Build time added by the generator (a fresh compilation bound and checked with the generated code, minus the same without the generator; {repeats} pairs): " +
                $"**{added[repeats / 2]:F1} ms** median, {added[0]:F1} ms fastest (with {with[repeats / 2]:F1} ms, without {without[repeats / 2]:F1} ms, medians). " +
-               $"Last run by step: {StepTimes}. Running the generator again after an unrelated edit: {editMs:F1} ms, every step cached: {cached} ({string.Join(", ", reasons)})";
+               $"Last run by step: {StepTimes}. Running the generator again after an unrelated edit: {editMs:F1} ms (median of {repeats} edits), every step cached: {cached} ({string.Join(", ", reasons)})";
     }
 
     private static string Model(int blocks, int splits)

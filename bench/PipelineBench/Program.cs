@@ -20,7 +20,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench memory <results> lazy     each rank builds only its stage (LazyModel)
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
-const int Batch = 2048, Warmup = 3, Repeats = 15;
+const int Batch = 2048, Warmup = 3, Repeats = 15, Rounds = 25;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string mode = args.Length > 0 ? args[0] : "";
 string results = args.Length > 1 ? args[1] : Path.Combine("bench", "results");
@@ -43,52 +43,77 @@ var rows = new List<string>();
 var chart = new List<(string Label, double Efficiency)>();
 var baselineBefore = Baseline(mpi, x, y, loss);
 
-(double Fastest, double Median) Efficiency(string name, Func<PipelineOptions, PipelineRunner<Tensor>> build, int m, (double Fastest, double Median) _)
+var headToHead = new List<string>();
+
+// Every schedule at one microbatch count, measured round by round: in each round one step of the one-process model
+// (rank 0 alone) and then one step of each pipeline, so that all of them see the same moments of this shared machine
+// (its speed changed by a third within a minute in some runs, and single steps by 2x). Efficiency divides the
+// fastest one-process step by the fastest pipeline step of the same rounds (the least disturbed of each).
+List<(double Fastest, double Median)> Efficiencies(int m, params (string Name, Func<PipelineOptions, PipelineRunner<Tensor>> Build)[] schedules)
 {
-    // The one-process baseline is measured again right before each pipeline, so that the machine's drift (its speed
-    // changed by a third within a minute in some runs) hits both sides of each ratio alike.
-    var baseline = Baseline(mpi, x, y, loss);
     torch.manual_seed(0);
-    using var pipe = build(new PipelineOptions { Microbatches = m, PrintPlan = false });
-    var inTorch = new List<(double Step, double Torch, double Transport)>();
-    var step = Time(() =>
+    var model = new OneFOneBNet();
+    var pipes = schedules.Select(s => s.Build(new PipelineOptions { Microbatches = m, PrintPlan = false })).ToArray();
+    var baseline = new List<double>();
+    var busyBaseline = new List<double>();
+    var steps = pipes.Select(_ => new List<(double Step, double Torch, double Transport)>()).ToArray();
+    for (int round = -Warmup; round < Rounds; round++)
     {
-        foreach (var p in pipe.Parameters()) p.grad?.zero_();
-        mpi.Barrier();
-        pipe.Step(x, y, loss);
-        inTorch.Add((pipe.LastStep.RunMilliseconds, pipe.LastStep.ComputeMilliseconds, pipe.LastStep.CommunicationMilliseconds));
-    });
-    var fastest = inTorch.MinBy(t => t.Step);
-    int v = pipe.Schedule.StageCount / pipe.Schedule.RankCount;
-    var links = ScheduleBuilder.Links(pipe.Schedule.Kind, pipe.Schedule.StageCount, v, Enumerable.Range(0, pipe.Schedule.StageCount - 1).Select(s => (s, s + 1)));
-    var costs = new ScheduleCosts { Forward = 1.0 / v, Backward = 2.0 / v, BackwardInput = 1.0 / v, BackwardWeight = 1.0 / v };
-    double makespan = ScheduleSimulator.Measure(pipe.Schedule, links, costs).Makespan;
-    double ideal = pipe.Schedule.RankCount * m * 3.0 / makespan;
-    var efficiency = (baseline.Fastest / step.Fastest / ideal, baseline.Median / step.Median / ideal);
-    rows.Add($"| {name} | {m} | {baseline.Fastest:F1} | {step.Fastest:F1} | {step.Median:F1} | {fastest.Torch:F1} / {fastest.Transport:F1} | {baseline.Fastest / step.Fastest:F2} | {ideal:F2} | **{efficiency.Item1:F2}** | {efficiency.Item2:F2} |");
-    chart.Add(($"{name} m={m}", efficiency.Item1));
-    return efficiency;
+        double one = BaselineStep(mpi, model, x, y, loss, busyNeighbour: false);
+        double busy = BaselineStep(mpi, model, x, y, loss, busyNeighbour: true);
+        if (round >= 0) { baseline.Add(one); busyBaseline.Add(busy); }
+        for (int i = 0; i < pipes.Length; i++)
+        {
+            foreach (var p in pipes[i].Parameters()) p.grad?.zero_();
+            mpi.Barrier();
+            var clock = Stopwatch.StartNew();
+            pipes[i].Step(x, y, loss);
+            if (round >= 0) steps[i].Add((clock.Elapsed.TotalMilliseconds, pipes[i].LastStep.ComputeMilliseconds, pipes[i].LastStep.CommunicationMilliseconds));
+        }
+    }
+    var measured = new List<(double, double)>();
+    var one1 = (Fastest: baseline.Min(), Median: Median(baseline));
+    double busyFastest = busyBaseline.Min();
+    for (int i = 0; i < pipes.Length; i++)
+    {
+        var pipe = pipes[i];
+        var fastest = steps[i].MinBy(t => t.Step);
+        var step = (Fastest: fastest.Step, Median: Median(steps[i].Select(t => t.Step)));
+        int v = pipe.Schedule.StageCount / pipe.Schedule.RankCount;
+        var links = ScheduleBuilder.Links(pipe.Schedule.Kind, pipe.Schedule.StageCount, v, Enumerable.Range(0, pipe.Schedule.StageCount - 1).Select(s => (s, s + 1)));
+        var costs = new ScheduleCosts { Forward = 1.0 / v, Backward = 2.0 / v, BackwardInput = 1.0 / v, BackwardWeight = 1.0 / v };
+        double makespan = ScheduleSimulator.Measure(pipe.Schedule, links, costs).Makespan;
+        double ideal = pipe.Schedule.RankCount * m * 3.0 / makespan;
+        var efficiency = (one1.Fastest / step.Fastest / ideal, one1.Median / step.Median / ideal);
+        rows.Add($"| {schedules[i].Name} | {m} | {one1.Fastest:F1} | {step.Fastest:F1} | {step.Median:F1} | {fastest.Torch:F1} / {fastest.Transport:F1} | {one1.Fastest / step.Fastest:F2} | {ideal:F2} | **{efficiency.Item1:F2}** | {efficiency.Item2:F2} | {busyFastest:F1} | {busyFastest / step.Fastest / ideal:F2} |");
+        chart.Add(($"{schedules[i].Name} m={m}", efficiency.Item1));
+        measured.Add(efficiency);
+    }
+    // Schedules against each other, round by round: the first schedule's step over each other's in the same round.
+    for (int i = 1; i < pipes.Length; i++)
+        headToHead.Add($"| {m} | {schedules[0].Name} / {schedules[i].Name} | **{Median(steps[0].Zip(steps[i], (a, b) => a.Step / b.Step)):F2}** | {steps[0].Min(t => t.Step) / steps[i].Min(t => t.Step):F2} |");
+    foreach (var pipe in pipes) pipe.Dispose();
+    return measured;
 }
+
+(string, Func<PipelineOptions, PipelineRunner<Tensor>>) GPipe = ("GPipe", o => GPipeNet.Pipeline.Build(new GPipeNet(), mpi, o));
+(string, Func<PipelineOptions, PipelineRunner<Tensor>>) OneFOneB = ("1F1B", o => OneFOneBNet.Pipeline.Build(new OneFOneBNet(), mpi, o));
+(string, Func<PipelineOptions, PipelineRunner<Tensor>>) Interleaved = ("Interleaved 1F1B (v=2)", o => InterleavedNet.Pipeline.Build(new InterleavedNet(), mpi, o));
 
 if (mode == "progress")
 {
     // One line per schedule for the progress table of the report: which thread (if any) drives MPI while ranks compute.
     var progress = mpi.Progress;
-    var gpipe = Efficiency("GPipe", o => GPipeNet.Pipeline.Build(new GPipeNet(), mpi, o), 8, baselineBefore);
-    var oneF = Efficiency("1F1B", o => OneFOneBNet.Pipeline.Build(new OneFOneBNet(), mpi, o), 8, baselineBefore);
+    var measured = Efficiencies(8, GPipe, OneFOneB);
     if (mpi.Rank == 0)
         File.WriteAllText(Path.Combine(results, $"progress.{progress}.txt"),
-            $"| {progress} | {gpipe.Fastest:F2} | {oneF.Fastest:F2} | {gpipe.Median:F2} | {oneF.Median:F2} |\n");
+            $"| {progress} | {measured[0].Fastest:F2} | {measured[1].Fastest:F2} | {measured[0].Median:F2} | {measured[1].Median:F2} |\n");
     return 0;
 }
 
 foreach (int m in new[] { 4, 8, 16 })
-{
-    Efficiency("GPipe", o => GPipeNet.Pipeline.Build(new GPipeNet(), mpi, o), m, baselineBefore);
-    Efficiency("1F1B", o => OneFOneBNet.Pipeline.Build(new OneFOneBNet(), mpi, o), m, baselineBefore);
-    Efficiency("Interleaved 1F1B (v=2)", o => InterleavedNet.Pipeline.Build(new InterleavedNet(), mpi, o), m, baselineBefore);
-}
-Efficiency("naive model parallel (GPipe, 1 microbatch)", o => GPipeNet.Pipeline.Build(new GPipeNet(), mpi, o), 1, baselineBefore);
+    Efficiencies(m, Interleaved, OneFOneB, GPipe);
+Efficiencies(1, ("naive model parallel (GPipe, 1 microbatch)", GPipe.Item2));
 var baselineAfter = Baseline(mpi, x, y, loss);
 var baselineIdle = Baseline(mpi, x, y, loss);
 var baselineBusy = Baseline(mpi, x, y, loss, busyNeighbour: true);
@@ -155,7 +180,7 @@ if (mpi.Rank == 0)
         "# Pipeline benchmark",
         "",
         $"Measured on this machine ({Environment.ProcessorCount} cores), 2 ranks, one torch thread per rank; {Layers.Count} layers of {Layers.Width}x{Layers.Width} (tanh) in equal stages; batch {Batch}; " +
-        $"the fastest and the median of {Repeats} steps after {Warmup} warm-up steps. The machine is shared and noisy: efficiencies use the fastest step of each (the least disturbed), medians are beside them.",
+        $"Times are the fastest and the median of the steps measured (after warm-up steps). The machine is shared and noisy: efficiencies use the fastest step of each (the least disturbed), medians are beside them.",
         "",
         $"Baseline: the same model in one process (rank 0, while rank 1 sleeps), forward+backward of the batch: fastest {baselineBefore.Fastest:F1} ms (median {baselineBefore.Median:F1}) before the pipeline runs, " +
         $"fastest {baselineAfter.Fastest:F1} ms (median {baselineAfter.Median:F1}) after. The layer size keeps microbatches compute-bound: on this machine the model in 8 or 16 chunks takes no longer than in one piece.",
@@ -165,15 +190,23 @@ if (mpi.Rank == 0)
         "Where the compute slows when both cores work, that bounds every efficiency below (efficiency 1 needs cores that do not slow each other).",
         "",
         "## Pipeline efficiency",
-        "Efficiency = measured speedup over the one-process model / the schedule's ideal speedup (from the simulator with B = 2F). The one-process step is measured again right before each row (its column), so that each ratio compares neighbours in time.",
+        $"Efficiency = measured speedup over the one-process model / the schedule's ideal speedup (from the simulator with B = 2F). The schedules of one microbatch count are measured together, {Rounds} rounds after {Warmup} warm-up rounds: " +
+        "each round runs one step of the one-process model (rank 0, while rank 1 sleeps) and then one step of each pipeline, so that every ratio compares steps taken at the same moments of this shared machine. " +
+        "The one-process column is the fastest of those rounds' one-process steps. Each round also runs the one-process step while the other core runs the same step (the last two columns): " +
+        "a pipeline keeps both cores busy, and where that alone slows the compute, the efficiency against it shows what is left for the runtime and the schedule to lose.",
         "",
         "Rank 0's time inside torch and inside the transport (waiting included) is given for its fastest step: the torch time against half the one-process step shows what the two ranks' compute costs when both cores work at once.",
         "",
-        "| schedule | microbatches | one process (ms) | fastest step (ms) | median step (ms) | rank 0 torch / transport (ms) | speedup | ideal | efficiency | efficiency (medians) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| schedule | microbatches | one process (ms) | fastest step (ms) | median step (ms) | rank 0 torch / transport (ms) | speedup | ideal | efficiency | efficiency (medians) | one process, other core busy (ms) | efficiency against it |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     };
     text.AddRange(rows);
-    text.AddRange(new[] { "", "![efficiency](efficiency.svg)", "" });
+    text.AddRange(new[] { "", "![efficiency](efficiency.svg)", "",
+        "### Schedules head to head", "",
+        "Step time of one schedule over another's in the same round (below 1: the first is faster); the median over the rounds, and the ratio of their fastest steps.", "",
+        "| microbatches | schedules | step ratio (median of rounds) | fastest / fastest |", "| --- | --- | --- | --- |" });
+    text.AddRange(headToHead);
+    text.Add("");
     var progressRows = Enum.GetValues<CommunicationProgress>().Select(p => Path.Combine(results, $"progress.{p}.txt")).Where(File.Exists).Select(f => File.ReadAllText(f).TrimEnd()).ToArray();
     if (progressRows.Length > 0)
     {
@@ -200,6 +233,40 @@ if (mpi.Rank == 0)
     Console.WriteLine(string.Join("\n", text));
 }
 return 0;
+
+// One step of the model in one process on rank 0 (its time there; 0 on rank 1). Rank 1 meanwhile sleeps on a
+// non-blocking receive, as in Baseline, or with busyNeighbour runs the same step of its own copy, so that both cores
+// work as they do in a pipeline.
+static unsafe double BaselineStep(PipelineEnvironment mpi, OneFOneBNet model, Tensor x, Tensor y, Func<Tensor, Tensor, Tensor> loss, bool busyNeighbour)
+{
+    byte flag = 0;
+    double time = 0;
+    mpi.Barrier();
+    if (mpi.Rank == 0 || busyNeighbour)
+    {
+        var clock = Stopwatch.StartNew();
+        using (var scope = NewDisposeScope())
+        {
+            model.zero_grad();
+            loss(model.forward(x), y).backward();
+        }
+        time = clock.Elapsed.TotalMilliseconds;
+    }
+    if (busyNeighbour) return time;
+    if (mpi.Rank == 0) MpiU.MPI_Send((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 1, 98, MpiU.MPI_COMM_WORLD);
+    else
+    {
+        MpiU.MPI_Irecv((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 0, 98, MpiU.MPI_COMM_WORLD, out int request);
+        for (int done = 0; done == 0; MpiU.MPI_Test(ref request, out done, out _)) System.Threading.Thread.Sleep(1);
+    }
+    return time;
+}
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.OrderBy(v => v).ToArray();
+    return sorted[sorted.Length / 2];
+}
 
 // The model in one process on rank 0, one torch thread; rank 1 sleeps on a non-blocking receive meanwhile, or, with
 // busyNeighbour, runs the same model itself, so that both cores work as they do in a pipeline.
