@@ -10,7 +10,7 @@ namespace PipelineBench;
 /// <summary>Equal compute-bound layers: the work of every stage is the same.</summary>
 public static class Layers
 {
-    public const int Width = 384, Count = 8;
+    public const int Width = 512, Count = 8;
 
     public static ModuleList<Linear> Make()
     {

@@ -69,8 +69,11 @@ namespace Pippy.Runtime
             _dataCommunicator = Split(color: PipelineRank, key: DataParallelRank, "data-parallel");
 
             var measured = _options.Balance.Measure(moduleLists, graph.ModelName);
-            Stages = PipelineRanges.WithMeasuredCosts(measured, () =>
-                Enumerable.Range(0, graph.StageCount).Where(s => _rankOfStage[s] == PipelineRank).Select(createStage).ToArray());
+            // Every stage is created here (they share the model's modules; only this rank's are kept), so that every
+            // rank can check, before the first step, that all of them built the same model.
+            var allStages = PipelineRanges.WithMeasuredCosts(measured, () => Enumerable.Range(0, graph.StageCount).Select(createStage).ToArray());
+            Stages = allStages.Where(s => _rankOfStage[s.Index] == PipelineRank).ToArray();
+            ModelAgreement.Check(graph.ModelName, ModelAgreement.Describe(allStages), MpiU.MPI_COMM_WORLD, environment.Rank, environment.Size, _options.ReceiveTimeout);
             Materialized = MaterializeStages(graph);
             // PIPPY_STAGE_THROUGH_HOST=1 sends every tensor through host staging buffers, as CUDA tensors go without a
             // CUDA-aware MPI: how the GPU path's staging is tested on machines without a GPU.

@@ -30,6 +30,15 @@ public static class Reliability
             mismatched.Step(x, randn(8, 3), (o, t) => nn.functional.mse_loss(o, t));
             return false;
         }
+        if (mode == "different")
+        {
+            // 2 ranks whose configurations disagree: rank 1 builds a narrower model. Refused by Build, before any step.
+            using var configured = Configured.Pipeline.Build(new Configured(width: mpi.Rank == 1 ? 4 : 5), mpi, new PipelineOptions { PrintPlan = false });
+            Console.WriteLine($"[rank {mpi.Rank}] built");
+            configured.Step(x, randn(8, 3), (o, t) => nn.functional.mse_loss(o, t));
+            Console.WriteLine($"[rank {mpi.Rank}] stepped");
+            return false;
+        }
         var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode is "stuck" or "collective" ? 3 : 600) };
         using var pipe = Faulty.Pipeline.Build(new Faulty(), mpi, options);
         Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId}");

@@ -30,8 +30,8 @@ public class ReliabilityTests(ITestOutputHelper log)
     public void AnExceptionInAStagesForwardNamesRankStageActionAndMicrobatch()
     {
         var run = Fail("forward");
-        Assert.Contains("[pippy rank 1/3] fatal, ending the whole job: Pipeline rank 1, stage 1, action 1F1 (the forward of microbatch 1) failed: " +
-                        "InvalidOperationException: the bomb went off on forward call 2", run.Errors);
+        Assert.Contains("[pippy rank 1/3] fatal, ending the whole job: Pipeline rank 1, stage 1, action 1F1 (the forward of microbatch 1, " +
+                        "given 'x' float32[2, 6] on cpu from stage 0 (pipeline rank 0)) failed: InvalidOperationException: the bomb went off on forward call 2.", run.Errors);
         Assert.Equal(1, FatalMessages(run)); // one message: the other ranks are ended by the abort, not by errors of their own
     }
 
@@ -196,6 +196,21 @@ public class ReliabilityTests(ITestOutputHelper log)
         var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "fail mismatch", timeoutSeconds: 120);
         log.WriteLine(run.Output + run.Errors);
         Assert.NotEqual(0, run.ExitCode);
-        Assert.Matches(@"Pipeline rank 1, stage 1, action 1F0 \(the forward of microbatch 0\) failed: \w+: mat1 and mat2 shapes cannot be multiplied \(4x5 and 6x3\)", run.Errors);
+        Assert.Contains("Pipeline rank 1, stage 1, action 1F0 (the forward of microbatch 0, given 'hidden' float32[4, 5] on cpu from stage 0 (pipeline rank 0)) failed: " +
+                        "ExternalException: mat1 and mat2 shapes cannot be multiplied (4x5 and 6x3). " +
+                        "If an input is not what this stage's code takes, check the batch (shape, dtype, which dimension holds the batch) and that every rank built the same model.", run.Errors);
+    }
+
+    [Fact]
+    public void RanksThatBuiltDifferentModelsAreRefusedBeforeTheFirstStep()
+    {
+        // Rank 1 passes another width to the model's constructor: Build names the first tensor that differs, on every rank.
+        var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "fail different", timeoutSeconds: 120);
+        log.WriteLine(run.Output + run.Errors);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("Rank 1 built a different Configured than rank 0 (rank 1 has stage 0 parameter first.weight: float32[4, 6], " +
+                        "rank 0 has stage 0 parameter first.weight: float32[5, 6]); nothing was run. Every rank must build the same model", run.Errors);
+        Assert.DoesNotContain("] built", run.Output);
+        Assert.DoesNotContain("stepped", run.Output);
     }
 }

@@ -97,6 +97,10 @@ namespace Pippy.Runtime.Execution
                 {
                     throw new PipelineActionException(_rank, action, e.InnerException!, $"the loss of microbatch {action.Microbatch}");
                 }
+                catch (StageForwardException e)
+                {
+                    throw new PipelineActionException(_rank, action, e.InnerException!, inputs: e.Inputs);
+                }
                 catch (Exception e) when (e is not PipelineActionException and not OperationCanceledException)
                 {
                     throw new PipelineActionException(_rank, action, e);
@@ -334,7 +338,16 @@ namespace Pippy.Runtime.Execution
                     throw new InvalidOperationException($"Stage {s.Stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
             }
             long t = System.Diagnostics.Stopwatch.GetTimestamp();
-            var outputs = s.Stage.forward(inputs!);
+            Tensor[] outputs;
+            try
+            {
+                outputs = s.Stage.forward(inputs!);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Most often a value the stage cannot take (a shape or dtype it does not expect): say what it got and from where.
+                throw new StageForwardException(StageInputs.Describe(s.Spec, inputs!, _rankOfStage), e);
+            }
             Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
             if (outputs.Length != s.Spec.Outputs.Count)
                 throw new InvalidOperationException($"Stage {s.Stage.Index} returned {outputs.Length} values but its plan has {s.Spec.Outputs.Count}.");
@@ -512,11 +525,20 @@ namespace Pippy.Runtime.Execution
     /// <summary>The user's loss function threw (inside the last stage's forward action).</summary>
     internal sealed class LossFailedException(Exception inner) : Exception(inner.Message, inner);
 
+    /// <summary>A stage's own forward code threw; <see cref="Inputs"/> describes what it was given.</summary>
+    internal sealed class StageForwardException(string inputs, Exception inner) : Exception(inner.Message, inner)
+    {
+        public string Inputs { get; } = inputs;
+    }
+
     /// <summary>An action of the schedule failed: which rank, stage, action and microbatch, and the original exception.</summary>
     public sealed class PipelineActionException : Exception
     {
-        internal PipelineActionException(int rank, PipelineAction action, Exception inner, string? part = null)
-            : base($"Pipeline rank {rank}, stage {action.Stage}, action {action} ({part ?? $"{Describe(action.Kind)} of microbatch {action.Microbatch}"}) failed: {inner.GetType().Name}: {inner.Message}", inner)
+        internal PipelineActionException(int rank, PipelineAction action, Exception inner, string? part = null, string? inputs = null)
+            : base($"Pipeline rank {rank}, stage {action.Stage}, action {action} ({part ?? $"{Describe(action.Kind)} of microbatch {action.Microbatch}"}" +
+                   (inputs is null ? "" : $", given {inputs}") + $") failed: {inner.GetType().Name}: {WithoutNativeTrace(inner.Message)}" +
+                   (inputs is null ? "" : (WithoutNativeTrace(inner.Message).EndsWith('.') ? "" : ".") + " If an input is not what this stage's code takes, check the batch (shape, dtype, which dimension holds the batch) " +
+                                          "and that every rank built the same model."), inner)
         {
             Rank = rank;
             Action = action;
@@ -526,6 +548,13 @@ namespace Pippy.Runtime.Execution
         public int Rank { get; }
 
         public PipelineAction Action { get; }
+
+        /// <summary>LibTorch's errors carry its C++ backtrace after the message; the inner exception keeps it.</summary>
+        private static string WithoutNativeTrace(string message)
+        {
+            int trace = message.IndexOf("\nException raised from ", StringComparison.Ordinal);
+            return trace < 0 ? message : message.Substring(0, trace).TrimEnd();
+        }
 
         private static string Describe(ActionKind kind) => kind switch
         {

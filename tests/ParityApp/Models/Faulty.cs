@@ -55,3 +55,24 @@ public sealed partial class Mismatched : Module<Tensor, Tensor>
         return second.forward(hidden);
     }
 }
+
+/// <summary>A width from the constructor: ranks that pass different widths build different models.</summary>
+[Pipeline(Microbatches = 2)]
+public sealed partial class Configured : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear first;
+    private readonly Linear second;
+
+    public Configured(int width) : base(nameof(Configured))
+    {
+        first = Linear(6, width);
+        second = Linear(width, 3);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = first.forward(x).tanh();
+        return second.forward(hidden);
+    }
+}
