@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA GPU (CUDA 12) and MPICH: builds with TorchSharp-cuda and runs on 2 ranks.
-# It has NOT been run yet: the machine this project is developed on has no GPU and cannot restore TorchSharp-cuda.
+# Where TorchSharp-cuda cannot be restored but PyTorch is installed, use pack-for-pytorch.sh and run-with-pytorch.sh.
 # Prints one line per check and "PASS gpu check" at the end (exit status 0), in about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dotnet build bench/gpu/GpuCheck -c Release -p:TorchBackend=cuda -v q
-mpiexec.mpich -n 2 dotnet bench/gpu/GpuCheck/bin/Release/net10.0/GpuCheck.dll
+mpiexec.mpich -n 4 dotnet bench/gpu/GpuCheck/bin/Release/net10.0/GpuCheck.dll

@@ -87,7 +87,7 @@ namespace Pippy.Runtime
             _replicaTransport = new TensorTransport(_replicaCommunicator);
             _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
-            if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator, _options.ReceiveTimeout);
+            if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator, _options.ReceiveTimeout, _transport.Staging);
             if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
             if (_options.PrintPlan && DataParallelRank == 0)
             {
@@ -229,7 +229,7 @@ namespace Pippy.Runtime
             };
             if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
             _replicas.SumGradients();
-            if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator, _options.ReceiveTimeout);
+            if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator, _options.ReceiveTimeout, _transport.Staging);
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             var loss_ = BroadcastFromLastStage(total);
             if (DataParallelSize > 1) loss_ = DataParallelSync.SumScalar(loss_, _dataCommunicator, _options.ReceiveTimeout);

@@ -8,22 +8,25 @@ using TorchSharp;
 using static TorchSharp.torch;
 using MpiU = MPI.Unsafe;
 
-// mpiexec -n 2 dotnet GpuCheck.dll   (bench/gpu/run.sh): each rank on its own GPU (cuda:rank % device count).
+// mpiexec -n 2 (or 4) dotnet GpuCheck.dll   (bench/gpu/run.sh): each rank on GPU rank % device count.
 // 1. Transport: CUDA tensors from rank 0 to rank 1, as device pointers when MPI reports CUDA support and through pinned
-//    host buffers (forced), values compared. 2. A 2-stage pipeline on the GPUs against the same model on one GPU:
-//    outputs, loss and every gradient. 3. Bandwidth of a 64 MiB device tensor against a device-to-device copy.
+//    host buffers (forced), values compared on the device. 2. A 2-stage pipeline with a weight tied across its ranks (on
+//    4 ranks: 2 data-parallel pipelines) on the GPUs against the same model on one GPU: loss and every gradient.
+//    3. Bandwidth of a 64 MiB device tensor between ranks 0 and 1, against a device-to-device copy.
 using var mpi = PipelineEnvironment.Start(ref args);
-if (!cuda.is_available())
+// PIPPY_GPUCHECK_ON_CPU=1 runs the same checks on the CPU: a dry run of this program where no GPU is.
+bool onCpu = Environment.GetEnvironmentVariable("PIPPY_GPUCHECK_ON_CPU") == "1";
+if (!onCpu && !cuda.is_available())
 {
     if (mpi.Rank == 0) Console.WriteLine("FAIL: CUDA is not available here (build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU).");
     return 2;
 }
-var device = new Device(DeviceType.CUDA, mpi.Rank % cuda.device_count());
+var device = onCpu ? CPU : new Device(DeviceType.CUDA, mpi.Rank % cuda.device_count());
 bool ok = true;
 bool aware = Pippy.Runtime.Native.MpiLibrary.CudaAware();
-if (mpi.Rank == 0) Console.WriteLine($"{cuda.device_count()} GPU(s); MPI reports CUDA support: {aware}");
+if (mpi.Rank == 0) Console.WriteLine($"{(onCpu ? "dry run on the CPU" : $"{cuda.device_count()} GPU(s)")}; MPI reports CUDA support: {aware}");
 
-// 1. Transport, both paths.
+// 1. Transport, both paths (ranks 0 and 1; the others wait).
 foreach (bool forceHost in new[] { false, true })
 {
     using var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, staging: new DeviceStaging(aware, forceHost));
@@ -31,11 +34,11 @@ foreach (bool forceHost in new[] { false, true })
     {
         var expected = arange(1 << 20, dtype: ScalarType.Float32, device: device) * (round + 1);
         if (mpi.Rank == 0) { transport.Send(expected, 1, 10); transport.WaitForSends(); }
-        else
+        else if (mpi.Rank == 1)
         {
-            var received = transport.Receive(new[] { (0, 10) })[0].Value!;
-            bool same = received.device_type == DeviceType.CUDA && received.equal(expected).all().item<bool>();
-            Console.WriteLine($"transport ({(forceHost || !aware ? "pinned host buffers" : "device pointers")}, round {round}): {(same ? "ok" : "MISMATCH")}");
+            var received = transport.Receive(new[] { (0, 10) }, device)[0].Value!;
+            bool same = received.device_type == device.type && received.equal(expected).all().item<bool>();
+            Console.WriteLine($"transport ({(transport.Staging.Direct(device) ? "the tensor's own memory" : "pinned host buffers")}, round {round}): {(same ? "ok" : "MISMATCH")}");
             ok &= same;
             transport.Return(received);
         }
@@ -43,41 +46,49 @@ foreach (bool forceHost in new[] { false, true })
     }
 }
 
-// 2. Pipeline parity on the GPUs.
-torch.manual_seed(0);
-var model = new GpuChain();
-model.to(device);
-using (var pipe = GpuChain.Pipeline.Build(model, mpi, new PipelineOptions { PrintPlan = false }))
+// 2. Pipeline parity on the GPUs: a weight tied across the ranks, and data parallel when there are 4 ranks.
+int replicas = mpi.Size / 2;
+var model = GpuTied.Create(device, seed: 0);
+using (var pipe = GpuTied.Pipeline.Build(model, mpi, new PipelineOptions { PrintPlan = false, DataParallel = replicas }))
 {
     torch.manual_seed(1);
-    var x = randn(32, 256).to(device);
+    var x = randn(32, 256).to(device); // drawn on the CPU: the same on every rank
     var y = randn(32, 256).to(device);
     var loss = pipe.Step(x, y, (o, t) => nn.functional.mse_loss(o, t, nn.Reduction.Sum));
-    torch.manual_seed(0);
-    var reference = new GpuChain();
-    reference.to(device);
+    var reference = GpuTied.Create(device, seed: 0);
     var referenceLoss = nn.functional.mse_loss(reference.forward(x), y, nn.Reduction.Sum);
     referenceLoss.backward();
-    var referenceGradients = reference.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!);
+    // Every module's own parameters by full name: named_parameters() lists a tied weight once, under its first name.
+    var referenceGradients = reference.named_modules()
+        .SelectMany(m => m.module.named_parameters(recurse: false).Select(p => (Name: m.name.Length == 0 ? p.name : $"{m.name}.{p.name}", p.parameter)))
+        .ToDictionary(p => p.Name, p => p.parameter.grad!);
     bool lossOk = Math.Abs(loss.item<float>() - referenceLoss.item<float>()) <= 1e-4 * Math.Abs(referenceLoss.item<float>());
-    bool gradientsOk = pipe.Stages.SelectMany(s => s.named_parameters()).All(p => p.parameter.grad!.allclose(referenceGradients[p.name], rtol: 1e-4, atol: 1e-5));
-    Console.WriteLine($"[rank {mpi.Rank}] pipeline on {device}: loss {(lossOk ? "ok" : "MISMATCH")}, gradients {(gradientsOk ? "ok" : "MISMATCH")}");
-    ok &= lossOk && gradientsOk;
+    var mismatched = pipe.Stages.SelectMany(s => s.named_parameters())
+        .Where(p => p.parameter.device_type != device.type || !p.parameter.grad!.allclose(referenceGradients[p.name], rtol: 1e-4, atol: 1e-5)).Select(p => p.name).ToArray();
+    Console.WriteLine($"[rank {mpi.Rank}] pipeline on {device} ({replicas} data-parallel pipeline(s), a weight tied across ranks): loss {(lossOk ? "ok" : $"MISMATCH ({loss.item<float>()} against {referenceLoss.item<float>()})")}, " +
+                      $"gradients {(mismatched.Length == 0 ? "ok" : "MISMATCH: " + string.Join(", ", mismatched))}");
+    ok &= lossOk && mismatched.Length == 0;
 }
 
 // 3. Bandwidth of the send path for a 64 MiB device tensor, against a device-to-device copy.
 using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, staging: new DeviceStaging(aware)))
 {
     var data = randn(16L << 20, device: device);
-    double Best(Action run) { double best = double.MaxValue; for (int i = 0; i < 7; i++) { cuda.synchronize(); var c = Stopwatch.StartNew(); run(); cuda.synchronize(); best = Math.Min(best, c.Elapsed.TotalMilliseconds); } return best; }
+    void Synchronize() { if (!onCpu) cuda.synchronize(); }
+    double Best(Action run) { double best = double.MaxValue; for (int i = 0; i < 7; i++) { Synchronize(); var c = Stopwatch.StartNew(); run(); Synchronize(); best = Math.Min(best, c.Elapsed.TotalMilliseconds); } return best; }
     double send = Best(() =>
     {
         if (mpi.Rank == 0) { transport.Send(data, 1, 20); transport.WaitForSends(); transport.Receive(new[] { (1, 21) }); }
-        else { transport.Return(transport.Receive(new[] { (0, 20) })[0].Value!); transport.Send(null, 0, 21); transport.WaitForSends(); }
+        else if (mpi.Rank == 1) { transport.Return(transport.Receive(new[] { (0, 20) }, device)[0].Value!); transport.Send(null, 0, 21); transport.WaitForSends(); }
     });
     var copy = empty_like(data);
     double memcpy = Best(() => copy.copy_(data));
-    if (mpi.Rank == 0) Console.WriteLine($"64 MiB: send {send:F2} ms, device copy {memcpy:F2} ms, send / copy bandwidth {memcpy / send:F2} ({(aware ? "device pointers" : "pinned host buffers")})");
+    // What host staging cannot avoid: the tensor to pinned host memory and back to the device, without MPI between.
+    var pinned = onCpu ? empty(data.shape, data.dtype) : empty(data.shape, data.dtype).pin_memory();
+    double roundTrip = Best(() => { pinned.copy_(data); copy.copy_(pinned); });
+    if (mpi.Rank == 0)
+        Console.WriteLine($"64 MiB device to device between ranks: send {send:F2} ms ({(transport.Staging.Direct(device) ? "the tensor's own memory" : "pinned host buffers")}); " +
+                          $"device copy {memcpy:F2} ms, send / copy bandwidth {memcpy / send:F2}; device to pinned host and back {roundTrip:F2} ms, send / that {roundTrip / send:F2}");
 }
 
 bool all = mpi.AllTrue(ok);

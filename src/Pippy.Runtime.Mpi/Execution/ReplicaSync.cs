@@ -65,7 +65,7 @@ namespace Pippy.Runtime.Execution
                     }
                     else
                     {
-                        var value = _transport.Receive(new[] { (root, tag) })[0].Value
+                        var value = _transport.Receive(new[] { (root, tag) }, parameters[i].device)[0].Value
                             ?? throw new InvalidOperationException($"Stage {root} sent no value for replicated parameter {i} of group {g}.");
                         CheckShape(parameters[i], value, g);
                         parameters[i].copy_(value);
@@ -89,7 +89,8 @@ namespace Pippy.Runtime.Execution
                     Tensor total;
                     if (_rank == root)
                     {
-                        var others = _transport.Receive(ranks.Skip(1).Select(r => (r, Tag(g, i, phase: 1))).ToArray());
+                        // Received onto the parameter's device: a CUDA gradient cannot be summed with a CPU one.
+                        var others = _transport.Receive(ranks.Skip(1).Select(r => (r, Tag(g, i, phase: 1))).ToArray(), parameter.device);
                         total = own.clone();
                         foreach (var other in others) total.add_(other.Value!);
                         foreach (int other in ranks.Skip(1)) _transport.Send(total, other, Tag(g, i, phase: 2));
@@ -97,7 +98,7 @@ namespace Pippy.Runtime.Execution
                     else
                     {
                         _transport.Send(own, root, Tag(g, i, phase: 1));
-                        total = _transport.Receive(new[] { (root, Tag(g, i, phase: 2)) })[0].Value!;
+                        total = _transport.Receive(new[] { (root, Tag(g, i, phase: 2)) }, parameter.device)[0].Value!;
                     }
                     if (parameter.grad is null) parameter.grad = total;
                     else parameter.grad.copy_(total);

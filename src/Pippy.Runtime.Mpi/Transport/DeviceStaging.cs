@@ -7,9 +7,9 @@ namespace Pippy.Runtime.Transport
     /// How a tensor's memory reaches MPI. CPU tensors go as they are. CUDA tensors go as device pointers when the MPI
     /// library reports CUDA support (MPIX_Query_cuda_support), after the device has finished writing them; otherwise
     /// through pinned host buffers (copied there before a send, and from there after a receive), reused like receive
-    /// buffers. NOT YET RUN ON A GPU: TorchSharp-cuda cannot be restored on the machine this was written on; the host
-    /// staging path is exercised on the CPU by forcing it (<see cref="ForceHostStaging"/>), and bench/gpu/ holds the
-    /// check to run on a CUDA machine.
+    /// buffers. The host path passed bench/gpu's check on an H200 (PyTorch's libtorch, MPICH without CUDA); the
+    /// device-pointer path has not run (it needs a CUDA-aware MPICH). The tests exercise the host path on the CPU by
+    /// forcing it (<see cref="ForceHostStaging"/>).
     /// </summary>
     internal sealed class DeviceStaging
     {

@@ -188,11 +188,11 @@ namespace Pippy.Runtime.Transport
             return received;
         }
 
-        /// <summary>Receives several messages at once: <see cref="Post"/> each, then <see cref="Complete"/>.</summary>
-        public ReceivedTensor[] Receive(IReadOnlyList<(int Source, int Tag)> messages)
+        /// <summary>Receives several messages at once, onto <paramref name="device"/> (the CPU by default): <see cref="Post"/> each, then <see cref="Complete"/>.</summary>
+        public ReceivedTensor[] Receive(IReadOnlyList<(int Source, int Tag)> messages, Device? device = null)
         {
             var pending = new PendingReceive[messages.Count];
-            for (int i = 0; i < pending.Length; i++) pending[i] = Post(messages[i].Source, messages[i].Tag);
+            for (int i = 0; i < pending.Length; i++) pending[i] = Post(messages[i].Source, messages[i].Tag, device);
             return Complete(pending);
         }
 
