@@ -16,9 +16,9 @@ namespace Pippy.Tests.Runtime;
 /// </summary>
 public class ReliabilityTests(ITestOutputHelper log)
 {
-    private MpiLauncher.Run Fail(string mode)
+    private MpiLauncher.Run Fail(string mode, int ranks = 3)
     {
-        var run = MpiLauncher.Start(3, MpiLauncher.SampleDll("ParityApp", "tests"), $"fail {mode}", timeoutSeconds: 120);
+        var run = MpiLauncher.Start(ranks, MpiLauncher.SampleDll("ParityApp", "tests"), $"fail {mode}", timeoutSeconds: 120);
         log.WriteLine(run.Output + run.Errors);
         Assert.NotEqual(0, run.ExitCode);
         return run;
@@ -193,9 +193,7 @@ public class ReliabilityTests(ITestOutputHelper log)
     public void ABoundaryTheStagesDisagreeOnFailsTheFirstForwardNamingTheStage()
     {
         // Stage 0 makes 5 features, stage 1's layer takes 6: the first forward of stage 1 says so, before any update.
-        var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "fail mismatch", timeoutSeconds: 120);
-        log.WriteLine(run.Output + run.Errors);
-        Assert.NotEqual(0, run.ExitCode);
+        var run = Fail("mismatch", ranks: 2);
         Assert.Contains("Pipeline rank 1, stage 1, action 1F0 (the forward of microbatch 0, given 'hidden' float32[4, 5] on cpu from stage 0 (pipeline rank 0)) failed: " +
                         "ExternalException: mat1 and mat2 shapes cannot be multiplied (4x5 and 6x3). " +
                         "If an input is not what this stage's code takes, check the batch (shape, dtype, which dimension holds the batch) and that every rank built the same model.", run.Errors);
@@ -205,9 +203,7 @@ public class ReliabilityTests(ITestOutputHelper log)
     public void RanksThatBuiltDifferentModelsAreRefusedBeforeTheFirstStep()
     {
         // Rank 1 passes another width to the model's constructor: Build names the first tensor that differs, on every rank.
-        var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "fail different", timeoutSeconds: 120);
-        log.WriteLine(run.Output + run.Errors);
-        Assert.NotEqual(0, run.ExitCode);
+        var run = Fail("different", ranks: 2);
         Assert.Contains("Rank 1 built a different Configured than rank 0 (rank 1 has stage 0 parameter first.weight: float32[4, 6], " +
                         "rank 0 has stage 0 parameter first.weight: float32[5, 6]); nothing was run. Every rank must build the same model", run.Errors);
         Assert.DoesNotContain("] built", run.Output);
