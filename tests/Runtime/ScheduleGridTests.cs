@@ -68,6 +68,21 @@ public class ScheduleGridTests(ITestOutputHelper log)
         Assert.Equal((p - 1.0) / (v * m + p - 1), metrics.BubbleFraction, 9);
     }
 
+    [Fact]
+    public void MeasuredCostsReplayTheTableWithEachActionsOwnTime()
+    {
+        // 1F1B on 2 ranks, 4 microbatches: each action's own cost gives the kinds' makespan when they agree, and one
+        // slow forward on the last rank delays everything after it there (and the first rank's backward of it).
+        var (table, links) = Build(ScheduleKind.OneFOneB, 2, 1, 4);
+        var costs = new ScheduleCosts { Forward = 1, Backward = 2 };
+        double byKind = ScheduleSimulator.Measure(table, links, costs).Makespan;
+        Assert.Equal(byKind, ScheduleSimulator.Measure(table, links, (_, a) => costs.Of(a.Kind)).Makespan, 9);
+        var slow = new PipelineAction(1, ActionKind.Forward, 2);
+        var delayed = ScheduleSimulator.Measure(table, links, (rank, a) => a.Equals(slow) ? 5 : costs.Of(a.Kind));
+        Assert.Equal(byKind + 4, delayed.Makespan, 9);
+        Assert.Equal(5, delayed.Timeline.Single(t => t.Action.Equals(slow)).End - delayed.Timeline.Single(t => t.Action.Equals(slow)).Start, 9);
+    }
+
     [Theory]
     [InlineData(2, 4)]
     [InlineData(4, 8)]

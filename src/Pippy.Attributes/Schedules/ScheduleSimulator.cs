@@ -65,7 +65,15 @@ namespace Pippy.Schedules
         /// what it needs has finished; compute actions take their <paramref name="costs"/>, communication takes
         /// nothing. Throws <see cref="InvalidScheduleException"/> when the table would hang.
         /// </summary>
-        public static ScheduleMetrics Measure(ScheduleTable table, StageLinks links, ScheduleCosts costs)
+        public static ScheduleMetrics Measure(ScheduleTable table, StageLinks links, ScheduleCosts costs) =>
+            Measure(table, links, (_, action) => costs.Of(action.Kind));
+
+        /// <summary>
+        /// As <see cref="Measure(ScheduleTable, StageLinks, ScheduleCosts)"/>, each action taking what
+        /// <paramref name="cost"/> says for it on its rank: replaying measured compute times gives the step time the
+        /// schedule allows with the compute as it ran (communication free), against which a measured step is compared.
+        /// </summary>
+        public static ScheduleMetrics Measure(ScheduleTable table, StageLinks links, Func<int, PipelineAction, double> cost)
         {
             int ranks = table.RankCount;
             var next = new int[ranks];
@@ -87,7 +95,7 @@ namespace Pippy.Schedules
                         if (needs.Any(n => !finished.ContainsKey(n))) break;
                         double start = needs.Select(n => finished[n]).DefaultIfEmpty(0).Max();
                         start = Math.Max(start, free[rank]);
-                        double end = start + costs.Of(action.Kind);
+                        double end = start + cost(rank, action);
                         finished[action] = end;
                         free[rank] = end;
                         busy[rank] += end - start;
