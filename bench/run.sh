@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the pipeline benchmark on 2 ranks (one torch thread each) and writes bench/results/latest.md and
-# bench/results/efficiency.svg. Takes a few minutes; run it on an otherwise idle machine and compare the ratios of one run.
+# bench/results/efficiency.svg. Takes about ten minutes; run it on an otherwise idle machine and compare the ratios of one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build bench/PipelineBench -c Release -v q

@@ -20,7 +20,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench memory <results> lazy     each rank builds only its stage (LazyModel)
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
-const int Batch = 2048, Warmup = 3, Repeats = 15, Rounds = 25;
+const int Batch = 4096, Warmup = 3, Repeats = 15, Rounds = 20;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string mode = args.Length > 0 ? args[0] : "";
 string results = args.Length > 1 ? args[1] : Path.Combine("bench", "results");
