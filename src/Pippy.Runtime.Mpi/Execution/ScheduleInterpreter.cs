@@ -535,10 +535,7 @@ namespace Pippy.Runtime.Execution
     public sealed class PipelineActionException : Exception
     {
         internal PipelineActionException(int rank, PipelineAction action, Exception inner, string? part = null, string? inputs = null)
-            : base($"Pipeline rank {rank}, stage {action.Stage}, action {action} ({part ?? $"{Describe(action.Kind)} of microbatch {action.Microbatch}"}" +
-                   (inputs is null ? "" : $", given {inputs}") + $") failed: {inner.GetType().Name}: {WithoutNativeTrace(inner.Message)}" +
-                   (inputs is null ? "" : (WithoutNativeTrace(inner.Message).EndsWith('.') ? "" : ".") + " If an input is not what this stage's code takes, check the batch (shape, dtype, which dimension holds the batch) " +
-                                          "and that every rank built the same model."), inner)
+            : base(Compose(rank, action, inner, part, inputs), inner)
         {
             Rank = rank;
             Action = action;
@@ -549,11 +546,17 @@ namespace Pippy.Runtime.Execution
 
         public PipelineAction Action { get; }
 
-        /// <summary>LibTorch's errors carry its C++ backtrace after the message; the inner exception keeps it.</summary>
-        private static string WithoutNativeTrace(string message)
+        private static string Compose(int rank, PipelineAction action, Exception inner, string? part, string? inputs)
         {
+            // LibTorch's errors carry its C++ backtrace after the message; the inner exception keeps it.
+            string message = inner.Message;
             int trace = message.IndexOf("\nException raised from ", StringComparison.Ordinal);
-            return trace < 0 ? message : message.Substring(0, trace).TrimEnd();
+            if (trace >= 0) message = message.Substring(0, trace).TrimEnd();
+            string what = part ?? $"{Describe(action.Kind)} of microbatch {action.Microbatch}";
+            if (inputs is null) return $"Pipeline rank {rank}, stage {action.Stage}, action {action} ({what}) failed: {inner.GetType().Name}: {message}";
+            return $"Pipeline rank {rank}, stage {action.Stage}, action {action} ({what}, given {inputs}) failed: {inner.GetType().Name}: {message}" +
+                   (message.EndsWith('.') ? "" : ".") + " If an input is not what this stage's code takes, check the batch (shape, dtype, which dimension holds the batch) " +
+                   "and that every rank built the same model.";
         }
 
         private static string Describe(ActionKind kind) => kind switch
