@@ -41,7 +41,6 @@ if (mode == "generator")
 
 var rows = new List<string>();
 var chart = new List<(string Label, double Efficiency)>();
-var baselineBefore = Baseline(mpi, x, y, loss);
 
 var headToHead = new List<string>();
 var replayRows = new List<string>();
@@ -130,6 +129,7 @@ if (mode == "progress")
     return 0;
 }
 
+var baselineBefore = Baseline(mpi, x, y, loss);
 foreach (int m in new[] { 4, 8, 16 })
     Efficiencies(m, Interleaved, OneFOneB, GPipe);
 Efficiencies(1, ("naive model parallel (GPipe, 1 microbatch)", GPipe.Item2));
@@ -291,7 +291,7 @@ if (mpi.Rank == 0)
 return 0;
 
 // One step of the model in one process on rank 0 (its time there; 0 on rank 1). Rank 1 meanwhile sleeps on a
-// non-blocking receive, as in Baseline, or with busyNeighbour runs the same step of its own copy, so that both cores
+// non-blocking receive, or with busyNeighbour runs the same step of its own copy, so that both cores
 // work as they do in a pipeline.
 static unsafe double BaselineStep(PipelineEnvironment mpi, OneFOneBNet model, Tensor x, Tensor y, Func<Tensor, Tensor, Tensor> loss, bool busyNeighbour)
 {
@@ -324,44 +324,15 @@ static double Median(IEnumerable<double> values)
     return sorted[sorted.Length / 2];
 }
 
-// The model in one process on rank 0, one torch thread; rank 1 sleeps on a non-blocking receive meanwhile, or, with
-// busyNeighbour, runs the same model itself, so that both cores work as they do in a pipeline.
-static unsafe (double Fastest, double Median) Baseline(PipelineEnvironment mpi, Tensor x, Tensor y, Func<Tensor, Tensor, Tensor> loss, bool busyNeighbour = false)
+// The model in one process on rank 0, one torch thread, Repeats steps after Warmup: fastest and median (rank 0's;
+// zeros on rank 1). Rank 1 sleeps meanwhile, or with busyNeighbour runs the same steps, as both cores do in a pipeline.
+static (double Fastest, double Median) Baseline(PipelineEnvironment mpi, Tensor x, Tensor y, Func<Tensor, Tensor, Tensor> loss, bool busyNeighbour = false)
 {
-    byte flag = 0;
-    (double, double) time = default;
-    var neighbour = busyNeighbour && mpi.Rank == 1 ? new OneFOneBNet() : null;
-    if (mpi.Rank == 0)
-    {
-        torch.manual_seed(0);
-        var model = new OneFOneBNet();
-        time = Time(() =>
-        {
-            // Temporaries freed at once, as Step frees its own: otherwise the allocator keeps touching fresh pages.
-            using var scope = NewDisposeScope();
-            model.zero_grad();
-            loss(model.forward(x), y).backward();
-        });
-        MpiU.MPI_Send((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 1, 99, MpiU.MPI_COMM_WORLD);
-    }
-    else
-    {
-        MpiU.MPI_Irecv((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 0, 99, MpiU.MPI_COMM_WORLD, out int request);
-        int done = 0;
-        while (done == 0)
-        {
-            if (neighbour is null) System.Threading.Thread.Sleep(2);
-            else
-            {
-                using var scope = NewDisposeScope();
-                neighbour.zero_grad();
-                loss(neighbour.forward(x), y).backward();
-            }
-            MpiU.MPI_Test(ref request, out done, out _);
-        }
-    }
-    mpi.Barrier();
-    return time;
+    torch.manual_seed(0);
+    var model = new OneFOneBNet();
+    for (int i = 0; i < Warmup; i++) BaselineStep(mpi, model, x, y, loss, busyNeighbour);
+    var times = Enumerable.Range(0, Repeats).Select(_ => BaselineStep(mpi, model, x, y, loss, busyNeighbour)).ToArray();
+    return (times.Min(), Median(times));
 }
 
 // One training step of a 128 MiB model (8 layers of 2048x2048): the whole model in one process ("plain", 1 rank), or

@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Pippy.Runtime.Native;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using MpiU = MPI.Unsafe;
@@ -22,7 +21,7 @@ namespace Pippy.Runtime.Execution
             using var noGrad = no_grad();
             foreach (var group in parameters.GroupBy(p => (p.dtype, p.device.ToString())))
             {
-                var flat = ForMpi(cat(group.Select(p => p.detach().reshape(-1)).ToArray()), staging);
+                var flat = staging.ForCollective(cat(group.Select(p => p.detach().reshape(-1)).ToArray()));
                 Transport.Collectives.Broadcast(TorchNative.DataPointer(flat), checked((int)flat.NumberOfElements), Datatype(flat.dtype), 0, communicator, timeout,
                     "the broadcast of replica 0's parameters to the data-parallel replicas");
                 Scatter(flat, group, (p, part) => p.copy_(part));
@@ -35,7 +34,7 @@ namespace Pippy.Runtime.Execution
             using var noGrad = no_grad();
             foreach (var group in parameters.GroupBy(p => (p.dtype, p.device.ToString())))
             {
-                var flat = ForMpi(cat(group.Select(p => (p.grad ?? zeros_like(p)).reshape(-1)).ToArray()), staging);
+                var flat = staging.ForCollective(cat(group.Select(p => (p.grad ?? zeros_like(p)).reshape(-1)).ToArray()));
                 var sum = empty_like(flat);
                 Transport.Collectives.Allreduce(TorchNative.DataPointer(flat), TorchNative.DataPointer(sum), checked((int)flat.NumberOfElements), Datatype(flat.dtype), MpiU.MPI_SUM,
                     communicator, timeout, "the data-parallel allreduce of the gradients");
@@ -53,17 +52,6 @@ namespace Pippy.Runtime.Execution
             double mine = value.to_type(ScalarType.Float64).item<double>(), all = 0;
             Transport.Collectives.Allreduce((IntPtr)(&mine), (IntPtr)(&all), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, communicator, timeout, "the data-parallel sum of the loss");
             return tensor(all, dtype: ScalarType.Float64).to_type(value.dtype);
-        }
-
-        /// <summary>
-        /// The flat buffer MPI reads and writes: itself where MPI can use its memory (the device's kernels finished),
-        /// else a host copy; <see cref="Scatter"/> copies the result back onto each parameter's device.
-        /// </summary>
-        private static Tensor ForMpi(Tensor flat, Transport.DeviceStaging staging)
-        {
-            if (!staging.Direct(flat.device)) return flat.to(DeviceType.CPU, copy: true);
-            if (flat.device_type == DeviceType.CUDA) cuda.synchronize();
-            return flat;
         }
 
         private static void Scatter(Tensor flat, IEnumerable<Parameter> parameters, Action<Parameter, Tensor> apply)

@@ -36,14 +36,23 @@ namespace Pippy.Runtime.Transport
         /// <summary>The tensor whose memory MPI sends: <paramref name="data"/> itself, or a host copy of it (give it back with <see cref="Release"/>).</summary>
         public Tensor ForSend(Tensor data)
         {
-            if (Direct(data.device))
-            {
-                if (data.device_type == DeviceType.CUDA) cuda.synchronize(); // kernels writing it run asynchronously
-                return data;
-            }
+            if (Direct(data.device)) return Finished(data);
             var host = Take(data.dtype, data.shape);
             host.copy_(data);
             return host;
+        }
+
+        /// <summary>
+        /// The memory a collective reads and writes: <paramref name="data"/> itself where MPI can use it, else a host
+        /// copy of it (not pooled: the caller copies the result back to the device and drops it).
+        /// </summary>
+        public Tensor ForCollective(Tensor data) => Direct(data.device) ? Finished(data) : data.to(DeviceType.CPU, copy: true);
+
+        /// <summary>Waits until the device has finished writing <paramref name="data"/>: its kernels run asynchronously.</summary>
+        private static Tensor Finished(Tensor data)
+        {
+            if (data.device_type == DeviceType.CUDA) cuda.synchronize();
+            return data;
         }
 
         /// <summary>The memory MPI receives into for a value that is to land in <paramref name="deviceBuffer"/>.</summary>
