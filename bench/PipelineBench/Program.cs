@@ -20,7 +20,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench memory <results> lazy     each rank builds only its stage (LazyModel)
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
-const int Batch = 4096, Warmup = 3, Repeats = 15, Rounds = 20;
+const int Batch = 4096, Warmup = 3, Repeats = 15, Rounds = 30;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string mode = args.Length > 0 ? args[0] : "";
 string results = args.Length > 1 ? args[1] : Path.Combine("bench", "results");
@@ -45,24 +45,26 @@ var chart = new List<(string Label, double Efficiency)>();
 var headToHead = new List<string>();
 var replayRows = new List<string>();
 
-// Every schedule at one microbatch count, measured round by round: in each round one step of the one-process model
-// (rank 0 alone) and then one step of each pipeline, so that all of them see the same moments of this shared machine
-// (its speed changed by a third within a minute in some runs, and single steps by 2x). Efficiency divides the
-// fastest one-process step by the fastest pipeline step of the same rounds (the least disturbed of each).
-List<(double Fastest, double Median)> Efficiencies(int m, params (string Name, Func<PipelineOptions, PipelineRunner<Tensor>> Build)[] schedules)
+// Every schedule at one microbatch count, measured round by round: in each round one step of the one-process model on
+// each core (rank 0 alone, then rank 1 alone) and then one step of each pipeline, so that all of them see the same
+// moments of this shared machine (its speed changed by a third within a minute in some runs, single steps by 2x, and
+// one core ran a third slower than the other for minutes). A pipeline keeps both cores busy and goes at the pace of
+// the slower, so the one-process step it is compared with is the mean of the two cores' steps of the same round:
+// measured on one core alone, the ratio would swing with whichever core that happened to be.
+// Efficiency is the median over the rounds of (that round's one-process step / its pipeline step) / ideal.
+List<(double Paired, double Fastest, double CoreZero)> Efficiencies(int m, params (string Name, Func<PipelineOptions, PipelineRunner<Tensor>> Build)[] schedules)
 {
     torch.manual_seed(0);
     var model = new OneFOneBNet();
     var pipes = schedules.Select(s => s.Build(new PipelineOptions { Microbatches = m, PrintPlan = false })).ToArray();
-    var baseline = new List<double>();
-    var busyBaseline = new List<double>();
+    var onCore = new[] { new List<double>(), new List<double>() };
     var steps = pipes.Select(_ => new List<(double Step, double Torch, double Transport)>()).ToArray();
     var timelines = pipes.Select(_ => new List<string>()).ToArray();
     for (int round = -Warmup; round < Rounds; round++)
     {
-        double one = BaselineStep(mpi, model, x, y, loss, busyNeighbour: false);
-        double busy = BaselineStep(mpi, model, x, y, loss, busyNeighbour: true);
-        if (round >= 0) { baseline.Add(one); busyBaseline.Add(busy); }
+        double core0 = BaselineStep(mpi, model, x, y, loss, busyNeighbour: false, on: 0);
+        double core1 = mpi.Sum(BaselineStep(mpi, model, x, y, loss, busyNeighbour: false, on: 1));
+        if (round >= 0) { onCore[0].Add(core0); onCore[1].Add(core1); }
         for (int i = 0; i < pipes.Length; i++)
         {
             foreach (var p in pipes[i].Parameters()) p.grad?.zero_();
@@ -75,9 +77,9 @@ List<(double Fastest, double Median)> Efficiencies(int m, params (string Name, F
                 $"{t.Action.Stage} {(int)t.Action.Kind} {t.Action.Microbatch} {(t.End - t.Start).ToString("R", CultureInfo.InvariantCulture)}")));
         }
     }
-    var measured = new List<(double, double)>();
-    var one1 = (Fastest: baseline.Min(), Median: Median(baseline));
-    double busyFastest = busyBaseline.Min();
+    var measured = new List<(double, double, double)>();
+    var oneProcess = onCore[0].Zip(onCore[1], (a, b) => (a + b) / 2).ToList();
+    double oneFastest = (onCore[0].Min() + onCore[1].Min()) / 2;
     for (int i = 0; i < pipes.Length; i++)
     {
         var pipe = pipes[i];
@@ -85,16 +87,18 @@ List<(double Fastest, double Median)> Efficiencies(int m, params (string Name, F
         // Each rank's least time in torch over the rounds: the stages' compute as it ran, rank against rank.
         double rank1Torch = mpi.Sum(mpi.Rank == 1 ? steps[i].Min(t => t.Torch) : 0);
         double rank0Torch = steps[i].Min(t => t.Torch);
-        var step = (Fastest: fastest.Step, Median: Median(steps[i].Select(t => t.Step)));
         int v = pipe.Schedule.StageCount / pipe.Schedule.RankCount;
         var links = ScheduleBuilder.Links(pipe.Schedule.Kind, pipe.Schedule.StageCount, v, Enumerable.Range(0, pipe.Schedule.StageCount - 1).Select(s => (s, s + 1)));
         var costs = new ScheduleCosts { Forward = 1.0 / v, Backward = 2.0 / v, BackwardInput = 1.0 / v, BackwardWeight = 1.0 / v };
         double makespan = ScheduleSimulator.Measure(pipe.Schedule, links, costs).Makespan;
         double ideal = pipe.Schedule.RankCount * m * 3.0 / makespan;
-        var efficiency = (one1.Fastest / step.Fastest / ideal, one1.Median / step.Median / ideal);
-        rows.Add($"| {schedules[i].Name} | {m} | {one1.Fastest:F1} | {step.Fastest:F1} | {step.Median:F1} | {fastest.Torch:F1} / {fastest.Transport:F1} | {rank0Torch:F1} / {rank1Torch:F1} | {one1.Fastest / step.Fastest:F2} | {ideal:F2} | **{efficiency.Item1:F2}** | {efficiency.Item2:F2} | {busyFastest:F1} | {busyFastest / step.Fastest / ideal:F2} |");
-        chart.Add(($"{schedules[i].Name} m={m}", efficiency.Item1));
-        measured.Add(efficiency);
+        double paired = Median(oneProcess.Zip(steps[i], (o, t) => o / t.Step)) / ideal;
+        double byFastest = oneFastest / fastest.Step / ideal;
+        double coreZero = Median(onCore[0].Zip(steps[i], (o, t) => o / t.Step)) / ideal;
+        rows.Add($"| {schedules[i].Name} | {m} | {Median(onCore[0]):F1} / {Median(onCore[1]):F1} | {Median(steps[i].Select(t => t.Step)):F1} | {fastest.Step:F1} | " +
+                 $"{rank0Torch:F1} / {rank1Torch:F1} | {ideal:F2} | **{paired:F2}** | {byFastest:F2} | {coreZero:F2} |");
+        chart.Add(($"{schedules[i].Name} m={m}", paired));
+        measured.Add((paired, byFastest, coreZero));
 
         // The fastest step replayed: every rank's compute actions with the times they took, communication free. That
         // is the step the schedule allows with the compute as it ran; the rest of the measured step is the runtime's.
@@ -104,7 +108,7 @@ List<(double Fastest, double Median)> Efficiencies(int m, params (string Name, F
             .ToDictionary(f => new PipelineAction(int.Parse(f[0]), (ActionKind)int.Parse(f[1]), int.Parse(f[2])), f => double.Parse(f[3], CultureInfo.InvariantCulture));
         static bool Compute(ActionKind kind) => kind is ActionKind.Forward or ActionKind.Backward or ActionKind.BackwardInput or ActionKind.BackwardWeight;
         double allowed = ScheduleSimulator.Measure(pipe.Schedule, links, (_, a) => Compute(a.Kind) ? durations[a] : 0).Makespan;
-        replayRows.Add($"| {schedules[i].Name} | {m} | {step.Fastest:F1} | {allowed:F1} | **{allowed / step.Fastest:F2}** |");
+        replayRows.Add($"| {schedules[i].Name} | {m} | {fastest.Step:F1} | {allowed:F1} | **{allowed / fastest.Step:F2}** |");
     }
     // Schedules against each other, round by round: the first schedule's step over each other's in the same round.
     for (int i = 1; i < pipes.Length; i++)
@@ -125,7 +129,7 @@ if (mode == "progress")
     if (mpi.Rank == 0) Console.WriteLine($"PIPPY_PROGRESS={progress}:\n{string.Join("\n", replayRows)}");
     if (mpi.Rank == 0)
         File.WriteAllText(Path.Combine(results, $"progress.{progress}.txt"),
-            $"| {progress} | {measured[0].Fastest:F2} | {measured[1].Fastest:F2} | {measured[0].Median:F2} | {measured[1].Median:F2} |\n");
+            $"| {progress} | {measured[0].Paired:F2} | {measured[1].Paired:F2} | {measured[0].Fastest:F2} | {measured[1].Fastest:F2} |\n");
     return 0;
 }
 
@@ -222,28 +226,29 @@ if (mpi.Rank == 0)
     {
         "# Pipeline benchmark",
         "",
-        $"Measured on this machine ({Environment.ProcessorCount} cores), 2 ranks, one torch thread per rank; {Layers.Count} layers of {Layers.Width}x{Layers.Width} (tanh; the last {Layers.Width}x{Layers.LastWidth}) in stages of equal work; batch {Batch}; " +
-        $"Times are the fastest and the median of the steps measured (after warm-up steps). The machine is shared and noisy: efficiencies use the fastest step of each (the least disturbed), medians are beside them.",
+        $"Measured on this machine ({Environment.ProcessorCount} cores), 2 ranks, one torch thread per rank; {Layers.Count} layers of {Layers.Width}x{Layers.Width} (tanh; the last {Layers.Width}x{Layers.LastWidth}) in stages of equal work; batch {Batch}. " +
+        "The machine is shared and noisy (single steps vary by 2x, and one core can run a third slower than the other for minutes): every ratio below compares steps taken seconds apart, and is given as the median over rounds.",
         "",
         $"Baseline: the same model in one process (rank 0, while rank 1 sleeps), forward+backward of the batch: fastest {baselineBefore.Fastest:F1} ms (median {baselineBefore.Median:F1}) before the pipeline runs, " +
         $"fastest {baselineAfter.Fastest:F1} ms (median {baselineAfter.Median:F1}) after. The layer size keeps microbatches compute-bound (what the chunks cost is measured below).",
         "",
         $"The same one-process step while the other core runs the same model (both cores busy, as in a pipeline): fastest {baselineBusy.Fastest:F1} ms (median {baselineBusy.Median:F1}), " +
-        $"against {baselineIdle.Fastest:F1} ms (median {baselineIdle.Median:F1}) with the other core idle just before: {baselineBusy.Fastest / baselineIdle.Fastest:F2}x. " +
+        $"against {baselineIdle.Fastest:F1} ms (median {baselineIdle.Median:F1}) with the other core idle just before: {baselineBusy.Median / baselineIdle.Median:F2}x by medians. " +
         "Where the compute slows when both cores work, that bounds every efficiency below (efficiency 1 needs cores that do not slow each other).",
         "",
         "## Pipeline efficiency",
         $"Efficiency = measured speedup over the one-process model / the schedule's ideal speedup (from the simulator with B = 2F). The schedules of one microbatch count are measured together, {Rounds} rounds after {Warmup} warm-up rounds: " +
-        "each round runs one step of the one-process model (rank 0, while rank 1 sleeps) and then one step of each pipeline, so that every ratio compares steps taken at the same moments of this shared machine. " +
-        "The one-process column is the fastest of those rounds' one-process steps. Each round also runs the one-process step while the other core runs the same step (the last two columns): " +
-        "a pipeline keeps both cores busy, and where that alone slows the compute, the efficiency against it shows what is left for the runtime and the schedule to lose.",
+        "each round runs one step of the one-process model on each core (rank 0 alone, then rank 1 alone) and then one step of each pipeline. " +
+        "A pipeline keeps both cores busy and goes at the pace of the slower one, so a round's one-process step is the mean of its two cores' steps " +
+        "(on one core alone the ratio would swing with whichever core that happened to be: the last column shows it against core 0's). " +
+        "**Efficiency** is the median over the rounds of (that round's one-process step / its pipeline step) / ideal; beside it the same from the fastest steps " +
+        "(the least disturbed one-process step of each core over the fastest pipeline step).",
         "",
-        "Rank 0's time inside torch and inside the transport (waiting included) is given for its fastest step: the torch time against half the one-process step shows what the two ranks' compute costs when both cores work at once. " +
         "The least torch time of each rank over the rounds compares the ranks: the first layer needs no input gradient (the batch needs none), " +
         $"so the last layer is narrower ({Layers.Width} to {Layers.LastWidth}) to even out the work, 11 matrix products of 12 on each rank.",
         "",
-        "| schedule | microbatches | one process (ms) | fastest step (ms) | median step (ms) | rank 0 torch / transport (ms) | least torch time, rank 0 / rank 1 (ms) | speedup | ideal | efficiency | efficiency (medians) | one process, other core busy (ms) | efficiency against it |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| schedule | microbatches | one process on core 0 / core 1, median (ms) | pipeline step, median (ms) | fastest step (ms) | least torch time, rank 0 / rank 1 (ms) | ideal speedup | efficiency (median of rounds) | efficiency (fastest steps) | efficiency against core 0 alone (median of rounds) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     };
     text.AddRange(rows);
     text.AddRange(new[] { "", "![efficiency](efficiency.svg)", "",
@@ -267,7 +272,7 @@ if (mpi.Rank == 0)
     if (progressRows.Length > 0)
     {
         text.AddRange(new[] { "## Who moves messages while ranks compute (m = 8, each in its own job; PIPPY_PROGRESS)", "",
-            "| progress | GPipe efficiency | 1F1B efficiency | GPipe (medians) | 1F1B (medians) |", "| --- | --- | --- | --- | --- |" });
+            "| progress | GPipe efficiency (median of rounds) | 1F1B efficiency (median of rounds) | GPipe (fastest steps) | 1F1B (fastest steps) |", "| --- | --- | --- | --- | --- |" });
         text.AddRange(progressRows);
         text.Add("");
     }
@@ -290,15 +295,15 @@ if (mpi.Rank == 0)
 }
 return 0;
 
-// One step of the model in one process on rank 0 (its time there; 0 on rank 1). Rank 1 meanwhile sleeps on a
-// non-blocking receive, or with busyNeighbour runs the same step of its own copy, so that both cores
+// One step of the model in one process on rank `on` (its time there; 0 on the other rank). The other rank meanwhile
+// sleeps on a non-blocking receive, or with busyNeighbour runs the same step of its own copy, so that both cores
 // work as they do in a pipeline.
-static unsafe double BaselineStep(PipelineEnvironment mpi, OneFOneBNet model, Tensor x, Tensor y, Func<Tensor, Tensor, Tensor> loss, bool busyNeighbour)
+static unsafe double BaselineStep(PipelineEnvironment mpi, OneFOneBNet model, Tensor x, Tensor y, Func<Tensor, Tensor, Tensor> loss, bool busyNeighbour, int on = 0)
 {
     byte flag = 0;
     double time = 0;
     mpi.Barrier();
-    if (mpi.Rank == 0 || busyNeighbour)
+    if (mpi.Rank == on || busyNeighbour)
     {
         var clock = Stopwatch.StartNew();
         using (var scope = NewDisposeScope())
@@ -309,10 +314,10 @@ static unsafe double BaselineStep(PipelineEnvironment mpi, OneFOneBNet model, Te
         time = clock.Elapsed.TotalMilliseconds;
     }
     if (busyNeighbour) return time;
-    if (mpi.Rank == 0) MpiU.MPI_Send((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 1, 98, MpiU.MPI_COMM_WORLD);
+    if (mpi.Rank == on) MpiU.MPI_Send((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 1 - on, 98, MpiU.MPI_COMM_WORLD);
     else
     {
-        MpiU.MPI_Irecv((IntPtr)(&flag), 1, MpiU.MPI_BYTE, 0, 98, MpiU.MPI_COMM_WORLD, out int request);
+        MpiU.MPI_Irecv((IntPtr)(&flag), 1, MpiU.MPI_BYTE, on, 98, MpiU.MPI_COMM_WORLD, out int request);
         for (int done = 0; done == 0; MpiU.MPI_Test(ref request, out done, out _)) System.Threading.Thread.Sleep(1);
     }
     return time;
@@ -404,7 +409,7 @@ static string Svg(List<(string Label, double Efficiency)> bars)
     const int width = 720, rowHeight = 22, left = 300;
     int height = bars.Count * rowHeight + 40;
     var svg = new List<string> { $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">",
-        $"<text x=\"{left}\" y=\"14\">pipeline efficiency (1.0 = the schedule's ideal; fastest steps)</text>" };
+        $"<text x=\"{left}\" y=\"14\">pipeline efficiency (1.0 = the schedule's ideal; median of rounds)</text>" };
     for (int i = 0; i < bars.Count; i++)
     {
         double value = Math.Max(0, Math.Min(1.2, bars[i].Efficiency));
