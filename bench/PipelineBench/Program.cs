@@ -19,6 +19,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench memory <results> plain    on 1 rank: peak memory of one training step of the whole model
 //   PipelineBench memory <results> lazy     each rank builds only its stage (LazyModel)
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
+// and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench generator.
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
 const int Batch = 4096, Warmup = 3, Repeats = 15, Rounds = 30;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -33,6 +34,11 @@ Func<Tensor, Tensor, Tensor> loss = (o, t) => functional.mse_loss(o, t, Reductio
 using var mpi = PipelineEnvironment.Start(ref args);
 
 if (mode == "memory") return MemoryPeak(mpi, results, args[2]);
+if (mode == "bandwidth")
+{
+    foreach (var row in SendBandwidth(mpi, new[] { 1, 16, 64, 256 })) Console.WriteLine(row);
+    return 0;
+}
 if (mode == "generator")
 {
     if (mpi.Rank == 0) Console.WriteLine(GeneratorCost.Measure());
@@ -168,36 +174,7 @@ if (mpi.Rank == 0)
 }
 mpi.Barrier();
 
-// Send path: rank 0 sends a tensor to rank 1 and waits for a one-byte reply. The transport learns the message on
-// the first round (as in a pipeline step), so the timed rounds send memory only into a receive posted in advance.
-var bandwidth = new List<string>();
-using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true))
-{
-    foreach (int mib in new[] { 1, 4, 16, 64, 256 })
-    {
-        var data = randn(mib * (1L << 20) / 4);
-        var sendTime = Time(() =>
-        {
-            if (mpi.Rank == 0)
-            {
-                transport.Send(data, 1, 100 + mib);
-                transport.WaitForSends();
-                transport.Receive(new[] { (1, 8) });
-            }
-            else
-            {
-                var received = transport.Receive(new[] { (0, 100 + mib) });
-                transport.Return(received[0].Value!);
-                transport.Send(null, 0, 8);
-                transport.WaitForSends();
-            }
-        });
-        var copy = empty_like(data);
-        var copyTime = Time(() => copy.copy_(data));
-        if (mpi.Rank == 0)
-            bandwidth.Add($"| {mib} | {sendTime.Fastest:F2} | {mib / 1024.0 / (sendTime.Fastest / 1000):F2} | {copyTime.Fastest:F2} | {mib / 1024.0 / (copyTime.Fastest / 1000):F2} | **{copyTime.Fastest / sendTime.Fastest:F2}** |");
-    }
-}
+var bandwidth = SendBandwidth(mpi, new[] { 1, 4, 16, 64, 256 });
 
 // Runtime overhead: tiny stages, so that a step is mostly the runtime's own bookkeeping. Each rank measures the time
 // inside torch (forward, loss, autograd) and inside the transport (MPI); the rest, per action, is the overhead.
@@ -299,6 +276,42 @@ if (mpi.Rank == 0)
     Console.WriteLine(string.Join("\n", text));
 }
 return 0;
+
+// Send path: rank 0 sends a tensor to rank 1 and waits for a one-byte reply. The transport learns the message on
+// the first round (as in a pipeline step), so the timed rounds send memory only into a receive posted in advance.
+// Rows of the report's table on rank 0, against an in-process copy of the same size.
+static List<string> SendBandwidth(PipelineEnvironment mpi, int[] sizesMiB)
+{
+    var bandwidth = new List<string>();
+    using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true))
+    {
+        foreach (int mib in sizesMiB)
+        {
+            var data = randn(mib * (1L << 20) / 4);
+            var sendTime = Time(() =>
+            {
+                if (mpi.Rank == 0)
+                {
+                    transport.Send(data, 1, 100 + mib);
+                    transport.WaitForSends();
+                    transport.Receive(new[] { (1, 8) });
+                }
+                else
+                {
+                    var received = transport.Receive(new[] { (0, 100 + mib) });
+                    transport.Return(received[0].Value!);
+                    transport.Send(null, 0, 8);
+                    transport.WaitForSends();
+                }
+            });
+            var copy = empty_like(data);
+            var copyTime = Time(() => copy.copy_(data));
+            if (mpi.Rank == 0)
+                bandwidth.Add($"| {mib} | {sendTime.Fastest:F2} | {mib / 1024.0 / (sendTime.Fastest / 1000):F2} | {copyTime.Fastest:F2} | {mib / 1024.0 / (copyTime.Fastest / 1000):F2} | **{copyTime.Fastest / sendTime.Fastest:F2}** |");
+        }
+    }
+    return bandwidth;
+}
 
 // One step of the model in one process on rank `on` (its time there; 0 on the other rank). The other rank meanwhile
 // sleeps on a non-blocking receive, or with busyNeighbour runs the same step of its own copy, so that both cores
