@@ -220,7 +220,7 @@ if (mpi.Rank == 0)
         $"Efficiency = measured speedup over the one-process model / the schedule's ideal speedup (from the simulator with B = 2F). The schedules of one microbatch count are measured together, {Rounds} rounds after {Warmup} warm-up rounds: " +
         "each round runs one step of the one-process model on each core (rank 0 alone, then rank 1 alone) and then one step of each pipeline. " +
         "A pipeline keeps both cores busy and goes at the pace of the slower one, so a round's one-process step is the mean of its two cores' steps " +
-        "(on one core alone the ratio would swing with whichever core that happened to be: the last column shows it against core 0's). " +
+        "(on one core alone the ratio would swing with whichever core that happened to be: the column against core 0 alone shows it). " +
         "**Efficiency** is the median over the rounds of (that round's one-process step / its pipeline step) / ideal; beside it the same from the fastest steps " +
         "(the least disturbed one-process step of each core over the fastest pipeline step). The last column takes each round's slower core as the one-process step: " +
         "a pipeline of equal stages cannot outrun its slower core, so that column is what the runtime and the schedule reach with the cores as they ran, and the gap to the efficiency is what the cores' difference cost.",
