@@ -64,7 +64,7 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
     var model = new OneFOneBNet();
     var pipes = schedules.Select(s => s.Build(new PipelineOptions { Microbatches = m, PrintPlan = false })).ToArray();
     var onCore = new[] { new List<double>(), new List<double>() };
-    var steps = pipes.Select(_ => new List<(double Step, double Torch, double Transport)>()).ToArray();
+    var steps = pipes.Select(_ => new List<(double Step, double Torch)>()).ToArray();
     var timelines = pipes.Select(_ => new List<string>()).ToArray();
     for (int round = -Warmup; round < Rounds; round++)
     {
@@ -78,7 +78,7 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
             var clock = Stopwatch.StartNew();
             pipes[i].Step(x, y, loss);
             if (round < 0) continue;
-            steps[i].Add((clock.Elapsed.TotalMilliseconds, pipes[i].LastStep.ComputeMilliseconds, pipes[i].LastStep.CommunicationMilliseconds));
+            steps[i].Add((clock.Elapsed.TotalMilliseconds, pipes[i].LastStep.ComputeMilliseconds));
             timelines[i].Add(string.Join(";", pipes[i].LastStep.Timeline.Select(t =>
                 $"{t.Action.Stage} {(int)t.Action.Kind} {t.Action.Microbatch} {(t.End - t.Start).ToString("R", CultureInfo.InvariantCulture)}")));
         }
@@ -98,16 +98,17 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
         var costs = new ScheduleCosts { Forward = 1.0 / v, Backward = 2.0 / v, BackwardInput = 1.0 / v, BackwardWeight = 1.0 / v };
         double makespan = ScheduleSimulator.Measure(pipe.Schedule, links, costs).Makespan;
         double ideal = pipe.Schedule.RankCount * m * 3.0 / makespan;
+        double medianStep = Median(steps[i].Select(t => t.Step));
         double paired = Median(oneProcess.Zip(steps[i], (o, t) => o / t.Step)) / ideal;
         double byFastest = oneFastest / fastest.Step / ideal;
         double coreZero = Median(onCore[0].Zip(steps[i], (o, t) => o / t.Step)) / ideal;
         // Against the slower core of each round: a pipeline of equal stages cannot go faster than that core allows, so
         // this separates what the runtime and the schedule lose from what the two cores' difference costs.
         double slowerCore = Median(onCore[0].Zip(onCore[1], Math.Max).Zip(steps[i], (o, t) => o / t.Step)) / ideal;
-        rows.Add($"| {schedules[i].Name} | {m} | {Median(onCore[0]):F1} / {Median(onCore[1]):F1} | {Median(steps[i].Select(t => t.Step)):F1} | {fastest.Step:F1} | " +
+        rows.Add($"| {schedules[i].Name} | {m} | {Median(onCore[0]):F1} / {Median(onCore[1]):F1} | {medianStep:F1} | {fastest.Step:F1} | " +
                  $"{rank0Torch:F1} / {rank1Torch:F1} | {ideal:F2} | **{paired:F2}** | {byFastest:F2} | {coreZero:F2} | {slowerCore:F2} |");
         chart.Add(($"{schedules[i].Name} m={m}", paired));
-        measured.Add((paired, byFastest, slowerCore, Median(steps[i].Select(t => t.Step))));
+        measured.Add((paired, byFastest, slowerCore, medianStep));
 
         // The fastest step replayed: every rank's compute actions with the times they took, communication free. That
         // is the step the schedule allows with the compute as it ran; the rest of the measured step is the runtime's.
