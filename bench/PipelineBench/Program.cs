@@ -260,8 +260,10 @@ if (mpi.Rank == 0)
         text.Add("");
     }
     text.AddRange(new[] { "## Send path (rank 0 to rank 1, memory only into a receive posted in advance, with a one-byte reply)", "",
-        $"Send and in-process copy alternate, {Repeats} rounds after {Warmup}: medians, the median of each round's bandwidth ratio, and the ratio of the fastest of each.", "",
-        "| MiB | send, median (ms) | send GiB/s | memcpy, median (ms) | memcpy GiB/s | send / memcpy bandwidth (median of rounds) | fastest / fastest |", "| --- | --- | --- | --- | --- | --- | --- |" });
+        "Shared memory is the default between ranks of one machine (the sender copies into a slot the receiver reads in place); MPI alone (UCX, the receiver's kernel copy) " +
+        "is what ranks on different machines use, and what PIPPY_SHARED_MEMORY=0 gives here.", "",
+        $"The two paths and an in-process copy alternate, {Repeats} rounds after {Warmup}: medians, the median of each round's bandwidth ratio, and the ratio of the fastest of each.", "",
+        "| MiB | path | send, median (ms) | send GiB/s | memcpy, median (ms) | memcpy GiB/s | send / memcpy bandwidth (median of rounds) | fastest / fastest |", "| --- | --- | --- | --- | --- | --- | --- | --- |" });
     text.AddRange(bandwidth);
     text.AddRange(new[] { "", "## Runtime overhead", "", $"Tiny stages (1x1 layers), 64 microbatches, 1F1B: {overhead}.", "",
         "## Generator cost", "", $"{generatorCost}.", "" });
@@ -280,48 +282,60 @@ if (mpi.Rank == 0)
 return 0;
 
 // Send path: rank 0 sends a tensor to rank 1 and waits for a one-byte reply. The transport learns the message on
-// the first round (as in a pipeline step), so the timed rounds send memory only into a receive posted in advance.
-// Rows of the report's table on rank 0, against an in-process copy of the same size (both ranks copy at once, as both
-// take part in a send), measured in alternation round by round like the pipelines: the median of each round's ratio,
-// and the ratio of the fastest of each.
+// the first round (as in a pipeline step), so the timed rounds send memory only (or a shared-memory notice) into a
+// receive posted in advance; the receiver gives the buffer or slot back at once. Both paths are measured: shared
+// memory (the default between ranks of one machine: the sender copies into a slot the receiver reads in place) and
+// MPI alone (UCX: the receiver copies with the kernel from the sender's memory). Rows of the report's table on rank 0,
+// against an in-process copy of the same size (both ranks copy at once, as both take part in a send), measured in
+// alternation round by round like the pipelines: the median of each round's ratio, and the ratio of the fastest of each.
 static List<string> SendBandwidth(PipelineEnvironment mpi, int[] sizesMiB)
 {
     var bandwidth = new List<string>();
-    using var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true);
+    var peers = SharedMemoryPeers.Discover(MpiU.MPI_COMM_WORLD, willing: true, TimeSpan.FromMinutes(5));
+    using var shared = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: peers);
+    using var mpiOnly = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true);
+    var paths = new[] { ("shared memory", shared), ("MPI", mpiOnly) };
+    if (!shared.SharesMemoryWith(1 - mpi.Rank)) throw new InvalidOperationException("The two ranks cannot share memory here: the shared-memory path cannot be measured.");
     foreach (int mib in sizesMiB)
     {
         using var data = randn(mib * (1L << 20) / 4);
         using var copy = empty_like(data);
-        var sends = new List<double>();
+        var sends = paths.Select(_ => new List<double>()).ToArray();
         var copies = new List<double>();
         for (int round = -Warmup; round < Repeats; round++)
         {
-            mpi.Barrier();
-            var clock = Stopwatch.StartNew();
-            if (mpi.Rank == 0)
+            for (int k = 0; k < paths.Length; k++)
             {
-                transport.Send(data, 1, 100 + mib);
-                transport.WaitForSends();
-                transport.Receive(new[] { (1, 8) });
+                var transport = paths[k].Item2;
+                mpi.Barrier();
+                var clock = Stopwatch.StartNew();
+                if (mpi.Rank == 0)
+                {
+                    transport.Send(data, 1, 100 + mib);
+                    transport.WaitForSends();
+                    transport.Receive(new[] { (1, 8) });
+                }
+                else
+                {
+                    var received = transport.Receive(new[] { (0, 100 + mib) });
+                    transport.Return(received[0].Value!);
+                    transport.Send(null, 0, 8);
+                    transport.WaitForSends();
+                }
+                if (round >= 0) sends[k].Add(clock.Elapsed.TotalMilliseconds);
             }
-            else
-            {
-                var received = transport.Receive(new[] { (0, 100 + mib) });
-                transport.Return(received[0].Value!);
-                transport.Send(null, 0, 8);
-                transport.WaitForSends();
-            }
-            double send = clock.Elapsed.TotalMilliseconds;
             mpi.Barrier();
-            clock.Restart();
+            var copyClock = Stopwatch.StartNew();
             copy.copy_(data);
-            double copied = clock.Elapsed.TotalMilliseconds;
-            if (round >= 0) { sends.Add(send); copies.Add(copied); }
+            if (round >= 0) copies.Add(copyClock.Elapsed.TotalMilliseconds);
         }
-        double fastestSend = sends.Min(), fastestCopy = copies.Min();
-        if (mpi.Rank == 0)
-            bandwidth.Add($"| {mib} | {Median(sends):F2} | {mib / 1024.0 / (Median(sends) / 1000):F2} | {Median(copies):F2} | {mib / 1024.0 / (Median(copies) / 1000):F2} | " +
-                          $"**{Median(copies.Zip(sends, (c, t) => c / t)):F2}** | {fastestCopy / fastestSend:F2} |");
+        if (mpi.Rank != 0) continue;
+        for (int k = 0; k < paths.Length; k++)
+        {
+            var times = sends[k];
+            bandwidth.Add($"| {mib} | {paths[k].Item1} | {Median(times):F2} | {mib / 1024.0 / (Median(times) / 1000):F2} | {Median(copies):F2} | {mib / 1024.0 / (Median(copies) / 1000):F2} | " +
+                          $"**{Median(copies.Zip(times, (c, t) => c / t)):F2}** | {copies.Min() / times.Min():F2} |");
+        }
     }
     return bandwidth;
 }

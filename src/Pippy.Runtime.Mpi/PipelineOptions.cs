@@ -49,6 +49,14 @@ namespace Pippy.Runtime
         public bool LearnShapes { get; init; } = true;
 
         /// <summary>
+        /// Ranks on one machine pass CPU tensors through shared memory (true, the default): the sender copies a tensor
+        /// into a memory slot both processes map and the receiver uses it in place, one user-space copy instead of
+        /// MPI's kernel copy on the receiver's core. Needs <see cref="LearnShapes"/>; ranks on other machines, and CUDA
+        /// tensors, keep to MPI. PIPPY_SHARED_MEMORY=0 turns it off too.
+        /// </summary>
+        public bool SharedMemory { get; init; } = true;
+
+        /// <summary>
         /// How <c>[SplitInto(k)]</c> module lists are divided among their stages: by parameter count (the default) or
         /// by measured time (<see cref="Balancing.StageBalance.ByTime(TorchSharp.torch.Tensor, int)"/>).
         /// </summary>

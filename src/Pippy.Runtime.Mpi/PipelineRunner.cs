@@ -17,6 +17,9 @@ namespace Pippy.Runtime
     /// </summary>
     public class PipelineRunner : IDisposable
     {
+        /// <summary>Set to 0 to keep every message on MPI, also between ranks of one machine (<see cref="PipelineOptions.SharedMemory"/>).</summary>
+        public const string SharedMemoryVariable = "PIPPY_SHARED_MEMORY";
+
         private readonly StageGraph _graph;
         private readonly PipelineOptions _options;
         private readonly TensorTransport _transport;
@@ -78,7 +81,10 @@ namespace Pippy.Runtime
             // PIPPY_STAGE_THROUGH_HOST=1 sends every tensor through host staging buffers, as CUDA tensors go without a
             // CUDA-aware MPI: how the GPU path's staging is tested on machines without a GPU.
             bool throughHost = System.Environment.GetEnvironmentVariable("PIPPY_STAGE_THROUGH_HOST") == "1";
-            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost))
+            // Ranks of one machine pass CPU tensors through shared memory (not when testing host staging, which is MPI's path).
+            bool sharedMemory = _options.SharedMemory && _options.LearnShapes && !throughHost && System.Environment.GetEnvironmentVariable(SharedMemoryVariable) != "0";
+            var peers = SharedMemoryPeers.Discover(_pipelineCommunicator, sharedMemory, _options.ReceiveTimeout);
+            _transport = new TensorTransport(_pipelineCommunicator, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost), peers)
             {
                 Timeout = _options.ReceiveTimeout,
             };
@@ -209,7 +215,7 @@ namespace Pippy.Runtime
             var targets = Microbatching.Split(localTarget, Microbatches, _options.Target, "The target");
             var interpreter = Interpreter(inputs, targets, loss, phase: StepPhase, LossWeights(target, targets));
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
-            int buffersBefore = _transport.BuffersAllocated;
+            int buffersBefore = _transport.BuffersAllocated, slotsBefore = _transport.SharedSlotsCreated;
             var sendsBefore = _transport.SendCounts;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             interpreter.Run(Schedule.ActionsOf(PipelineRank));
@@ -219,6 +225,7 @@ namespace Pippy.Runtime
             LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray())
             {
                 ReceiveBuffersAllocated = _transport.BuffersAllocated - buffersBefore,
+                SharedSlotsCreated = _transport.SharedSlotsCreated - slotsBefore,
                 MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
                 MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
                 RunMilliseconds = runMs,
@@ -467,6 +474,9 @@ namespace Pippy.Runtime
     {
         /// <summary>Receive buffers this step had to create (none once the shapes are learned: buffers are reused).</summary>
         public int ReceiveBuffersAllocated { get; init; }
+
+        /// <summary>Shared-memory slots this step had to create to send from (none once every message size has enough slots in flight).</summary>
+        public int SharedSlotsCreated { get; init; }
 
         /// <summary>Messages sent with a shape header (the first step, or after the batch's shapes changed).</summary>
         public int MessagesWithHeader { get; init; }

@@ -33,7 +33,7 @@ public static class LearnedShapes
             var referenceLoss = nn.functional.mse_loss(reference.forward(x), y, nn.Reduction.Sum);
             referenceLoss.backward();
             var s = pipe.LastStep;
-            Console.WriteLine($"[rank {mpi.Rank}] step {step} ({rows[step]} rows): buffers created {s.ReceiveBuffersAllocated}, messages with header {s.MessagesWithHeader}, memory only {s.MessagesMemoryOnly}, host staging buffers {s.HostStagingBuffers}");
+            Console.WriteLine($"[rank {mpi.Rank}] step {step} ({rows[step]} rows): buffers created {s.ReceiveBuffersAllocated}, shared slots created {s.SharedSlotsCreated}, messages with header {s.MessagesWithHeader}, memory only {s.MessagesMemoryOnly}, host staging buffers {s.HostStagingBuffers}");
             string who = $"[rank {mpi.Rank}]";
             ok &= Parity.Compare(who, $"step {step} loss", loss, referenceLoss.detach());
             foreach (var (name, parameter) in pipe.Stages.SelectMany(st => st.named_parameters()))

@@ -5,10 +5,30 @@ using static TorchSharp.torch;
 namespace Pippy.Runtime.Native
 {
     /// <summary>Tensor memory for MPI, and a clear error when TorchSharp's native library cannot load.</summary>
-    internal static class TorchNative
+    internal static unsafe class TorchNative
     {
         [DllImport("LibTorchSharp")]
         private static extern IntPtr THSTensor_data(IntPtr handle);
+
+        [DllImport("LibTorchSharp")]
+        private static extern IntPtr THSTensor_new(IntPtr data, IntPtr deleter, long* sizes, int dimensions, sbyte type, sbyte dtype, int deviceType, int deviceIndex,
+            [MarshalAs(UnmanagedType.U1)] bool requiresGrad);
+
+        [UnmanagedCallersOnly]
+        private static void KeepMemory(IntPtr data) { }
+
+        /// <summary>
+        /// A CPU tensor over memory this process manages itself (a shared segment): no copy is made, and torch never
+        /// frees the memory; the caller keeps it mapped for as long as the tensor or any view of it is used.
+        /// </summary>
+        public static Tensor Wrap(IntPtr data, ScalarType dtype, long[] shape)
+        {
+            IntPtr handle;
+            fixed (long* sizes = shape)
+                handle = THSTensor_new(data, (IntPtr)(delegate* unmanaged<IntPtr, void>)&KeepMemory, sizes, shape.Length, (sbyte)dtype, (sbyte)dtype, (int)TorchSharp.DeviceType.CPU, 0, false);
+            if (handle == IntPtr.Zero) throw new InvalidOperationException($"TorchSharp could not make a {dtype} [{string.Join(", ", shape)}] tensor over shared memory.");
+            return Tensor.UnsafeCreateTensor(handle);
+        }
 
         /// <summary>The address of a contiguous tensor's first element (storage offset included). No copy is made.</summary>
         public static IntPtr DataPointer(Tensor tensor)

@@ -22,27 +22,45 @@ namespace Pippy.Runtime.Transport
     /// </summary>
     internal sealed unsafe class TensorTransport : IDisposable
     {
-        // Header: dtype, number of dimensions (or NoTensor), requires_grad (0/1), then the shape.
+        // Header: dtype, number of dimensions (or NoTensor), requires_grad (0/1), through shared memory (0/1), then the shape.
         private const int MaxDims = 8;
-        private const int HeaderLength = 3 + MaxDims;
+        private const int HeaderLength = 4 + MaxDims;
+        private const int NoticeLength = 3;
         private const long NoTensor = -1;
 
         private readonly int _communicator;
         private readonly bool _learn;
         private readonly List<(int Request, Tensor Sent, Tensor Original, int Destination, int Tag)> _pending = new();
-        private readonly Dictionary<(int Peer, int Tag, int Phase), TensorSignature> _sent = new();
-        private readonly Dictionary<(int Peer, int Tag, int Phase), TensorSignature> _received = new();
+        private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, bool Shared)> _sent = new();
+        private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, bool Shared)> _received = new();
         private readonly ReceiveBufferPool _buffers = new();
+        private readonly SharedMemoryPeers? _peers;
+        private readonly SharedSlots? _slots;
 
         /// <param name="communicator">The MPI communicator (handle) whose ranks and tags the messages use.</param>
         /// <param name="learn">Learn each message's signature on first use (the pipeline's messages); off for one-off messages.</param>
         /// <param name="staging">How device tensors reach MPI (null: CPU tensors only, or a CUDA-aware MPI).</param>
-        public TensorTransport(int communicator, bool learn = false, DeviceStaging? staging = null)
+        /// <param name="sharedMemory">
+        /// The ranks on this machine: CPU tensors to and from them go through <see cref="SharedSlots"/> (null: MPI alone).
+        /// Only with <paramref name="learn"/>, whose receivers give every buffer back.
+        /// </param>
+        public TensorTransport(int communicator, bool learn = false, DeviceStaging? staging = null, SharedMemoryPeers? sharedMemory = null)
         {
             _communicator = communicator;
             _learn = learn;
             Staging = staging ?? new DeviceStaging(MpiLibrary.CudaAware());
+            if (learn && sharedMemory is { Count: > 0 })
+            {
+                _peers = sharedMemory;
+                _slots = new SharedSlots();
+            }
         }
+
+        /// <summary>Whether messages to and from <paramref name="rank"/> go through shared memory.</summary>
+        public bool SharesMemoryWith(int rank) => _peers?.IsShared(rank) == true;
+
+        /// <summary>Shared-memory slots this rank created to send from (a steady step creates none).</summary>
+        public int SharedSlotsCreated => _slots?.Created ?? 0;
 
         public DeviceStaging Staging { get; }
 
@@ -75,11 +93,14 @@ namespace Pippy.Runtime.Transport
             var key = (destination, tag, Phase);
             if (_learn && _sent.TryGetValue(key, out var known))
             {
-                if (!known.Equals(signature)) throw new SignatureChangedException(known, signature);
+                if (!known.Signature.Equals(signature)) throw new SignatureChangedException(known.Signature, signature);
                 _memoryOnly++;
-                if (tensor is not null && tensor.NumberOfElements > 0) StartData(tensor.detach(), destination, DataTag(tag));
+                if (tensor is not null && tensor.NumberOfElements > 0) StartData(tensor.detach(), destination, DataTag(tag), known.Shared);
                 return;
             }
+            // A CPU tensor to a rank of this machine goes through shared memory, from then on (a later tensor of the
+            // same message on another device is copied into the slot from there).
+            bool shared = SharesMemoryWith(destination) && tensor is { device_type: DeviceType.CPU };
             var values = new long[HeaderLength];
             Array.Fill(values, NoTensor);
             Tensor? data = null;
@@ -90,12 +111,13 @@ namespace Pippy.Runtime.Transport
                 values[0] = (long)data.dtype;
                 values[1] = data.dim();
                 values[2] = tensor.requires_grad ? 1 : 0;
-                for (int d = 0; d < data.dim(); d++) values[3 + d] = data.shape[d];
+                values[3] = shared ? 1 : 0;
+                for (int d = 0; d < data.dim(); d++) values[4 + d] = data.shape[d];
             }
             var header = torch.tensor(values, dtype: ScalarType.Int64);
             Start(header, header, destination, HeaderTag(tag));
-            if (data is not null && data.NumberOfElements > 0) StartData(data, destination, DataTag(tag));
-            if (_learn) _sent[key] = signature;
+            if (data is not null && data.NumberOfElements > 0) StartData(data, destination, DataTag(tag), shared);
+            if (_learn) _sent[key] = (signature, shared);
             _withHeader++;
         }
 
@@ -128,13 +150,14 @@ namespace Pippy.Runtime.Transport
             var key = (source, tag, Phase);
             if (_learn && _received.TryGetValue(key, out var known))
             {
-                if (known.IsNone) return new PendingReceive(source, tag, device, known, null, null, null, Request: 0) { What = what };
-                var buffer = NewBuffer(known, device);
+                var (signature, shared) = known;
+                if (signature.IsNone || signature.Elements == 0)
+                    return new PendingReceive(source, tag, device, signature, null, signature.IsNone ? null : NewBuffer(signature, device), null, Request: 0) { What = what };
+                if (shared) return new PendingReceive(source, tag, device, signature, null, null, null, PostNotice(source, tag, out var notice)) { What = what, Notice = notice };
+                var buffer = NewBuffer(signature, device);
                 var target = Staging.ReceiveTarget(buffer);
-                int request = 0;
-                if (buffer.NumberOfElements > 0)
-                    Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out request), "MPI_Irecv (data)", source, tag);
-                return new PendingReceive(source, tag, device, known, null, buffer, target, request) { What = what };
+                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out int request), "MPI_Irecv (data)", source, tag);
+                return new PendingReceive(source, tag, device, signature, null, buffer, target, request) { What = what };
             }
             var header = torch.empty(HeaderLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
             Check(MpiU.MPI_Irecv(TorchNative.DataPointer(header), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out int headerRequest), "MPI_Irecv (header)", source, tag);
@@ -159,33 +182,84 @@ namespace Pippy.Runtime.Transport
 
             var received = new ReceivedTensor[count];
             var second = new List<int>();
+            // What each message turned out to be, once its header said (its data's receive is posted then).
+            var resolved = new PendingReceive[count];
             for (int i = 0; i < count; i++)
             {
-                var p = pending[i];
+                var p = resolved[i] = pending[i];
                 if (p.Header is null)
                 {
-                    if (p.Buffer is not null) Staging.Land(p.Target!, p.Buffer);
-                    received[i] = p.Known!.Value.IsNone ? default : new ReceivedTensor(p.Buffer, p.Known.Value.RequiresGrad);
+                    var known = p.Known!.Value;
+                    if (known.IsNone) continue;
+                    received[i] = new ReceivedTensor(p.Notice is not null ? FromSlot(p, known) : Land(p.Target, p.Buffer!), known.RequiresGrad);
                     continue;
                 }
                 var values = p.Header.data<long>().ToArray();
                 p.Header.Dispose();
                 var signature = values[1] == NoTensor
                     ? TensorSignature.None
-                    : TensorSignature.Of((ScalarType)values[0], values[3..(3 + (int)values[1])], values[2] != 0);
-                if (_learn) _received[(p.Source, p.Tag, Phase)] = signature;
+                    : TensorSignature.Of((ScalarType)values[0], values[4..(4 + (int)values[1])], values[2] != 0);
+                bool shared = values[3] == 1;
+                if (shared && _slots is null)
+                    throw new InvalidOperationException($"Rank {p.Source} sent {p.What} through shared memory, which this rank's transport does not use: both ends must agree.");
+                if (_learn) _received[(p.Source, p.Tag, Phase)] = (signature, shared);
                 if (signature.IsNone) continue;
-                var buffer = NewBuffer(signature, p.Device);
-                var target = Staging.ReceiveTarget(buffer);
-                received[i] = new ReceivedTensor(buffer, signature.RequiresGrad);
-                pending[i].Landing = (buffer, target);
-                if (buffer.NumberOfElements == 0) continue;
-                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, p.Source, DataTag(p.Tag), _communicator, out requests[second.Count]), "MPI_Irecv (data)", p.Source, p.Tag);
+                if (signature.Elements == 0)
+                {
+                    received[i] = new ReceivedTensor(NewBuffer(signature, p.Device), signature.RequiresGrad);
+                    continue;
+                }
+                if (shared)
+                {
+                    requests[second.Count] = PostNotice(p.Source, p.Tag, out var notice);
+                    resolved[i] = p with { Known = signature, Notice = notice };
+                }
+                else
+                {
+                    var buffer = NewBuffer(signature, p.Device);
+                    var target = Staging.ReceiveTarget(buffer);
+                    Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, p.Source, DataTag(p.Tag), _communicator, out requests[second.Count]), "MPI_Irecv (data)", p.Source, p.Tag);
+                    resolved[i] = p with { Known = signature, Buffer = buffer, Target = target };
+                }
                 second.Add(i);
             }
-            Wait(requests, second.Count, k => pending[second[k]].What);
-            foreach (int i in second) Staging.Land(pending[i].Landing!.Value.Target, pending[i].Landing!.Value.Buffer);
+            Wait(requests, second.Count, k => resolved[second[k]].What);
+            foreach (int i in second)
+            {
+                var p = resolved[i];
+                received[i] = new ReceivedTensor(p.Notice is not null ? FromSlot(p, p.Known!.Value) : Land(p.Target, p.Buffer!), p.Known!.Value.RequiresGrad);
+            }
             return received;
+        }
+
+        private Tensor Land(Tensor? target, Tensor buffer)
+        {
+            if (target is not null) Staging.Land(target, buffer);
+            return buffer;
+        }
+
+        /// <summary>Posts the receive of a shared-memory notice (which slot holds the message) into a small tensor.</summary>
+        private int PostNotice(int source, int tag, out Tensor notice)
+        {
+            notice = torch.empty(NoticeLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
+            Check(MpiU.MPI_Irecv(TorchNative.DataPointer(notice), NoticeLength * sizeof(long), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out int request), "MPI_Irecv (notice)", source, tag);
+            return request;
+        }
+
+        /// <summary>
+        /// The slot a notice names, in place on the CPU; for a stage on another device, a buffer there that the slot
+        /// is copied into (and the slot freed at once).
+        /// </summary>
+        private Tensor FromSlot(PendingReceive p, TensorSignature signature)
+        {
+            var notice = p.Notice!;
+            var slot = _slots!.Read(p.Source, _peers!.ProcessId(p.Source), notice.data<long>().ToArray(), signature);
+            notice.Dispose();
+            if (p.Device.type == DeviceType.CPU) return slot;
+            var buffer = NewBuffer(signature, p.Device);
+            buffer.copy_(slot);
+            _slots.Release(slot);
+            return buffer;
         }
 
         /// <summary>Receives several messages at once, onto <paramref name="device"/> (the CPU by default): <see cref="Post"/> each, then <see cref="Complete"/>.</summary>
@@ -204,7 +278,11 @@ namespace Pippy.Runtime.Transport
             _learn ? _buffers.Take(signature, device) : empty(signature.Shape, signature.DType, device);
 
         /// <summary>Gives a received buffer back to the pool, for a later receive of the same dtype and shape.</summary>
-        public void Return(Tensor buffer) => _buffers.Return(buffer);
+        public void Return(Tensor buffer)
+        {
+            if (_slots?.Release(buffer) == true) return;
+            _buffers.Return(buffer);
+        }
 
         /// <summary>Waits until every started send has completed (its memory may then change or be freed).</summary>
         public void WaitForSends()
@@ -239,7 +317,16 @@ namespace Pippy.Runtime.Transport
         private static int HeaderTag(long tag) => (int)(2 * tag);
         private static int DataTag(long tag) => (int)(2 * tag + 1);
 
-        private void StartData(Tensor data, int destination, int tag) => Start(Staging.ForSend(data), data, destination, tag);
+        private void StartData(Tensor data, int destination, int tag, bool shared)
+        {
+            if (!shared)
+            {
+                Start(Staging.ForSend(data), data, destination, tag);
+                return;
+            }
+            var notice = torch.tensor(_slots!.Write(data, destination), dtype: ScalarType.Int64);
+            Start(notice, notice, destination, tag);
+        }
 
         private void Start(Tensor sent, Tensor original, int destination, int tag)
         {
@@ -267,6 +354,7 @@ namespace Pippy.Runtime.Transport
         {
             WaitForSends();
             _buffers.Clear();
+            _slots?.Dispose(Timeout);
             Staging.Clear();
         }
     }
@@ -274,11 +362,11 @@ namespace Pippy.Runtime.Transport
     /// <summary>A posted receive: learned (straight into <see cref="Buffer"/>) or waiting for its header first.</summary>
     internal sealed record PendingReceive(int Source, int Tag, Device Device, TensorSignature? Known, Tensor? Header, Tensor? Buffer, Tensor? Target, int Request)
     {
+        /// <summary>Where a shared-memory message's notice (which slot holds it) lands.</summary>
+        public Tensor? Notice { get; init; }
+
         /// <summary>What the message is, for the watchdog's message ("the value 'x' from stage 0 on rank 0 (microbatch 3)").</summary>
         public string What { get; init; } = $"the message with tag {Tag} from rank {Source}";
-
-        /// <summary>Where an unknown message's memory went, once its header said what it is.</summary>
-        public (Tensor Buffer, Tensor Target)? Landing { get; set; }
     }
 
     /// <summary>A received tensor (null when the sender had none; a buffer of the pool otherwise) and whether the sender's tensor required a gradient.</summary>

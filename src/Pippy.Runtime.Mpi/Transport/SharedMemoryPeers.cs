@@ -1,0 +1,116 @@
+using System;
+using System.IO;
+using System.Text;
+using Pippy.Runtime.Native;
+using MpiU = MPI.Unsafe;
+
+namespace Pippy.Runtime.Transport
+{
+    /// <summary>
+    /// Which ranks of a communicator this rank can share memory with (same machine, and each can open the other's
+    /// memory files), and their process ids. Found once, collectively: every rank publishes its machine's identity,
+    /// its process id and a probe segment, tries to open the probe of every rank on its machine, and the pairs that
+    /// both succeeded use <see cref="SharedSlots"/>; all others keep to MPI.
+    /// </summary>
+    internal sealed class SharedMemoryPeers
+    {
+        private readonly bool[] _shared;
+        private readonly int[] _pids;
+
+        private SharedMemoryPeers(bool[] shared, int[] pids)
+        {
+            _shared = shared;
+            _pids = pids;
+        }
+
+        /// <summary>Whether messages to and from <paramref name="rank"/> go through shared memory.</summary>
+        public bool IsShared(int rank) => _shared[rank];
+
+        /// <summary>The process id of <paramref name="rank"/> (meaningful for shared peers only).</summary>
+        public int ProcessId(int rank) => _pids[rank];
+
+        /// <summary>How many other ranks this rank shares memory with.</summary>
+        public int Count { get; private set; }
+
+        /// <summary>
+        /// Collective over <paramref name="communicator"/>: every rank must call it, willing or not (a rank that is not
+        /// willing, or cannot create shared memory, shares with no one, and no one with it).
+        /// </summary>
+        public static unsafe SharedMemoryPeers Discover(int communicator, bool willing, TimeSpan timeout)
+        {
+            MpiU.MPI_Comm_rank(communicator, out int rank);
+            MpiU.MPI_Comm_size(communicator, out int size);
+            const int Fields = 4;
+            SharedSegment? probe = null;
+            try
+            {
+                if (willing) probe = SharedSegment.Create(ProbeBytes, "pippy-probe");
+            }
+            catch (InvalidOperationException)
+            {
+                // No memory files here (a sandbox): this rank keeps to MPI.
+            }
+            using var _ = probe;
+            var mine = new int[Fields * size];
+            var all = new int[Fields * size];
+            if (probe is not null)
+            {
+                mine[Fields * rank] = MachineKey();
+                mine[Fields * rank + 1] = Environment.ProcessId;
+                mine[Fields * rank + 2] = probe.Descriptor;
+                // The probe holds a random number, so that a rank in another process namespace (a container on the
+                // same host), where the same process id is another process, is not taken for its peer.
+                mine[Fields * rank + 3] = *(int*)probe.Address = Random.Shared.Next(1, int.MaxValue);
+            }
+            fixed (int* send = mine, receive = all)
+                Collectives.Allreduce((IntPtr)send, (IntPtr)receive, mine.Length, MpiU.MPI_INT, MpiU.MPI_SUM, communicator, timeout, "finding the ranks that share a machine");
+
+            // Row r: which ranks' probes rank r could open.
+            var opened = new int[size * size];
+            var openedAll = new int[size * size];
+            for (int peer = 0; peer < size; peer++)
+                if (probe is not null && peer != rank && all[Fields * peer] == all[Fields * rank] && Opens(all[Fields * peer + 1], all[Fields * peer + 2], all[Fields * peer + 3]))
+                    opened[rank * size + peer] = 1;
+            fixed (int* send = opened, receive = openedAll)
+                Collectives.Allreduce((IntPtr)send, (IntPtr)receive, opened.Length, MpiU.MPI_INT, MpiU.MPI_SUM, communicator, timeout, "finding the ranks that share a machine");
+
+            var shared = new bool[size];
+            var pids = new int[size];
+            int count = 0;
+            for (int peer = 0; peer < size; peer++)
+            {
+                pids[peer] = all[Fields * peer + 1];
+                shared[peer] = openedAll[rank * size + peer] == 1 && openedAll[peer * size + rank] == 1;
+                if (shared[peer]) count++;
+            }
+            return new SharedMemoryPeers(shared, pids) { Count = count };
+        }
+
+        private const int ProbeBytes = 4096;
+
+        private static unsafe bool Opens(int pid, int descriptor, int token)
+        {
+            try
+            {
+                using var segment = SharedSegment.Open(pid, descriptor, ProbeBytes);
+                return *(int*)segment.Address == token;
+            }
+            catch (InvalidOperationException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>No rank shares memory (shared memory turned off, or a transport without MPI).</summary>
+        public static SharedMemoryPeers None(int size) => new(new bool[size], new int[size]);
+
+        /// <summary>The machine: host name and boot id, hashed (FNV-1a: stable across processes, unlike string hashes).</summary>
+        private static int MachineKey()
+        {
+            string bootId = File.Exists("/proc/sys/kernel/random/boot_id") ? File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim() : "";
+            uint hash = 2166136261;
+            foreach (byte b in Encoding.UTF8.GetBytes(Environment.MachineName + "/" + bootId)) hash = (hash ^ b) * 16777619;
+            return (int)(hash & 0x3fffffff);
+        }
+    }
+}
