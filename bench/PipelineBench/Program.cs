@@ -19,7 +19,8 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench memory <results> plain    on 1 rank: peak memory of one training step of the whole model
 //   PipelineBench memory <results> lazy     each rank builds only its stage (LazyModel)
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
-// and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench generator.
+// and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench transport
+// (pipelines through shared memory against MPI alone), PipelineBench generator.
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
 const int Batch = 4096, Warmup = 3, Repeats = 15, Rounds = 30;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -58,7 +59,11 @@ var replayRows = new List<string>();
 // the slower, so the one-process step it is compared with is the mean of the two cores' steps of the same round:
 // measured on one core alone, the ratio would swing with whichever core that happened to be.
 // Efficiency is the median over the rounds of (that round's one-process step / its pipeline step) / ideal.
-List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Efficiencies(int m, params (string Name, Func<PipelineOptions, PipelineRunner<Tensor>> Build)[] schedules)
+List<(double Paired, double Fastest, double SlowerCore, double MedianStep, List<double> Steps)> Efficiencies(int m, params (string Name, Func<PipelineOptions, PipelineRunner<Tensor>> Build)[] schedules) =>
+    Measure(m, report: true, schedules);
+
+// The same rounds for pipelines compared with each other only (nothing goes to the efficiency table or chart).
+List<(double Paired, double Fastest, double SlowerCore, double MedianStep, List<double> Steps)> Measure(int m, bool report, params (string Name, Func<PipelineOptions, PipelineRunner<Tensor>> Build)[] schedules)
 {
     torch.manual_seed(0);
     var model = new OneFOneBNet();
@@ -83,7 +88,7 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
                 $"{t.Action.Stage} {(int)t.Action.Kind} {t.Action.Microbatch} {(t.End - t.Start).ToString("R", CultureInfo.InvariantCulture)}")));
         }
     }
-    var measured = new List<(double, double, double, double)>();
+    var measured = new List<(double, double, double, double, List<double>)>();
     var oneProcess = onCore[0].Zip(onCore[1], (a, b) => (a + b) / 2).ToList();
     double oneFastest = (onCore[0].Min() + onCore[1].Min()) / 2;
     for (int i = 0; i < pipes.Length; i++)
@@ -105,10 +110,11 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
         // Against the slower core of each round: a pipeline of equal stages cannot go faster than that core allows, so
         // this separates what the runtime and the schedule lose from what the two cores' difference costs.
         double slowerCore = Median(onCore[0].Zip(onCore[1], Math.Max).Zip(steps[i], (o, t) => o / t.Step)) / ideal;
+        measured.Add((paired, byFastest, slowerCore, medianStep, steps[i].Select(t => t.Step).ToList()));
+        if (!report) continue;
         rows.Add($"| {schedules[i].Name} | {m} | {Median(onCore[0]):F1} / {Median(onCore[1]):F1} | {medianStep:F1} | {fastest.Step:F1} | " +
                  $"{rank0Torch:F1} / {rank1Torch:F1} | {ideal:F2} | **{paired:F2}** | {byFastest:F2} | {coreZero:F2} | {slowerCore:F2} |");
         chart.Add(($"{schedules[i].Name} m={m}", paired));
-        measured.Add((paired, byFastest, slowerCore, medianStep));
 
         // The fastest step replayed: every rank's compute actions with the times they took, communication free. That
         // is the step the schedule allows with the compute as it ran; the rest of the measured step is the runtime's.
@@ -121,7 +127,7 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
         replayRows.Add($"| {schedules[i].Name} | {m} | {fastest.Step:F1} | {allowed:F1} | **{allowed / fastest.Step:F2}** |");
     }
     // Schedules against each other, round by round: the first schedule's step over each other's in the same round.
-    for (int i = 1; i < pipes.Length; i++)
+    for (int i = 1; i < pipes.Length && report; i++)
         headToHead.Add($"| {m} | {schedules[0].Name} / {schedules[i].Name} | **{Median(steps[0].Zip(steps[i], (a, b) => a.Step / b.Step)):F2}** | {steps[0].Min(t => t.Step) / steps[i].Min(t => t.Step):F2} |");
     foreach (var pipe in pipes) pipe.Dispose();
     return measured;
@@ -130,6 +136,28 @@ List<(double Paired, double Fastest, double SlowerCore, double MedianStep)> Effi
 (string, Func<PipelineOptions, PipelineRunner<Tensor>>) GPipe = ("GPipe", o => GPipeNet.Pipeline.Build(new GPipeNet(), mpi, o));
 (string, Func<PipelineOptions, PipelineRunner<Tensor>>) OneFOneB = ("1F1B", o => OneFOneBNet.Pipeline.Build(new OneFOneBNet(), mpi, o));
 (string, Func<PipelineOptions, PipelineRunner<Tensor>>) Interleaved = ("Interleaved 1F1B (v=2)", o => InterleavedNet.Pipeline.Build(new InterleavedNet(), mpi, o));
+
+// Messages through shared memory (the default between ranks of one machine) against MPI alone, the same pipelines in
+// the same rounds: the step ratio, and each one's efficiency.
+List<string> SharedAgainstMpi()
+{
+    var transportRows = new List<string>();
+    foreach (int m in new[] { 8, 16 })
+        foreach (var schedule in new[] { GPipe, OneFOneB })
+        {
+            var both = Measure(m, report: false, schedule, (schedule.Item1, o => schedule.Item2(new PipelineOptions { Microbatches = o.Microbatches, PrintPlan = false, SharedMemory = false })));
+            transportRows.Add($"| {schedule.Item1} | {m} | {both[0].MedianStep:F1} / {both[1].MedianStep:F1} | **{Median(both[0].Steps.Zip(both[1].Steps, (a, b) => a / b)):F2}** | " +
+                              $"{both[0].Paired:F2} / {both[1].Paired:F2} | {both[0].SlowerCore:F2} / {both[1].SlowerCore:F2} |");
+        }
+    return transportRows;
+}
+
+if (mode == "transport")
+{
+    var table = SharedAgainstMpi();
+    if (mpi.Rank == 0) Console.WriteLine(string.Join("\n", table));
+    return 0;
+}
 
 if (mode == "progress")
 {
@@ -147,6 +175,8 @@ var baselineBefore = Baseline(mpi, x, y, loss);
 foreach (int m in new[] { 4, 8, 16 })
     Efficiencies(m, Interleaved, OneFOneB, GPipe);
 Efficiencies(1, ("naive model parallel (GPipe, 1 microbatch)", GPipe.Item2));
+
+var transportRows = SharedAgainstMpi();
 var baselineAfter = Baseline(mpi, x, y, loss);
 var baselineIdle = Baseline(mpi, x, y, loss);
 var baselineBusy = Baseline(mpi, x, y, loss, busyNeighbour: true);
@@ -244,6 +274,12 @@ if (mpi.Rank == 0)
         "noise and slow cores included; the rest of the measured step (waiting on messages, copies, the runtime's own work, the batch split and the loss broadcast) is what the runtime loses.", "",
         "| schedule | microbatches | fastest step (ms) | the schedule allows with its compute (ms) | ratio |", "| --- | --- | --- | --- | --- |" });
     text.AddRange(replayRows);
+    text.AddRange(new[] { "", "### Shared memory against MPI alone", "",
+        "The same pipeline with its messages through shared memory (the default between ranks of one machine) and through MPI alone (PIPPY_SHARED_MEMORY=0), " +
+        $"in the same {Rounds} rounds as above (one-process steps on each core, then each pipeline); below 1 the shared-memory step is faster.", "",
+        "| schedule | microbatches | median step, shared / MPI (ms) | step ratio, shared / MPI (median of rounds) | efficiency, shared / MPI | against the slower core, shared / MPI |",
+        "| --- | --- | --- | --- | --- | --- |" });
+    text.AddRange(transportRows);
     text.AddRange(new[] { "", "### What microbatching alone costs", "",
         "The one-process model on the batch in m chunks, one after another with gradients accumulated (what every pipeline does to its microbatches), against the batch in one piece; " +
         $"{Rounds} rounds on rank 0 while rank 1 waits. Every efficiency above includes this cost.", "",

@@ -104,6 +104,7 @@ bool ok = scenario switch
     "fail" => Reliability.Run(mpi, args[1]),
     "load-other" => Training.LoadOther(mpi, args[1]),
     "learned-shapes" => LearnedShapes.Steps(mpi),
+    "shared-slots" => SharedSlotsCheck.Run(mpi),
     "shape-by-data" => LearnedShapes.DataDependent(mpi, learn: args.Length < 2 || args[1] != "headers"),
     "memory-peak" => Memory.Peak(mpi, args[1]),
     "resume" or "resume-lazy" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0, lazy: scenario == "resume-lazy"), Int(args, 1), Int(args, 2),

@@ -1,0 +1,120 @@
+using System;
+using System.Linq;
+using System.Threading;
+using Pippy.Runtime;
+using Pippy.Runtime.Transport;
+using TorchSharp;
+using static TorchSharp.torch;
+using MpiU = MPI.Unsafe;
+
+namespace ParityApp;
+
+/// <summary>
+/// The transport's shared-memory path on 2 ranks of one machine, message by message: every dtype and shape arrives
+/// bit for bit, slots are reused once the receiver gives them back and multiply while it holds them, a sender that
+/// disposes its transport before the receiver has looked still delivers, and a rank that will not share memory makes
+/// both keep to MPI.
+/// </summary>
+public static class SharedSlotsCheck
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(1);
+
+    public static bool Run(PipelineEnvironment mpi)
+    {
+        bool ok = true;
+        var peers = SharedMemoryPeers.Discover(MpiU.MPI_COMM_WORLD, willing: true, Timeout);
+        ok &= Check(mpi, peers.IsShared(1 - mpi.Rank), "the two ranks share memory");
+        using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: peers) { Timeout = Timeout })
+        {
+            // Rounds 0-2 give every buffer back at once; round 3 holds them until round 4 has arrived, so its sends find no free slot.
+            var held = Array.Empty<ReceivedTensor>();
+            for (int round = 0; round < 5; round++)
+            {
+                var received = Exchange(mpi, transport, round);
+                if (mpi.Rank == 1)
+                {
+                    ok &= Compare(received, round);
+                    foreach (var r in held.Concat(round == 3 ? Array.Empty<ReceivedTensor>() : received)) if (r.Value is { } v) transport.Return(v);
+                    held = round == 3 ? received : Array.Empty<ReceivedTensor>();
+                }
+                mpi.Barrier();
+                if (mpi.Rank == 0 && round == 2) ok &= Check(mpi, transport.SharedSlotsCreated == 4, $"rounds 0-2 created one slot per non-empty tensor (4), created {transport.SharedSlotsCreated}");
+            }
+            if (mpi.Rank == 0) ok &= Check(mpi, transport.SharedSlotsCreated == 8, $"round 4, sent while round 3's slots were held, created 4 more (8), created {transport.SharedSlotsCreated}");
+
+            // New messages (tags 10-15, larger): new slots, which rank 0 disposes right after sending, while rank 1
+            // looks only later. The sender keeps a slot's memory until its receiver has given it back.
+            if (mpi.Rank == 0) Exchange(mpi, transport, LateRound);
+            else
+            {
+                Thread.Sleep(500);
+                var late = Exchange(mpi, transport, LateRound);
+                ok &= Compare(late, LateRound);
+                foreach (var r in late) if (r.Value is { } v) transport.Return(v);
+            }
+        }
+
+        // A rank that will not share memory (PipelineOptions.SharedMemory = false there): both keep to MPI.
+        var unwilling = SharedMemoryPeers.Discover(MpiU.MPI_COMM_WORLD, willing: mpi.Rank == 0, Timeout);
+        ok &= Check(mpi, unwilling.Count == 0, "with one rank unwilling, no rank shares memory");
+        using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: unwilling) { Timeout = Timeout })
+        {
+            var received = Exchange(mpi, transport, 0);
+            if (mpi.Rank == 1) ok &= Compare(received, 0);
+            ok &= Check(mpi, transport.SharedSlotsCreated == 0, "and sends through MPI alone");
+        }
+        return ok;
+    }
+
+    private const int LateRound = 9;
+
+    /// <summary>Rank 0 sends the round's tensors (tags 0-5); rank 1 receives them.</summary>
+    private static ReceivedTensor[] Exchange(PipelineEnvironment mpi, TensorTransport transport, int round)
+    {
+        var tensors = Tensors(round);
+        int first = round == LateRound ? 10 : 0;
+        if (mpi.Rank == 0)
+        {
+            for (int k = 0; k < tensors.Length; k++) transport.Send(tensors[k], 1, first + k);
+            transport.WaitForSends();
+            return Array.Empty<ReceivedTensor>();
+        }
+        return transport.Receive(Enumerable.Range(first, tensors.Length).Select(tag => (0, tag)).ToArray());
+    }
+
+    private static Tensor?[] Tensors(int round)
+    {
+        var g = new Generator(100 + (ulong)round);
+        long rows = round == LateRound ? 300 : 3;
+        return new Tensor?[]
+        {
+            randn(new long[] { rows, 5 }, generator: g),
+            randint(-1000, 1000, new long[] { 7 }, generator: g),
+            rand(new long[] { 4 }, generator: g) > 0.5,
+            randn(new long[] { 2, 2, 2 }, dtype: ScalarType.Float64, generator: g),
+            zeros(0, 3),
+            null,
+        };
+    }
+
+    private static bool Compare(ReceivedTensor[] received, int round)
+    {
+        var expected = Tensors(round);
+        bool ok = received.Length == expected.Length;
+        for (int k = 0; k < expected.Length && ok; k++)
+        {
+            var (want, got) = (expected[k], received[k].Value);
+            bool same = want is null ? got is null
+                : got is not null && got.dtype == want.dtype && got.shape.SequenceEqual(want.shape) && got.eq(want).all().item<bool>();
+            if (!same) Console.WriteLine($"MISMATCH round {round} message {k}: expected {want?.ToString() ?? "no tensor"}, got {got?.ToString() ?? "no tensor"}");
+            ok &= same;
+        }
+        return ok;
+    }
+
+    private static bool Check(PipelineEnvironment mpi, bool condition, string what)
+    {
+        Console.WriteLine($"[rank {mpi.Rank}] {(condition ? "ok" : "MISMATCH")}: {what}");
+        return condition;
+    }
+}
