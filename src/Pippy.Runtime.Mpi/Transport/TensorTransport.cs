@@ -19,6 +19,11 @@ namespace Pippy.Runtime.Transport
     /// what it learned stops with an error (<see cref="SignatureChangedException"/>); <see cref="Forget"/> starts
     /// learning again, which the runner does on both ends when a batch's shapes change.
     /// </para>
+    /// <para>
+    /// Given the ranks of this machine (<see cref="SharedMemoryPeers"/>), a CPU tensor's memory to one of them goes
+    /// through a shared slot (<see cref="SharedSlots"/>) and MPI carries only a notice naming the slot; the header says
+    /// which path a message takes, and that is learned with its shape.
+    /// </para>
     /// </summary>
     internal sealed unsafe class TensorTransport : IDisposable
     {
