@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using System.Text;
 using Pippy.Runtime.Native;
 using MpiU = MPI.Unsafe;
@@ -21,6 +22,7 @@ namespace Pippy.Runtime.Transport
         {
             _shared = shared;
             _pids = pids;
+            Count = shared.Count(s => s);
         }
 
         /// <summary>Whether messages to and from <paramref name="rank"/> go through shared memory.</summary>
@@ -30,7 +32,7 @@ namespace Pippy.Runtime.Transport
         public int ProcessId(int rank) => _pids[rank];
 
         /// <summary>How many other ranks this rank shares memory with.</summary>
-        public int Count { get; private set; }
+        public int Count { get; }
 
         /// <summary>
         /// Collective over <paramref name="communicator"/>: every rank must call it, willing or not (a rank that is not
@@ -76,14 +78,12 @@ namespace Pippy.Runtime.Transport
 
             var shared = new bool[size];
             var pids = new int[size];
-            int count = 0;
             for (int peer = 0; peer < size; peer++)
             {
                 pids[peer] = all[Fields * peer + 1];
                 shared[peer] = openedAll[rank * size + peer] == 1 && openedAll[peer * size + rank] == 1;
-                if (shared[peer]) count++;
             }
-            return new SharedMemoryPeers(shared, pids) { Count = count };
+            return new SharedMemoryPeers(shared, pids);
         }
 
         private const int ProbeBytes = 4096;

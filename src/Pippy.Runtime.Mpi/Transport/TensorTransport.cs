@@ -258,7 +258,8 @@ namespace Pippy.Runtime.Transport
         private Tensor FromSlot(PendingReceive p, TensorSignature signature)
         {
             var notice = p.Notice!;
-            var slot = _slots!.Read(p.Source, _peers!.ProcessId(p.Source), notice.data<long>().ToArray(), signature);
+            // Read in place: the notice's three numbers need no managed copy.
+            var slot = _slots!.Read(p.Source, _peers!.ProcessId(p.Source), new ReadOnlySpan<long>((void*)TorchNative.DataPointer(notice), NoticeLength), signature);
             notice.Dispose();
             if (p.Device.type == DeviceType.CPU) return slot;
             var buffer = NewBuffer(signature, p.Device);
