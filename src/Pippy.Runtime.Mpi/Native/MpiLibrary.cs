@@ -21,7 +21,8 @@ namespace Pippy.Runtime.Native
         /// <summary>Set to a library file name or path to use another MPICH-compatible MPI.</summary>
         public const string OverrideVariable = "PIPPY_MPI_LIBRARY";
 
-        private static readonly string[] Candidates = { "libmpich.so.12", "libmpi.so.12" };
+        /// <summary>The libraries tried in order when <see cref="OverrideVariable"/> is not set.</summary>
+        internal static readonly string[] Candidates = { "libmpich.so.12", "libmpi.so.12" };
         private static readonly object Gate = new();
         private static IntPtr _handle;
 
@@ -53,28 +54,52 @@ namespace Pippy.Runtime.Native
         private static IntPtr Load()
         {
             string? chosen = Environment.GetEnvironmentVariable(OverrideVariable);
-            foreach (string candidate in chosen is { Length: > 0 } ? new[] { chosen } : Candidates)
+            var handles = new System.Collections.Generic.Dictionary<string, IntPtr>();
+            string name = Choose(chosen is { Length: > 0 } ? new[] { chosen } : Candidates, overridden: chosen is { Length: > 0 }, candidate =>
             {
-                if (!NativeLibrary.TryLoad(candidate, out IntPtr handle)) continue;
-                string version = LibraryVersion(handle);
+                if (!NativeLibrary.TryLoad(candidate, out IntPtr handle)) return null;
+                handles[candidate] = handle;
+                return LibraryVersion(handle);
+            });
+            return handles[name];
+        }
+
+        /// <summary>Open MPI's library, looked for when no MPICH is found, to say that only Open MPI is installed.</summary>
+        internal const string OpenMpiLibrary = "libmpi.so.40";
+
+        /// <summary>
+        /// Which library to bind, apart from loading it (so the decision is tested without the libraries): tries
+        /// <paramref name="names"/> in order, where <paramref name="probe"/> loads one and gives its
+        /// MPI_Get_library_version text ("" when it has none), or null when it does not load. The first that loads is
+        /// chosen unless it is Open MPI, which is refused; when none loads, the message says whether only Open MPI
+        /// (<see cref="OpenMpiLibrary"/>) is installed. Throws <see cref="MpiUnavailableException"/> with the fix.
+        /// </summary>
+        internal static string Choose(System.Collections.Generic.IReadOnlyList<string> names, bool overridden, Func<string, string?> probe)
+        {
+            foreach (string candidate in names)
+            {
+                if (probe(candidate) is not { } version) continue;
                 if (version.IndexOf("Open MPI", StringComparison.OrdinalIgnoreCase) >= 0)
                 {
                     throw new MpiUnavailableException(
                         $"{candidate} is Open MPI ({FirstLine(version)}). MPI.NET, which Pippy uses, works with MPICH only and would crash with Open MPI. " +
-                        $"Install MPICH (sudo apt-get install mpich) and unset {OverrideVariable} or point it at libmpich.so.12.");
+                        $"Install MPICH (sudo apt-get install mpich) and {(overridden ? "unset " + OverrideVariable + " or point it at libmpich.so.12" : "start the program with mpiexec.mpich -n <ranks> ...")}.");
                 }
-                return handle;
+                return candidate;
             }
-            if (NativeLibrary.TryLoad("libmpi.so.40", out _))
+            if (probe(OpenMpiLibrary) is not null)
             {
                 throw new MpiUnavailableException(
-                    "Only Open MPI (libmpi.so.40) is installed. MPI.NET, which Pippy uses, works with MPICH only and would crash with Open MPI. " +
+                    $"Only Open MPI ({OpenMpiLibrary}) is installed. MPI.NET, which Pippy uses, works with MPICH only and would crash with Open MPI. " +
                     "Install MPICH: sudo apt-get install mpich, then start the program with mpiexec.mpich -n <ranks> ...");
             }
             throw new MpiUnavailableException(
-                $"MPICH was not found ({string.Join(", ", chosen is { Length: > 0 } ? new[] { chosen } : Candidates)}). " +
+                $"MPICH was not found ({string.Join(", ", names)}). " +
                 $"Install it: sudo apt-get install mpich (or set {OverrideVariable} to the MPICH library).");
         }
+
+        /// <summary>Loads <paramref name="name"/> and returns its MPI_Get_library_version text, or null when it does not load (for tests of the real loader).</summary>
+        internal static string? Probe(string name) => NativeLibrary.TryLoad(name, out IntPtr handle) ? LibraryVersion(handle) : null;
 
         /// <summary>MPI_Get_library_version may be called before MPI_Init; it tells MPICH from Open MPI.</summary>
         private static string LibraryVersion(IntPtr handle)
