@@ -71,7 +71,7 @@ namespace Pippy.Runtime
             _pipelineCommunicator = Split(color: DataParallelRank, key: PipelineRank, "pipeline");
             _dataCommunicator = Split(color: PipelineRank, key: DataParallelRank, "data-parallel");
 
-            var measured = _options.Balance.Measure(moduleLists, graph.ModelName);
+            var measured = _options.Balance.Measure(moduleLists, graph.ModelName, _options.ReceiveTimeout);
             // Every stage is created here (they share the model's modules; only this rank's are kept), so that every
             // rank can check, before the first step, that all of them built the same model.
             var allStages = PipelineRanges.WithMeasuredCosts(measured, () => Enumerable.Range(0, graph.StageCount).Select(createStage).ToArray());
@@ -90,7 +90,8 @@ namespace Pippy.Runtime
             };
             if (MpiU.MPI_Comm_dup(_pipelineCommunicator, out _replicaCommunicator) != 0)
                 throw new InvalidOperationException("MPI_Comm_dup failed: no communicator for replicated parameters.");
-            _replicaTransport = new TensorTransport(_replicaCommunicator);
+            // The replicated parameters' messages have the same watchdog as the pipeline's.
+            _replicaTransport = new TensorTransport(_replicaCommunicator) { Timeout = _options.ReceiveTimeout };
             _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
             if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator, _options.ReceiveTimeout, _transport.Staging);
@@ -377,18 +378,13 @@ namespace Pippy.Runtime
             int size = Environment.Size, length = mine.Length;
             var lengths = new int[size];
             var offsets = new int[size];
+            // Non-blocking collectives polled with the watchdog's deadline, like every other wait of the pipeline.
             fixed (int* counts = lengths)
-            {
-                int code = MpiU.MPI_Gather((IntPtr)(&length), 1, MpiU.MPI_INT, (IntPtr)counts, 1, MpiU.MPI_INT, 0, MpiU.MPI_COMM_WORLD);
-                if (code != 0) throw new InvalidOperationException($"MPI_Gather of the trace sizes failed with MPI error {code}.");
-            }
+                Collectives.Gather((IntPtr)(&length), 1, MpiU.MPI_INT, (IntPtr)counts, 0, MpiU.MPI_COMM_WORLD, _options.ReceiveTimeout, "the gather of the trace sizes of WriteTrace");
             for (int r = 1; r < size; r++) offsets[r] = offsets[r - 1] + lengths[r - 1];
             var all = new byte[Math.Max(1, offsets[size - 1] + lengths[size - 1])];
             fixed (byte* send = mine.Length == 0 ? new byte[1] : mine, receive = all)
-            {
-                int code = MpiU.MPI_Gatherv((IntPtr)send, length, MpiU.MPI_BYTE, (IntPtr)receive, lengths, offsets, MpiU.MPI_BYTE, 0, MpiU.MPI_COMM_WORLD);
-                if (code != 0) throw new InvalidOperationException($"MPI_Gatherv of the traces failed with MPI error {code}.");
-            }
+                Collectives.Gatherv((IntPtr)send, length, MpiU.MPI_BYTE, (IntPtr)receive, lengths, offsets, 0, MpiU.MPI_COMM_WORLD, _options.ReceiveTimeout, "the gather of the traces of WriteTrace");
             if (Environment.Rank != 0) return;
             var timeline = new List<TimedAction>();
             var texts = Enumerable.Range(0, size).Select(r => System.Text.Encoding.UTF8.GetString(all, offsets[r], lengths[r]).Split('\n', StringSplitOptions.RemoveEmptyEntries)).ToArray();

@@ -8,7 +8,10 @@ using static TorchSharp.torch;
 
 namespace ParityApp;
 
-/// <summary>Failures on purpose, on 3 ranks: in a stage's forward, in the loss, in a backward, a stuck rank, and a job to kill.</summary>
+/// <summary>
+/// Failures on purpose, on 3 ranks: in a stage's forward, in the loss, in a backward, a stuck rank, a rank that never
+/// joins a collective (ClipGradNorm's allreduce, WriteTrace's gather), and a job to kill.
+/// </summary>
 public static class Reliability
 {
     public static bool Run(PipelineEnvironment mpi, string mode)
@@ -39,7 +42,7 @@ public static class Reliability
             Console.WriteLine($"[rank {mpi.Rank}] stepped");
             return false;
         }
-        var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode is "stuck" or "collective" ? 3 : 600) };
+        var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode is "stuck" or "collective" or "trace" ? 3 : 600) };
         using var pipe = Faulty.Pipeline.Build(new Faulty(), mpi, options);
         Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId}");
         if (mode == "stuck" && mpi.Rank == 1)
@@ -52,6 +55,13 @@ public static class Reliability
             pipe.Step(x, y, loss);
             if (mpi.Rank == 1) Thread.Sleep(TimeSpan.FromSeconds(60)); // never joins the gradient-norm allreduce
             pipe.ClipGradNorm(1.0);
+            return false;
+        }
+        if (mode == "trace")
+        {
+            pipe.Step(x, y, loss);
+            if (mpi.Rank == 1) Thread.Sleep(TimeSpan.FromSeconds(60)); // never joins the gather of WriteTrace, whose root is rank 0
+            pipe.WriteTrace(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"pippy-unwritten-trace-{Environment.ProcessId}.json"));
             return false;
         }
         var clock = Stopwatch.StartNew();

@@ -12,7 +12,7 @@ namespace Pippy.Tests.Runtime;
 /// <summary>
 /// Failures end the whole job with a message, never a hang (tests/ParityApp/Reliability.cs, a 3-stage model on 3
 /// ranks): a rank killed with SIGKILL, an exception in a stage's forward, in the loss or in a backward, and a rank that
-/// never takes part (the watchdog).
+/// never takes part or never joins a collective (the watchdog).
 /// </summary>
 public class ReliabilityTests(ITestOutputHelper log)
 {
@@ -67,6 +67,15 @@ public class ReliabilityTests(ITestOutputHelper log)
         var run = Fail("collective"); // after a step, rank 1 sleeps instead of calling ClipGradNorm
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
         Assert.Contains("waited 3 s for the other ranks in the gradient-norm allreduce of ClipGradNorm", run.Errors);
+    }
+
+    [Fact]
+    public void TheWatchdogEndsTheGatherOfWriteTraceThatARankNeverJoins()
+    {
+        var clock = Stopwatch.StartNew();
+        var run = Fail("trace"); // after a step, rank 1 sleeps instead of calling WriteTrace
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+        Assert.Contains("Rank 0 waited 3 s for the other ranks in the gather of the trace sizes of WriteTrace", run.Errors);
     }
 
     [Theory]

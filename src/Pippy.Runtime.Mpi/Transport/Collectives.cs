@@ -6,10 +6,11 @@ using MpiU = MPI.Unsafe;
 namespace Pippy.Runtime.Transport
 {
     /// <summary>
-    /// The pipeline's collectives (loss broadcast, gradient-norm and data-parallel allreduces) with the same watchdog
-    /// as its messages: started non-blocking (MPI_Ibcast, MPI_Iallreduce; MPI.NET predates them, so they are taken
-    /// from MPICH directly) and polled until done or until the timeout, which ends the job with a message naming the
-    /// collective, instead of every other rank waiting forever for one that never comes.
+    /// The pipeline's collectives (loss broadcast, gradient-norm and data-parallel allreduces, the model check, the
+    /// measured block times of StageBalance.ByTime, the gather of WriteTrace) with the same watchdog as its messages:
+    /// started non-blocking (MPI_Ibcast, MPI_Iallreduce, MPI_Igather, MPI_Igatherv; MPI.NET predates them, so they are
+    /// taken from MPICH directly) and polled until done or until the timeout, which ends the job with a message naming
+    /// the collective, instead of every other rank waiting forever for one that never comes.
     /// </summary>
     internal static unsafe class Collectives
     {
@@ -17,6 +18,11 @@ namespace Pippy.Runtime.Transport
             (delegate* unmanaged<IntPtr, IntPtr, int, int, int, int, int*, int>)Export("MPI_Iallreduce");
         private static readonly delegate* unmanaged<IntPtr, int, int, int, int, int*, int> Ibcast =
             (delegate* unmanaged<IntPtr, int, int, int, int, int*, int>)Export("MPI_Ibcast");
+
+        private static readonly delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int, int*, int> Igather =
+            (delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int, int*, int>)Export("MPI_Igather");
+        private static readonly delegate* unmanaged<IntPtr, int, int, IntPtr, int*, int*, int, int, int, int*, int> Igatherv =
+            (delegate* unmanaged<IntPtr, int, int, IntPtr, int*, int*, int, int, int, int*, int>)Export("MPI_Igatherv");
 
         public static void Allreduce(IntPtr send, IntPtr receive, int count, int datatype, int operation, int communicator, TimeSpan timeout, string what)
         {
@@ -29,6 +35,26 @@ namespace Pippy.Runtime.Transport
         {
             int request;
             Check(Ibcast(buffer, count, datatype, root, communicator, &request), "MPI_Ibcast", what);
+            Wait(ref request, timeout, what);
+        }
+
+        /// <summary><paramref name="count"/> values of each rank into <paramref name="receive"/> on <paramref name="root"/>, in rank order.</summary>
+        public static void Gather(IntPtr send, int count, int datatype, IntPtr receive, int root, int communicator, TimeSpan timeout, string what)
+        {
+            int request;
+            Check(Igather(send, count, datatype, receive, count, datatype, root, communicator, &request), "MPI_Igather", what);
+            Wait(ref request, timeout, what);
+        }
+
+        /// <summary>
+        /// <paramref name="count"/> values of each rank into <paramref name="receive"/> on <paramref name="root"/>, rank r's
+        /// <paramref name="counts"/>[r] values at <paramref name="offsets"/>[r] (both read on the root only).
+        /// </summary>
+        public static void Gatherv(IntPtr send, int count, int datatype, IntPtr receive, int[] counts, int[] offsets, int root, int communicator, TimeSpan timeout, string what)
+        {
+            int request;
+            fixed (int* countsOf = counts, offsetsOf = offsets)
+                Check(Igatherv(send, count, datatype, receive, countsOf, offsetsOf, datatype, root, communicator, &request), "MPI_Igatherv", what);
             Wait(ref request, timeout, what);
         }
 
