@@ -10,7 +10,8 @@ namespace ParityApp;
 
 /// <summary>
 /// Failures on purpose, on 3 ranks: in a stage's forward, in the loss, in a backward, a stuck rank, a rank that never
-/// joins a collective (ClipGradNorm's allreduce, WriteTrace's gather), and a job to kill.
+/// joins a collective (ClipGradNorm's allreduce, WriteTrace's gather; the loss broadcast on 2 ranks, the data-parallel
+/// allreduce on 4), and a job to kill.
 /// </summary>
 public static class Reliability
 {
@@ -39,6 +40,27 @@ public static class Reliability
             using var configured = Configured.Pipeline.Build(new Configured(width: mpi.Rank == 1 ? 4 : 5), mpi, new PipelineOptions { PrintPlan = false });
             Console.WriteLine($"[rank {mpi.Rank}] built");
             configured.Step(x, randn(8, 3), (o, t) => nn.functional.mse_loss(o, t));
+            Console.WriteLine($"[rank {mpi.Rank}] stepped");
+            return false;
+        }
+        if (mode is "loss-broadcast" or "data-parallel")
+        {
+            // A rank held in its last backward while the others finish their actions and wait in the collectives
+            // that end a step. "loss-broadcast", 2 ranks: ZB-V places stages 0 and 3 on rank 0, so rank 1 waits in
+            // the loss broadcast, whose root (the last stage) is the held rank. "data-parallel", 4 ranks: two
+            // interleaved pipelines of 2 ranks (stages 0 and 2 on ranks 0 and 2, the last stage on ranks 1 and 3);
+            // rank 2 waits for rank 0 in the data-parallel allreduce of the gradients.
+            if (mpi.Rank == 0) Staller.StallOnCall = 4; // stage 0's forward of the first step's last microbatch
+            var stallingOptions = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(3) };
+            if (mode == "data-parallel")
+                stallingOptions = new PipelineOptions
+                {
+                    PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(3), DataParallel = 2,
+                    Schedule = Pippy.Schedules.ScheduleKind.Interleaved1F1B, StagesPerRank = 2,
+                };
+            using var stalling = Stalling.Pipeline.Build(new Stalling(), mpi, stallingOptions);
+            Console.WriteLine($"[rank {mpi.Rank}] built");
+            stalling.Step(x, y, loss);
             Console.WriteLine($"[rank {mpi.Rank}] stepped");
             return false;
         }

@@ -70,6 +70,28 @@ public class ReliabilityTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TheWatchdogEndsALossBroadcastThatARankNeverJoins()
+    {
+        var clock = Stopwatch.StartNew();
+        var run = Fail("loss-broadcast", ranks: 2); // rank 0 holds the last stage and stalls 60 s in stage 0's last backward
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+        Assert.Contains("Rank 1 waited 3 s for the other ranks in the broadcast of the step's loss", run.Errors);
+        Assert.Contains("PipelineOptions.ReceiveTimeout", run.Errors);
+        Assert.DoesNotContain("[rank 1] stepped", run.Output);
+    }
+
+    [Fact]
+    public void TheWatchdogEndsADataParallelAllreduceThatARankNeverJoins()
+    {
+        var clock = Stopwatch.StartNew();
+        var run = Fail("data-parallel", ranks: 4); // DataParallel = 2: rank 0 stalls 60 s in its last backward; rank 2, its replica, waits
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+        Assert.Contains("Rank 2 waited 3 s for the other ranks in the data-parallel allreduce of the gradients", run.Errors);
+        Assert.Contains("PipelineOptions.ReceiveTimeout", run.Errors);
+        Assert.DoesNotContain("[rank 2] stepped", run.Output);
+    }
+
+    [Fact]
     public void TheWatchdogEndsTheGatherOfWriteTraceThatARankNeverJoins()
     {
         var clock = Stopwatch.StartNew();

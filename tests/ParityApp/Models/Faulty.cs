@@ -76,3 +76,61 @@ public sealed partial class Configured : Module<Tensor, Tensor>
         return second.forward(hidden);
     }
 }
+
+/// <summary>
+/// A layer whose backward can stall: the tensor of its chosen forward call (0 = none) goes through a function whose
+/// backward sleeps for <see cref="Stall"/>, so that one rank is held after the other ranks have finished their
+/// actions (a rank that never joins the collectives at the end of a step).
+/// </summary>
+public sealed class Staller : Module<Tensor, Tensor>
+{
+    private readonly Linear layer = Linear(6, 6);
+    public static int StallOnCall;
+    public static TimeSpan Stall = TimeSpan.FromSeconds(60);
+    private int _calls;
+
+    public Staller() : base(nameof(Staller)) { RegisterComponents(); }
+
+    public override Tensor forward(Tensor x)
+    {
+        var y = layer.forward(x);
+        return ++_calls == StallOnCall ? SlowBackward.apply(y) : y;
+    }
+
+    private sealed class SlowBackward : TorchSharp.torch.autograd.SingleTensorFunction<SlowBackward>
+    {
+        public override string Name => nameof(SlowBackward);
+
+        public override Tensor forward(TorchSharp.torch.autograd.AutogradContext ctx, params object[] vars) => ((Tensor)vars[0]).clone();
+
+        public override System.Collections.Generic.List<Tensor> backward(TorchSharp.torch.autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            System.Threading.Thread.Sleep(Stall);
+            return new() { grad_output };
+        }
+    }
+}
+
+/// <summary>
+/// Four stages, the first holding the staller. As ZB-V on 2 ranks (the build-time table), rank 0 holds stages 0 and 3,
+/// so the loss broadcast's root is the rank whose last backward of stage 0 stalls; interleaved on 2 ranks, rank 0
+/// holds stages 0 and 2 and the last stage is on rank 1.
+/// </summary>
+[Pipeline(Schedule = Pippy.Schedules.ScheduleKind.ZeroBubbleV, StagesPerRank = 2, Microbatches = 4)]
+public sealed partial class Stalling : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Staller first = new();
+    [SplitEnd] private readonly Linear second = Linear(6, 6);
+    [SplitEnd] private readonly Linear third = Linear(6, 6);
+    private readonly Linear fourth = Linear(6, 6);
+
+    public Stalling() : base(nameof(Stalling)) { RegisterComponents(); }
+
+    public override Tensor forward(Tensor x)
+    {
+        x = first.forward(x).tanh();
+        x = second.forward(x).tanh();
+        x = third.forward(x).tanh();
+        return fourth.forward(x);
+    }
+}
