@@ -103,6 +103,7 @@ bool ok = scenario switch
     "memory" => Memory.Measure(mpi),
     "fail" => Reliability.Run(mpi, args[1]),
     "load-other" => Training.LoadOther(mpi, args[1]),
+    "checkpoint-layout" => Training.Layout(mpi, args[1], args[2], args[3]),
     "learned-shapes" => LearnedShapes.Steps(mpi),
     "shared-slots" => SharedSlotsCheck.Run(mpi),
     "shape-by-data" => LearnedShapes.DataDependent(mpi, learn: args.Length < 2 || args[1] != "headers"),

@@ -238,6 +238,44 @@ public static class Training
         }
     }
 
+    /// <summary>
+    /// The 4-stage GPT under a stage placement chosen at start: "1f1b" (a stage per rank, 4 ranks), "interleaved"
+    /// (stages 0 and 2 on rank 0, 1 and 3 on rank 1) or "v" (0 and 3 on rank 0, 1 and 2 on rank 1). "save" writes a
+    /// checkpoint; "load" loads one saved under another placement, which must be refused and change nothing.
+    /// </summary>
+    public static bool Layout(PipelineEnvironment mpi, string action, string layout, string directory)
+    {
+        torch.manual_seed(0);
+        var options = layout switch
+        {
+            "1f1b" => new PipelineOptions { PrintPlan = false },
+            "interleaved" => new PipelineOptions { PrintPlan = false, Schedule = Pippy.Schedules.ScheduleKind.Interleaved1F1B, StagesPerRank = 2 },
+            "v" => new PipelineOptions { PrintPlan = false, Schedule = Pippy.Schedules.ScheduleKind.ZeroBubbleV, StagesPerRank = 2 },
+            _ => throw new ArgumentException($"unknown layout '{layout}'"),
+        };
+        using var pipe = TinyGpt.Pipeline.Build(new TinyGpt(), mpi, options);
+        var optimizer = optim.AdamW(pipe.Parameters(), 0.01);
+        Console.WriteLine($"[rank {mpi.Rank}] {layout}: stages {string.Join(", ", pipe.Stages.Select(s => s.Index))}");
+        if (action == "save")
+        {
+            pipe.SaveCheckpoint(directory, optimizer, step: 0);
+            return true;
+        }
+        string before = Digest(pipe.Stages.SelectMany(s => s.named_parameters()));
+        try
+        {
+            pipe.LoadCheckpoint(directory, optimizer);
+            Console.WriteLine($"[rank {mpi.Rank}] loaded a checkpoint of another stage layout");
+            return false;
+        }
+        catch (Exception e) when (e is InvalidDataException or InvalidOperationException)
+        {
+            bool unchanged = Digest(pipe.Stages.SelectMany(s => s.named_parameters())) == before;
+            Console.WriteLine($"[rank {mpi.Rank}] refused: {e.Message} unchanged: {unchanged}");
+            return unchanged;
+        }
+    }
+
     private static string Digest(IEnumerable<(string Name, Parameter Parameter)> parameters)
     {
         using var sha = SHA256.Create();

@@ -173,6 +173,45 @@ public class ReliabilityTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void ACheckpointOfAnotherStagePlacementIsRefusedAndChangesNothing()
+    {
+        // The same 4-stage GPT on 2 ranks: saved interleaved (stages 0 and 2 on rank 0), loaded as a V (0 and 3 on rank 0).
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-placement-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MpiLauncher.Parity(2, $"checkpoint-layout save interleaved {directory}", log);
+            var output = MpiLauncher.Parity(2, $"checkpoint-layout load v {directory}", log).Output;
+            Assert.Contains("PASS checkpoint-layout", output);
+            Assert.Contains("[rank 0] refused: rank0.step0.pippy holds stage 2, which this rank does not run.", output);
+            Assert.Contains("[rank 1] refused: rank1.step0.pippy holds stage 3, which this rank does not run.", output);
+            Assert.Equal(2, Regex.Matches(output, @"unchanged: True").Count);
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ACheckpointOfAnotherRankCountIsRefusedAndChangesNothing()
+    {
+        // Saved with a stage per rank on 4 ranks, loaded with 2 stages per rank on 2.
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-rank-count-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MpiLauncher.Parity(4, $"checkpoint-layout save 1f1b {directory}", log);
+            var output = MpiLauncher.Parity(2, $"checkpoint-layout load interleaved {directory}", log).Output;
+            Assert.Contains("PASS checkpoint-layout", output);
+            Assert.Contains($"[rank 0] refused: The checkpoint in {directory} is of TinyGpt with 4 stages on 4 ranks, but this pipeline is TinyGpt with 4 stages on 2 ranks", output);
+            Assert.Equal(2, Regex.Matches(output, @"unchanged: True").Count);
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void AJobKilledWhileSavingLeavesThePreviousCheckpointWholeAndLoadable()
     {
         string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-killed-save-" + Guid.NewGuid().ToString("N"));
