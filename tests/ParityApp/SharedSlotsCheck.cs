@@ -10,8 +10,8 @@ using MpiU = MPI.Unsafe;
 namespace ParityApp;
 
 /// <summary>
-/// The transport's shared-memory path on 2 ranks of one machine, message by message: every dtype and shape arrives
-/// bit for bit, slots are reused once the receiver gives them back and multiply while it holds them, a sender that
+/// The transport's shared-memory path on 2 ranks of one machine, message by message: a tensor of every dtype but the
+/// quantized ones (12), an empty tensor and "no tensor" arrive bit for bit (and through MPI alone too), slots are reused once the receiver gives them back and multiply while it holds them, a sender that
 /// disposes its transport before the receiver has looked still delivers, and a rank that will not share memory makes
 /// both keep to MPI.
 /// </summary>
@@ -34,15 +34,17 @@ public static class SharedSlotsCheck
                 if (mpi.Rank == 1)
                 {
                     ok &= Compare(received, round);
+                    if (round == 0) ok &= Check(mpi, received.Take(Dtypes.Length).Select(r => r.Value?.dtype).SequenceEqual(Dtypes.Select(d => (ScalarType?)d)),
+                        $"through shared memory, bit for bit: {string.Join(", ", Dtypes)}");
                     foreach (var r in held.Concat(round == 3 ? Array.Empty<ReceivedTensor>() : received)) if (r.Value is { } v) transport.Return(v);
                     held = round == 3 ? received : Array.Empty<ReceivedTensor>();
                 }
                 mpi.Barrier();
-                if (mpi.Rank == 0 && round == 2) ok &= Check(mpi, transport.SharedSlotsCreated == 4, $"rounds 0-2 created one slot per non-empty tensor (4), created {transport.SharedSlotsCreated}");
+                if (mpi.Rank == 0 && round == 2) ok &= Check(mpi, transport.SharedSlotsCreated == NonEmpty, $"rounds 0-2 created one slot per non-empty tensor ({NonEmpty}), created {transport.SharedSlotsCreated}");
             }
-            if (mpi.Rank == 0) ok &= Check(mpi, transport.SharedSlotsCreated == 8, $"round 4, sent while round 3's slots were held, created 4 more (8), created {transport.SharedSlotsCreated}");
+            if (mpi.Rank == 0) ok &= Check(mpi, transport.SharedSlotsCreated == 2 * NonEmpty, $"round 4, sent while round 3's slots were held, created {NonEmpty} more ({2 * NonEmpty}), created {transport.SharedSlotsCreated}");
 
-            // New messages (tags 10-15, larger): new slots, which rank 0 disposes right after sending, while rank 1
+            // New messages (tags 100-113, larger): new slots, which rank 0 disposes right after sending, while rank 1
             // looks only later. The sender keeps a slot's memory until its receiver has given it back.
             if (mpi.Rank == 0) Exchange(mpi, transport, LateRound);
             else
@@ -60,7 +62,7 @@ public static class SharedSlotsCheck
         using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: unwilling) { Timeout = Timeout })
         {
             var received = Exchange(mpi, transport, 0);
-            if (mpi.Rank == 1) ok &= Compare(received, 0);
+            if (mpi.Rank == 1) ok &= Check(mpi, Compare(received, 0), $"through MPI, bit for bit: {string.Join(", ", Dtypes)}");
             ok &= Check(mpi, transport.SharedSlotsCreated == 0, "and sends through MPI alone");
         }
         return ok;
@@ -68,11 +70,11 @@ public static class SharedSlotsCheck
 
     private const int LateRound = 9;
 
-    /// <summary>Rank 0 sends the round's tensors (tags 0-5); rank 1 receives them.</summary>
+    /// <summary>Rank 0 sends the round's tensors (tags 0-13, or 100-113 in the late round); rank 1 receives them.</summary>
     private static ReceivedTensor[] Exchange(PipelineEnvironment mpi, TensorTransport transport, int round)
     {
         var tensors = Tensors(round);
-        int first = round == LateRound ? 10 : 0;
+        int first = round == LateRound ? 100 : 0;
         if (mpi.Rank == 0)
         {
             for (int k = 0; k < tensors.Length; k++) transport.Send(tensors[k], 1, first + k);
@@ -82,20 +84,39 @@ public static class SharedSlotsCheck
         return transport.Receive(Enumerable.Range(first, tensors.Length).Select(tag => (0, tag)).ToArray());
     }
 
+    /// <summary>Every dtype of TorchSharp but the quantized ones, each in a message of its own.</summary>
+    public static readonly ScalarType[] Dtypes =
+    {
+        ScalarType.Byte, ScalarType.Int8, ScalarType.Int16, ScalarType.Int32, ScalarType.Int64, ScalarType.Float16, ScalarType.BFloat16,
+        ScalarType.Float32, ScalarType.Float64, ScalarType.ComplexFloat32, ScalarType.ComplexFloat64, ScalarType.Bool,
+    };
+
+    /// <summary>A tensor of every dtype (random bits of each), an empty one and no tensor.</summary>
     private static Tensor?[] Tensors(int round)
     {
         var g = new Generator(100 + (ulong)round);
         long rows = round == LateRound ? 300 : 3;
-        return new Tensor?[]
+        var tensors = new Tensor?[Dtypes.Length + 2];
+        for (int k = 0; k < Dtypes.Length; k++)
         {
-            randn(new long[] { rows, 5 }, generator: g),
-            randint(-1000, 1000, new long[] { 7 }, generator: g),
-            rand(new long[] { 4 }, generator: g) > 0.5,
-            randn(new long[] { 2, 2, 2 }, dtype: ScalarType.Float64, generator: g),
-            zeros(0, 3),
-            null,
-        };
+            long[] shape = k == 0 ? new long[] { rows, 5 } : new long[] { 1 + k % 3, 2 + k % 4 };
+            tensors[k] = Dtypes[k] switch
+            {
+                ScalarType.Bool => rand(shape, generator: g) > 0.5,
+                ScalarType.Byte => randint(0, 256, shape, dtype: ScalarType.Byte, generator: g),
+                ScalarType.Int8 => randint(-128, 128, shape, dtype: ScalarType.Int8, generator: g),
+                ScalarType.Int16 or ScalarType.Int32 or ScalarType.Int64 => randint(-30000, 30000, shape, dtype: Dtypes[k], generator: g),
+                ScalarType.ComplexFloat32 or ScalarType.ComplexFloat64 => randn(shape, dtype: Dtypes[k], generator: g),
+                var floating => randn(shape, generator: g).to_type(floating),
+            };
+        }
+        tensors[Dtypes.Length] = zeros(0, 3);
+        tensors[Dtypes.Length + 1] = null;
+        return tensors;
     }
+
+    /// <summary>The messages of a round that carry memory (a slot each).</summary>
+    public static int NonEmpty => Dtypes.Length;
 
     private static bool Compare(ReceivedTensor[] received, int round)
     {
