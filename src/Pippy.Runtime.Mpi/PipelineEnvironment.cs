@@ -9,11 +9,11 @@ namespace Pippy.Runtime
 {
     /// <summary>
     /// What moves MPI messages along while a rank computes. MPI makes progress only inside MPI calls unless a thread
-    /// does it. bench/ measures the three (bench/results/latest.md). On this 2-core machine no setting won
-    /// consistently: for 1F1B at m = 8, three runs gave None 0.91, 0.92 and 0.69 of the ideal, the polling thread 0.86,
-    /// 0.60 and 0.91, MPICH's thread 0.69, 0.61 and 0.68 (never ahead). Receives are posted ahead, and a progress thread
-    /// takes its time from one of the two ranks' compute. None stays the default: as fast as the best within the
-    /// noise, and it needs neither MPI_THREAD_MULTIPLE nor an extra thread.
+    /// does it. bench/ measures the three (bench/results/latest.md). In the committed report (2 cores, GPipe and 1F1B
+    /// at m = 8) the polling thread took the same step time as None (median 319 / 324 ms against 332 / 324 ms) and
+    /// MPICH's thread about twice as long (675 / 678 ms: it spins beside the compute). Receives are posted ahead, and a
+    /// progress thread takes its time from one of the two ranks' compute. None stays the default: as fast as the best
+    /// within the noise, and it needs neither MPI_THREAD_MULTIPLE nor an extra thread.
     /// </summary>
     public enum CommunicationProgress
     {
