@@ -85,6 +85,23 @@ public class DiagnosticTests
             "PIPPY0007", "parameter 'n' has type int");
 
     [Fact]
+    public void PIPPY0007_ATupleOfFiveTensorsIsRefused() =>
+        Single(Model(signature: "public override (Tensor, Tensor, Tensor, Tensor, Tensor) forward(Tensor x)",
+                declaration: "public sealed partial class Net : Module<Tensor, (Tensor, Tensor, Tensor, Tensor, Tensor)>",
+                forward: "x = a.forward(x); x = b.forward(x); var y = c.forward(x); return (y, y, y, y, y);"),
+            "PIPPY0007", "return type has type", "a tuple of 2 to 4 tensors");
+
+    [Fact]
+    public void ATupleOfFourTensorsIsTheLargestOutputAndCompiles()
+    {
+        var result = GeneratorHarness.Run(Model(signature: "public override (Tensor, Tensor, Tensor, Tensor) forward(Tensor x)",
+            declaration: "public sealed partial class Net : Module<Tensor, (Tensor, Tensor, Tensor, Tensor)>",
+            forward: "x = a.forward(x); x = b.forward(x); var y = c.forward(x); return (y, y * 2, y.tanh(), x);"));
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).Select(d => d.ToString()));
+    }
+
+    [Fact]
     public void PIPPY0008_SharedSubmoduleIsReplicatedWithAnInfo()
     {
         var diagnostic = Single(Model(forward: "x = a.forward(c.forward(x)); x = b.forward(x); return c.forward(x);"), "PIPPY0008", "'c' is used in stages 0 and 2", "gradients are summed");

@@ -29,6 +29,10 @@ bool ok = scenario switch
         (m, x) => m.forward(x[0], x[1], x[2]), o => new[] { o.Item1, o.Item2 }, new[] { randn(6, 10), randn(6, 6), randn(6, 5) }, randn(6, 5),
         (o, t) => functional.mse_loss(o.Item1, t, Reduction.Sum) + o.Item2.sum(), new PipelineOptions { Microbatches = 3 }),
 
+    "six-inputs" => Parity.Check(mpi, () => new SixInputs(), (m, e, o) => SixInputs.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0], x[1], x[2], x[3], x[4], x[5]), o => new[] { o },
+        new[] { randn(6, 4), randn(6, 6), randn(6, 6), randn(6, 6), randn(6, 6), randn(6, 3) }, randn(6, 3), mse, new PipelineOptions()),
+
     "shared" => Parity.Check(mpi, () => new SharedBlock(), (m, e, o) => SharedBlock.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 8) }, randn(8, 3), mse, new PipelineOptions(),
         perturbOnLaterRanks: new[] { "shared." }),

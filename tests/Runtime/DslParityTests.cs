@@ -61,6 +61,16 @@ public class DslParityTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void SixInputsEachReadByItsOwnStage()
+    {
+        // The most inputs a TorchSharp module's forward takes; later stages read theirs straight from the batch.
+        var output = Run("six-inputs", 3);
+        Assert.Contains("stage 0 (rank 0): first; in: a (model input 0), b (model input 1)", output);
+        Assert.Contains("stage 1 (rank 1): second; in: c (model input 2), d (model input 3), h (stage 0 output 0)", output);
+        Assert.Contains("stage 2 (rank 2): third; in: e (model input 4), f (model input 5), h (stage 1 output 0)", output);
+    }
+
+    [Fact]
     public void SubmoduleUsedByTwoStagesIsReplicatedAndItsGradientsSummed()
     {
         var output = Run("shared", 3);
