@@ -129,11 +129,14 @@ namespace Pippy.Generators.Emitting
             int stageCount = plan.Stages.Count;
 
             w.Line("/// <summary>");
-            w.Line($"/// The pipeline of <see cref=\"{plan.Type.Name}\"/>, planned at build time: {stageCount} stage{(stageCount == 1 ? "" : "s")}, rank k runs stage k.");
+            int ranks = plan.Stages.Count / plan.StagesPerRank;
+            w.Line($"/// The pipeline of <see cref=\"{plan.Type.Name}\"/>, planned at build time: {stageCount} stage{(stageCount == 1 ? "" : "s")} on {ranks} rank{(ranks == 1 ? "" : "s")}, {plan.StagesPerRank} per rank;");
+            w.Line("/// which rank runs which stage is the <see cref=\"Schedule\"/>'s placement. PipelineOptions may choose another schedule or");
+            w.Line("/// stage placement at start, and PipelineOptions.DataParallel runs several such pipelines side by side.");
             w.Line("/// </summary>");
             w.Line(GeneratedCode);
             w.Open("public static class Pipeline");
-            w.Line($"/// <summary>The number of stages, and so of MPI ranks.</summary>");
+            w.Line("/// <summary>The number of stages. A pipeline takes StageCount / (stages per rank) MPI ranks, and a job that many times PipelineOptions.DataParallel.</summary>");
             w.Line($"public const int StageCount = {stageCount};");
             w.Line();
 

@@ -12,12 +12,14 @@ namespace Scenarios
     partial class TwoValues
     {
         /// <summary>
-        /// The pipeline of <see cref="TwoValues"/>, planned at build time: 2 stages, rank k runs stage k.
+        /// The pipeline of <see cref="TwoValues"/>, planned at build time: 2 stages on 2 ranks, 1 per rank;
+        /// which rank runs which stage is the <see cref="Schedule"/>'s placement. PipelineOptions may choose another schedule or
+        /// stage placement at start, and PipelineOptions.DataParallel runs several such pipelines side by side.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public static class Pipeline
         {
-            /// <summary>The number of stages, and so of MPI ranks.</summary>
+            /// <summary>The number of stages. A pipeline takes StageCount / (stages per rank) MPI ranks, and a job that many times PipelineOptions.DataParallel.</summary>
             public const int StageCount = 2;
 
             /// <summary>Which values each stage takes and makes.</summary>
