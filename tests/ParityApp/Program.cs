@@ -109,6 +109,7 @@ bool ok = scenario switch
     "load-other" => Training.LoadOther(mpi, args[1]),
     "checkpoint-layout" => Training.Layout(mpi, args[1], args[2], args[3]),
     "learned-shapes" => LearnedShapes.Steps(mpi),
+    "threads" => Threads(mpi),
     "shared-slots" => SharedSlotsCheck.Run(mpi),
     "shape-by-data" => LearnedShapes.DataDependent(mpi, learn: args.Length < 2 || args[1] != "headers"),
     "memory-peak" => Memory.Peak(mpi, args[1]),
@@ -120,6 +121,13 @@ bool ok = scenario switch
 };
 
 bool all = mpi.AllTrue(ok);
+
+// How many threads torch uses on this rank (PipelineEnvironment.Start divides the cores among a machine's ranks).
+static bool Threads(PipelineEnvironment mpi)
+{
+    Console.WriteLine($"[rank {mpi.Rank}] torch threads {torch.get_num_threads()} of {Environment.ProcessorCount} cores");
+    return true;
+}
 
 static int Int(string[] args, int index) => int.Parse(args[index], System.Globalization.CultureInfo.InvariantCulture);
 

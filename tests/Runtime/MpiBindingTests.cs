@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Text.RegularExpressions;
 using Pippy.Runtime.Native;
 using Xunit;
 using Xunit.Abstractions;
@@ -47,6 +48,18 @@ public class MpiBindingTests(ITestOutputHelper log)
         var run = Alone();
         Assert.NotEqual(0, run.ExitCode);
         Assert.Contains("start it with mpiexec -n 3", run.Errors);
+    }
+
+    [Fact]
+    public void EachRankGetsItsShareOfTheCoresUnlessOmpNumThreadsSaysOtherwise()
+    {
+        // Start divides the machine's cores among its ranks (MPICH's MPI_LOCALNRANKS) for torch's threads.
+        int cores = Environment.ProcessorCount, share = Math.Max(1, cores / 2);
+        var unset = MpiLauncher.Parity(2, "threads", log, ("OMP_NUM_THREADS", null));
+        Assert.Equal(2, Regex.Matches(unset.Output, $@"\] torch threads {share} of {cores} cores").Count);
+        // Set, it is left to torch: every core for each rank here, not the share.
+        var set = MpiLauncher.Parity(2, "threads", log, ("OMP_NUM_THREADS", cores.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(2, Regex.Matches(set.Output, $@"\] torch threads {cores} of {cores} cores").Count);
     }
 
     // What Open MPI 4.1's MPI_Get_library_version says (Debian 12's libmpi.so.40), and MPICH 4.0's.

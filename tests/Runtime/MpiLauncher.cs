@@ -28,7 +28,7 @@ public static class MpiLauncher
     /// Runs tests/ParityApp with <paramref name="arguments"/> on <paramref name="ranks"/> ranks, logs what it printed,
     /// and asserts that it exited 0 and that no check printed MISMATCH.
     /// </summary>
-    public static Run Parity(int ranks, string arguments, Xunit.Abstractions.ITestOutputHelper log, params (string Name, string Value)[] environment)
+    public static Run Parity(int ranks, string arguments, Xunit.Abstractions.ITestOutputHelper log, params (string Name, string? Value)[] environment)
     {
         var run = Start(ranks, SampleDll("ParityApp", "tests"), arguments, environment: environment);
         log.WriteLine(run.Output);
@@ -46,8 +46,11 @@ public static class MpiLauncher
         return Wait(start, 120, $"dotnet {Path.GetFileName(dll)} {arguments}");
     }
 
-    /// <summary>Runs <c>mpiexec -n RANKS dotnet DLL ARGS</c>; a job still running after the timeout is killed and fails the test.</summary>
-    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300, params (string Name, string Value)[] environment)
+    /// <summary>
+    /// Runs <c>mpiexec -n RANKS dotnet DLL ARGS</c>; a job still running after the timeout is killed and fails the test.
+    /// An environment variable given a null value is removed.
+    /// </summary>
+    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300, params (string Name, string? Value)[] environment)
     {
         var start = new ProcessStartInfo(Launcher(), $"-n {ranks} dotnet {dll} {arguments}")
         {
@@ -55,7 +58,11 @@ public static class MpiLauncher
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var (name, value) in environment) start.Environment[name] = value;
+        foreach (var (name, value) in environment)
+        {
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
+        }
         return Wait(start, timeoutSeconds, $"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments}");
     }
 
