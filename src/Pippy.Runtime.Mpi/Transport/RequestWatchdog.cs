@@ -12,6 +12,9 @@ namespace Pippy.Runtime.Transport
     /// </summary>
     internal static unsafe class RequestWatchdog
     {
+        /// <summary>Polls without giving up the core before yielding it between polls.</summary>
+        private const int SpinRounds = 64;
+
         /// <param name="what">What request k is, for the message ("the value 'x' from stage 0 ...").</param>
         /// <param name="why">The likely causes, for the message.</param>
         public static void WaitAll(int* requests, int count, TimeSpan timeout, Func<int, string> what, string why)
@@ -21,16 +24,21 @@ namespace Pippy.Runtime.Transport
             int remaining = count;
             long deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? long.MaxValue
                 : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-            for (int round = 0; ; round++)
+            for (int round = 0, idle = 0; ; round++)
             {
+                bool progressed = false;
                 for (int k = 0; k < count; k++)
                 {
                     if (done[k]) continue;
                     int code = MpiU.MPI_Test(ref requests[k], out int flag, out _);
                     if (code != 0) throw new InvalidOperationException($"MPI_Test ({what(k)}) failed with MPI error {code}.");
-                    if (flag != 0) { done[k] = true; remaining--; }
+                    if (flag != 0) { done[k] = true; remaining--; progressed = true; }
                 }
                 if (remaining == 0) return;
+                // Where ranks outnumber cores, the rank this one waits for may need this core: after a short spin,
+                // give it up between polls (sched_yield returns at once when nothing else wants the core).
+                idle = progressed ? 0 : idle + 1;
+                if (idle > SpinRounds) System.Threading.Thread.Yield();
                 if ((round & 1023) == 1023 && Stopwatch.GetTimestamp() > deadline)
                 {
                     // The job's rank, as the launcher and the abort message number them.

@@ -140,6 +140,12 @@ public static class ParityGrid
                     check.Values($"step {step} loss", loss, expectedLoss.detach());
                 }
                 check.Gradients(plain);
+                // NoSync's promise: the accumulated Steps cost one reduction (none where nothing is replicated).
+                int expected = mode == "accumulate" ? 3 : 1;
+                bool allowed = pipe.GradientReductions == expected || (replicas == 1 && pipe.GradientReductions == 0);
+                check.Count++;
+                if (!allowed)
+                    check.Failures.Add($"{pipe.GradientReductions} gradient reductions for 3 Steps ({(mode == "accumulate" ? "each Step reduces" : "2 inside NoSync, one reduction")})");
                 break;
             }
             case "adamw-clip":
@@ -190,7 +196,7 @@ public static class ParityGrid
     private sealed class Comparison(PipelineRunner pipe)
     {
         public bool Ok => Failures.Count == 0;
-        public int Count { get; private set; }
+        public int Count { get; set; }
         public List<string> Failures { get; } = new();
 
         public void Values(string what, Tensor? actual, Tensor expected)
