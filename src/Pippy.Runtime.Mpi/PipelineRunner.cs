@@ -172,6 +172,9 @@ namespace Pippy.Runtime
 
         public PipelineEnvironment Environment { get; }
 
+        /// <summary>How long a collective of this pipeline waits for the other ranks (<see cref="PipelineOptions.ReceiveTimeout"/>).</summary>
+        internal TimeSpan CollectiveTimeout => _options.ReceiveTimeout;
+
         /// <summary>The stages this rank runs, in stage order; their parameters are the model's own.</summary>
         public IReadOnlyList<PipelineStage> Stages { get; }
 

@@ -111,6 +111,7 @@ bool ok = scenario switch
     "memory-peak" => Memory.Peak(mpi, args[1]),
     "resume" or "resume-lazy" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0, lazy: scenario == "resume-lazy"), Int(args, 1), Int(args, 2),
         args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),
+    "load-damaged" => Training.LoadDamaged(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0), args[1], args[2], TinyGpt.Pipeline.MergeCheckpoint),
     "merge" => Training.Merge(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1], (model, directory, output) => { TinyGpt.Pipeline.MergeCheckpoint(model, directory, output); return true; }),
 
     _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
