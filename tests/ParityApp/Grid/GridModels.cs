@@ -138,28 +138,32 @@ public sealed partial class GridTied : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Feature "shared submodule": one Linear called on stage 0 and on stage 2 (replicated, gradients summed).</summary>
+/// <summary>
+/// Feature "shared submodule": one Linear called on stage 0 and on stage 2 (replicated, gradients summed), and one
+/// module without parameters (an activation) called on stages 1 and 3.
+/// </summary>
 [Pipeline(Microbatches = 4)]
 public sealed partial class GridShared : Module<Tensor, Tensor>
 {
     [SplitEnd] private readonly Linear a;
     private readonly Linear shared;
+    private readonly Module<Tensor, Tensor> activation;
     [SplitEnd] private readonly Linear b;
     [SplitEnd] private readonly Linear c;
     private readonly Linear d;
 
     public GridShared() : base(nameof(GridShared))
     {
-        a = Linear(6, 8); shared = Linear(8, 8); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
+        a = Linear(6, 8); shared = Linear(8, 8); activation = SiLU(); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
         var h = shared.forward(a.forward(x).tanh());
-        h = b.forward(h).tanh();
+        h = activation.forward(b.forward(h));
         h = shared.forward(c.forward(h)).tanh();
-        return d.forward(h);
+        return activation.forward(d.forward(h));
     }
 }
 
