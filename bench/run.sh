@@ -15,4 +15,6 @@ for progress in none mpich poll; do
 done
 mpiexec.mpich -n 1 dotnet "$bench" memory "$results" plain
 mpiexec.mpich -n 2 dotnet "$bench" memory "$results" lazy
+rm -f "$results"/accumulation.md
+mpiexec.mpich -n 2 dotnet "$bench" accumulation "$results"
 mpiexec.mpich -n 2 dotnet "$bench" pipeline "$results"

@@ -19,6 +19,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench memory <results> plain    on 1 rank: peak memory of one training step of the whole model
 //   PipelineBench memory <results> lazy     each rank builds only its stage (LazyModel)
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
+//   PipelineBench accumulation <results>    DataParallel = 2: k accumulated Steps with and without NoSync (accumulation.md)
 // and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench transport
 // (pipelines through shared memory against MPI alone), PipelineBench generator.
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
@@ -38,6 +39,16 @@ if (mode == "memory") return MemoryPeak(mpi, results, args[2]);
 if (mode == "bandwidth")
 {
     foreach (var row in SendBandwidth(mpi, new[] { 1, 16, 64, 256 })) Console.WriteLine(row);
+    return 0;
+}
+if (mode == "accumulation")
+{
+    string report = PipelineBench.Accumulation.Measure(mpi);
+    if (mpi.Rank == 0)
+    {
+        Console.WriteLine(report);
+        File.WriteAllText(Path.Combine(results, "accumulation.md"), report + "\n");
+    }
     return 0;
 }
 if (mode == "generator")
@@ -311,6 +322,8 @@ if (mpi.Rank == 0)
         text.AddRange(memory);
         text.Add("");
     }
+    // Written by the accumulation job that bench/run.sh runs before this one.
+    if (File.Exists(Path.Combine(results, "accumulation.md"))) text.AddRange(File.ReadAllLines(Path.Combine(results, "accumulation.md")).Append(""));
     File.WriteAllText(Path.Combine(results, "latest.md"), string.Join("\n", text));
     File.WriteAllText(Path.Combine(results, "efficiency.svg"), Svg(chart));
     Console.WriteLine(string.Join("\n", text));

@@ -25,6 +25,15 @@ namespace Pippy.Runtime
         public int? StagesPerRank { get; init; }
 
         /// <summary>
+        /// A schedule table of your own, chosen at start: the text of a CSV in torch.distributed.pipelining's format (one
+        /// row per rank, one action per cell, e.g. <c>0F0,0F1,0B0,0B1</c>), as <c>[Pipeline(ScheduleFile = ...)]</c> takes
+        /// at build time. Its rows say which rank runs which stage and its microbatch numbers how many microbatches there
+        /// are; it is lowered, validated and simulated like the file, and a problem is an error at start naming the cell.
+        /// Leave <see cref="Schedule"/>, <see cref="StagesPerRank"/> and <see cref="Microbatches"/> unset with it.
+        /// </summary>
+        public string? ScheduleCsv { get; init; }
+
+        /// <summary>
         /// How many pipelines train side by side on different parts of each batch (data parallelism x pipeline
         /// parallelism). The job then has DataParallel x (pipeline ranks) ranks; consecutive ranks form a pipeline.
         /// Every rank is given the whole batch; each replica takes its share along each input's split dimension, and

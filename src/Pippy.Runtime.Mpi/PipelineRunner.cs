@@ -25,6 +25,7 @@ namespace Pippy.Runtime
         private readonly TensorTransport _transport;
         private readonly TensorTransport _replicaTransport;
         private readonly ReplicaSync _replicas;
+        private readonly GradientReduction _gradients;
         private readonly int _replicaCommunicator;
         private readonly int _pipelineCommunicator;
         private readonly int _dataCommunicator;
@@ -37,6 +38,19 @@ namespace Pippy.Runtime
             _options = options ?? new PipelineOptions();
             // The build-time table, unless the options ask for another schedule, stage placement or microbatch count:
             // then the same schedule code computes the table now (and checks the request first).
+            if (_options.ScheduleCsv is not null)
+            {
+                if (_options.Schedule is not null || _options.StagesPerRank is not null || _options.Microbatches is not null)
+                    throw new ArgumentException("PipelineOptions.ScheduleCsv is a whole table (its rows place the stages, its microbatch numbers count them): leave Schedule, StagesPerRank and Microbatches unset with it.");
+                try
+                {
+                    buildTimeSchedule = CsvSchedule.Load(_options.ScheduleCsv, "PipelineOptions.ScheduleCsv", graph.Edges.Select(e => (e.FromStage, e.ToStage)).ToArray(), graph.StageCount);
+                }
+                catch (InvalidScheduleException e)
+                {
+                    throw new ArgumentException($"{graph.ModelName} cannot run the schedule of PipelineOptions.ScheduleCsv: {e.Message}", e);
+                }
+            }
             var kind = _options.Schedule ?? buildTimeSchedule.Kind;
             int stagesPerRank = _options.StagesPerRank ?? buildTimeSchedule.StageCount / buildTimeSchedule.RankCount;
             int microbatches = _options.Microbatches ?? buildTimeSchedule.Microbatches;
@@ -95,6 +109,11 @@ namespace Pippy.Runtime
             _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
             if (replicas > 1) DataParallelSync.BroadcastValues(Parameters(), _dataCommunicator, _options.ReceiveTimeout, _transport.Staging);
+            _gradients = new GradientReduction(replicas > 1 ? Parameters() : _replicas.Parameters, () =>
+            {
+                _replicas.SumGradients();
+                if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator, _options.ReceiveTimeout, _transport.Staging);
+            });
             if (_options.PrintPlan && environment.Rank == 0) PrintPlan();
             if (_options.PrintPlan && DataParallelRank == 0)
             {
@@ -153,6 +172,9 @@ namespace Pippy.Runtime
         public int DataParallelSize { get; }
 
         public PipelineEnvironment Environment { get; }
+
+        /// <summary>How long a collective of this pipeline waits for the other ranks (<see cref="PipelineOptions.ReceiveTimeout"/>).</summary>
+        internal TimeSpan CollectiveTimeout => _options.ReceiveTimeout;
 
         /// <summary>The stages this rank runs, in stage order; their parameters are the model's own.</summary>
         public IReadOnlyList<PipelineStage> Stages { get; }
@@ -218,6 +240,7 @@ namespace Pippy.Runtime
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
             int buffersBefore = _transport.BuffersAllocated, slotsBefore = _transport.SharedSlotsCreated;
             var sendsBefore = _transport.SendCounts;
+            _gradients.BeforeStep();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             interpreter.Run(Schedule.ActionsOf(PipelineRank));
             double runMs = clock.Elapsed.TotalMilliseconds;
@@ -236,8 +259,7 @@ namespace Pippy.Runtime
                 CommunicationMilliseconds = ScheduleInterpreter.Meter.Milliseconds(interpreter.Time.CommunicationTicks),
             };
             if (_options.TraceDirectory is { } directory) WriteTrace(directory, interpreter.Timeline);
-            _replicas.SumGradients();
-            if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _dataCommunicator, _options.ReceiveTimeout, _transport.Staging);
+            _gradients.AfterStep();
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             var loss_ = BroadcastFromLastStage(total);
             if (DataParallelSize > 1) loss_ = DataParallelSync.SumScalar(loss_, _dataCommunicator, _options.ReceiveTimeout);
@@ -252,18 +274,35 @@ namespace Pippy.Runtime
             ParameterSet.Distinct(Stages.SelectMany(s => s.parameters()).Where(p => p.requires_grad));
 
         /// <summary>
+        /// Gradient accumulation without the communication of every Step (as DistributedDataParallel's <c>no_sync</c>):
+        /// Steps inside <c>using (pipe.NoSync()) { ... }</c> only accumulate this rank's gradients; the next Step outside
+        /// it, the last micro-step of the accumulation, sums everything accumulated since the last sum across
+        /// data-parallel replicas and replicated or tied copies, in one reduction. Inside it, a replicated parameter's
+        /// gradient is this rank's share only, so clip, step the optimizer and save after the Step outside it. Steps
+        /// outside it also accumulate correctly (each sums only what it added), at one reduction each.
+        /// </summary>
+        public IDisposable NoSync() => _gradients.NoSync();
+
+        /// <summary>How many times Steps summed gradients across replicas and copies (a Step inside <see cref="NoSync"/> does not; nor does anything where nothing is replicated).</summary>
+        public int GradientReductions => _gradients.Reductions;
+
+        /// <summary>
         /// Global gradient-norm clipping, as <c>clip_grad_norm_</c> on the plain model: the 2-norm over every parameter
         /// of the whole pipeline (squared norms summed across ranks, a replicated parameter counted once), then every
         /// gradient scaled by min(1, maxNorm / (norm + 1e-6)). Call it on every rank after <c>Step</c>; returns the norm.
         /// </summary>
         public unsafe double ClipGradNorm(double maxNorm)
         {
+            if (_gradients.Pending)
+                throw new InvalidOperationException(
+                    "ClipGradNorm was called after Steps inside NoSync(), whose gradients are not summed across replicas and tied copies yet; " +
+                    "clip after the Step outside NoSync() that ends the accumulation.");
             var parameters = Parameters();
             double local = 0;
             using (var scope = NewDisposeScope())
             {
                 foreach (var p in parameters)
-                    if (p.grad is { } grad && !_replicas.IsCopyOwnedElsewhere(p)) local += grad.to_type(ScalarType.Float64).square().sum().item<double>();
+                    if (p.grad is { } grad && !_replicas.IsSecondaryCopy(p)) local += grad.to_type(ScalarType.Float64).square().sum().item<double>();
             }
             double total = 0;
             // Data-parallel replicas hold the same (summed) gradients, so the norm is one pipeline's.

@@ -99,6 +99,8 @@ bool ok = scenario switch
     // Mean-reduced loss with SGD: AdamW is not compared at rtol 1e-5 here, since with gradients 80x smaller some sit
     // near its eps (1e-8), where it turns float rounding of the gradient into visible update differences.
     "train-dp-mean" => Training.CheckAgainstPlain(mpi, GptTwoStagesTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, mean: true), steps: 3),
+    // The parity grid: every feature x schedule and placement x mode whose rank count is this job's size.
+    "grid" => ParityApp.Grid.ParityGrid.Run(mpi, args[1], args.Length > 2 ? args[2] : ""),
     "split" => Training.Split(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1]),
     // Built on the meta device: each rank materializes only its stages (seeded layer defaults, a model file, a checkpoint).
     "train-lazy" => Training.CheckAgainstPlain(mpi, GptTraining(p => optim.SGD(p, 0.05, momentum: 0.9), clip: 0.5, lazy: true), steps: 3),
@@ -115,6 +117,7 @@ bool ok = scenario switch
     "memory-peak" => Memory.Peak(mpi, args[1]),
     "resume" or "resume-lazy" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0, lazy: scenario == "resume-lazy"), Int(args, 1), Int(args, 2),
         args.Length > 3 && args[3] != "-" ? args[3] : null, args.Length > 4 && args[4] != "-" ? args[4] : null),
+    "load-damaged" => Training.LoadDamaged(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0), args[1], args[2], TinyGpt.Pipeline.MergeCheckpoint),
     "merge" => Training.Merge(mpi, GptTraining(p => optim.AdamW(p, 0.01)), args[1], (model, directory, output) => { TinyGpt.Pipeline.MergeCheckpoint(model, directory, output); return true; }),
 
     _ => throw new ArgumentException($"unknown scenario '{scenario}'"),

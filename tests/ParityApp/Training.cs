@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Security.Cryptography;
 using Pippy.Runtime;
+using Pippy.Runtime.Checkpoints;
 using Pippy.Runtime.Materialization;
 using ParityApp.Models;
 using TorchSharp;
@@ -274,6 +275,155 @@ public static class Training
             Console.WriteLine($"[rank {mpi.Rank}] refused: {e.Message} unchanged: {unchanged}");
             return unchanged;
         }
+    }
+
+    /// <summary>
+    /// Damages a saved checkpoint on rank 0, as a disk or a hand would after the save (<paramref name="damage"/>: one
+    /// byte flipped in the parameters or in the optimizer state of rank 1's shard, or in the index; rank 1's shard cut
+    /// short; or the index's checksums taken out, as in a checkpoint saved before Pippy wrote them). Then every rank,
+    /// after a training step of its own, loads it: every rank must refuse with a message naming the file and the rank,
+    /// keep its parameters and optimizer state as they were, and train on. MergeCheckpoint must refuse it too and write
+    /// nothing; a checkpoint without checksums loads once <c>PipelineCheckpoint.AddChecksums</c> has added them.
+    /// </summary>
+    public static bool LoadDamaged<TModel>(PipelineEnvironment mpi, Setup<TModel> setup, string directory, string damage, Action<TModel, string, string> merge)
+        where TModel : nn.Module<Tensor, Tensor>
+    {
+        if (mpi.Rank == 0) Console.WriteLine($"[rank 0] {Damage(directory, damage)}");
+        mpi.Barrier();
+        torch.manual_seed(0);
+        using var pipe = setup.Build(setup.New(), mpi, setup.Options);
+        var optimizer = setup.Optimizer(pipe.Parameters());
+        void TrainStep(int step)
+        {
+            var (input, target) = setup.Batch(step);
+            optimizer.zero_grad();
+            pipe.Step(input, target, setup.Loss);
+            optimizer.step();
+        }
+        TrainStep(5); // optimizer state of its own, which a half-done load would change
+        string parameters = Digest(pipe.Stages.SelectMany(s => s.named_parameters())), state = OptimizerDigest(optimizer);
+        bool ok = true;
+        try
+        {
+            pipe.LoadCheckpoint(directory, optimizer);
+            Console.WriteLine($"[rank {mpi.Rank}] MISMATCH: loaded the damaged checkpoint");
+            ok = false;
+        }
+        catch (InvalidDataException e)
+        {
+            Say($"[rank {mpi.Rank}] refused: {e.Message}");
+        }
+        bool sameParameters = Digest(pipe.Stages.SelectMany(s => s.named_parameters())) == parameters, sameState = OptimizerDigest(optimizer) == state;
+        Console.WriteLine($"[rank {mpi.Rank}] parameters unchanged: {(sameParameters ? "ok" : "MISMATCH")}");
+        Console.WriteLine($"[rank {mpi.Rank}] optimizer state unchanged: {(sameState ? "ok" : "MISMATCH")}");
+        ok &= sameParameters && sameState;
+        TrainStep(6); // every rank is still in step with the others
+        Console.WriteLine($"[rank {mpi.Rank}] trained a step after the refusal");
+
+        if (damage == "no-checksums")
+        {
+            if (mpi.Rank == 0) PipelineCheckpoint.AddChecksums(directory);
+            mpi.Barrier();
+            long step = pipe.LoadCheckpoint(directory, optimizer);
+            Console.WriteLine($"[rank {mpi.Rank}] loaded step {step} after AddChecksums");
+        }
+        else if (mpi.Rank == 0)
+        {
+            string output = Path.Combine(Path.GetTempPath(), "pippy-merged-" + Guid.NewGuid().ToString("N") + ".bin");
+            try
+            {
+                merge(setup.Create(), directory, output);
+                Console.WriteLine("[rank 0] MISMATCH: merged the damaged checkpoint");
+                ok = false;
+            }
+            catch (InvalidDataException e)
+            {
+                Say($"[rank 0] merge refused: {e.Message}");
+            }
+            Console.WriteLine($"[rank 0] no merged file: {(File.Exists(output) ? "MISMATCH" : "ok")}");
+            ok &= !File.Exists(output);
+        }
+        return ok;
+    }
+
+    /// <summary>Does <paramref name="damage"/> to the checkpoint in <paramref name="directory"/>; says what it did.</summary>
+    private static string Damage(string directory, string damage)
+    {
+        string indexPath = Path.Combine(directory, PipelineCheckpoint.IndexFile);
+        var index = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(indexPath))!;
+        string shard = Path.Combine(directory, (string)index["Shards"]![1]!["File"]!);
+        // The shard: its magic string, stage count, and per stage its index and module section; then the optimizer
+        // flag, the optimizer's state, the step (8 bytes), the RNG state's length (4) and the RNG state.
+        (long Start, long End) Sections(bool optimizerPart)
+        {
+            using var reader = new BinaryReader(File.OpenRead(shard));
+            reader.ReadString();
+            int stages = reader.ReadInt32();
+            long start = reader.BaseStream.Position + 4;
+            for (int i = 0; i < stages; i++)
+            {
+                reader.ReadInt32();
+                ModelFile.Skim(reader);
+            }
+            if (!optimizerPart) return (start, reader.BaseStream.Position);
+            if (!reader.ReadBoolean()) throw new InvalidOperationException($"{shard} holds no optimizer state");
+            return (reader.BaseStream.Position, reader.BaseStream.Length - 12 - torch.get_rng_state().NumberOfElements);
+        }
+        switch (damage)
+        {
+            case "parameters":
+            case "optimizer":
+                var (start, end) = Sections(damage == "optimizer");
+                long at = (start + end) / 2;
+                using (var file = File.Open(shard, FileMode.Open, FileAccess.ReadWrite))
+                {
+                    file.Position = at;
+                    int b = file.ReadByte();
+                    file.Position = at;
+                    file.WriteByte((byte)(b ^ 0xFF));
+                }
+                return $"flipped byte {at} of {shard}, in its {(damage == "optimizer" ? "optimizer state" : "parameters")} (bytes {start}-{end})";
+            case "index":
+                // The step's digit: the index stays valid JSON, of another step; only its checksum tells.
+                var bytes = File.ReadAllBytes(indexPath);
+                int digit = System.Text.Encoding.UTF8.GetString(bytes).IndexOf("\"Step\": ", StringComparison.Ordinal) + "\"Step\": ".Length;
+                bytes[digit] ^= 0x02;
+                File.WriteAllBytes(indexPath, bytes);
+                return $"flipped byte {digit} of {indexPath}, the step";
+            case "cut":
+                long length = new FileInfo(shard).Length;
+                using (var file = File.Open(shard, FileMode.Open, FileAccess.ReadWrite)) file.SetLength(length / 2);
+                return $"cut {shard} from {length} to {length / 2} bytes";
+            case "no-checksums":
+                index.AsObject().Remove("Checksum");
+                foreach (var entry in index["Shards"]!.AsArray())
+                {
+                    entry!.AsObject().Remove("Length");
+                    entry.AsObject().Remove("Checksum");
+                }
+                File.WriteAllText(indexPath, index.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return $"took the checksums out of {indexPath}";
+            default:
+                throw new ArgumentException($"unknown damage '{damage}'");
+        }
+    }
+
+    /// <summary>
+    /// One line in one write to standard output: Console.WriteLine writes a long line in pieces, which mpiexec may
+    /// interleave with other ranks' lines.
+    /// </summary>
+    private static void Say(string line)
+    {
+        Console.Out.Flush();
+        using var stdout = Console.OpenStandardOutput();
+        stdout.Write(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
+    }
+
+    private static string OptimizerDigest(OptimizerHelper optimizer)
+    {
+        using var memory = new MemoryStream();
+        using (var writer = new BinaryWriter(memory, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(writer);
+        return Convert.ToHexString(SHA256.HashData(memory.ToArray()))[..16];
     }
 
     private static string Digest(IEnumerable<(string Name, Parameter Parameter)> parameters)

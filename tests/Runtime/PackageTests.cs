@@ -95,7 +95,7 @@ public class PackageTests(ITestOutputHelper log)
                 Assert.Contains("buildTransitive/Pippy.Runtime.Mpi.targets", entries);
                 using var nuspec = new StreamReader(runtime.Entries.Single(e => e.FullName.EndsWith(".nuspec")).Open());
                 string text = nuspec.ReadToEnd();
-                foreach (var dependency in new[] { "Pippy", "MPI.NET", "TorchSharp", "libtorch-cpu-linux-x64" })
+                foreach (var dependency in new[] { "Pippy", "MPI.NET", "TorchSharp", "libtorch-cpu-linux-x64", "System.IO.Hashing" })
                     Assert.Contains($"<dependency id=\"{dependency}\"", text);
             }
 

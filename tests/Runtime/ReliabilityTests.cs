@@ -172,6 +172,74 @@ public class ReliabilityTests(ITestOutputHelper log)
         }
     }
 
+    [Theory]
+    [InlineData("parameters")] // one byte flipped in the parameters of rank 1's shard
+    [InlineData("optimizer")]  // one byte flipped in the optimizer state of rank 1's shard
+    [InlineData("index")]      // one byte flipped in the index (the step: still valid JSON)
+    [InlineData("cut")]        // rank 1's shard cut to half its length
+    public void ADamagedCheckpointIsRefusedOnEveryRankNamingTheFileAndChangesNothing(string damage)
+    {
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-damaged-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MpiLauncher.Parity(4, $"resume 0 1 - {directory}", log); // AdamW: the shards hold optimizer state
+            // Every rank trains a step, tries to load, must refuse, and compares its parameters and optimizer state with
+            // what they were before (ok or MISMATCH); then trains a step more, and MergeCheckpoint must refuse too.
+            var output = MpiLauncher.Parity(4, $"load-damaged {directory} {damage}", log).Output;
+            Assert.Contains("PASS load-damaged", output);
+            string shard = System.IO.Path.Combine(directory, "rank1.step1.pippy"), index = System.IO.Path.Combine(directory, "checkpoint.json");
+            string refusal = damage switch
+            {
+                "index" => $"Checkpoint index {index} (read by rank 0) is damaged: its checksum is xxh3:",
+                "cut" => $"Checkpoint shard {shard} (rank 1) is damaged: it has ",
+                _ => $"Checkpoint shard {shard} (rank 1) is damaged: its checksum is xxh3:",
+            };
+            foreach (int rank in Enumerable.Range(0, 4))
+            {
+                Assert.Contains($"[rank {rank}] refused: {refusal}", output);
+                Assert.Contains($"[rank {rank}] parameters unchanged: ok", output);
+                Assert.Contains($"[rank {rank}] optimizer state unchanged: ok", output);
+                Assert.Contains($"[rank {rank}] trained a step after the refusal", output);
+            }
+            if (damage == "cut") Assert.Equal(4, Regex.Matches(output, @"\(rank 1\) is damaged: it has [\d,]+ bytes but the index records [\d,]+; it was changed or cut after it was saved\. Nothing was loaded").Count);
+            Assert.Equal(4, Regex.Matches(output, Regex.Escape("Nothing was loaded: restore the file or load an earlier checkpoint.")).Count);
+            Assert.Contains(damage == "index" ? $"[rank 0] merge refused: Checkpoint index {index} is damaged" : $"[rank 0] merge refused: Checkpoint shard {shard} (rank 1) is damaged", output);
+            Assert.Contains("Nothing was merged", output);
+            Assert.Contains("[rank 0] no merged file: ok", output);
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ACheckpointWithoutChecksumsIsRefusedUntilAddChecksumsAddsThem()
+    {
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-no-checksums-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            MpiLauncher.Parity(4, $"resume 0 1 - {directory}", log);
+            Assert.Matches("\"Checksum\": \"xxh3:[0-9a-f]{16}\"\\s*}\\s*$", System.IO.File.ReadAllText(System.IO.Path.Combine(directory, "checkpoint.json")));
+            // The index's checksums taken out, as in a checkpoint saved before Pippy wrote them.
+            var output = MpiLauncher.Parity(4, $"load-damaged {directory} no-checksums", log).Output;
+            Assert.Contains("PASS load-damaged", output);
+            foreach (int rank in Enumerable.Range(0, 4))
+            {
+                Assert.Contains($"[rank {rank}] refused: Checkpoint index {System.IO.Path.Combine(directory, "checkpoint.json")} (read by rank 0) records no checksums: " +
+                                "the checkpoint was saved before Pippy wrote them, or its index was edited. Nothing was loaded. If you trust its files as they are now, " +
+                                $"add checksums once with PipelineCheckpoint.AddChecksums(\"{directory}\")", output);
+                Assert.Contains($"[rank {rank}] parameters unchanged: ok", output);
+                Assert.Contains($"[rank {rank}] optimizer state unchanged: ok", output);
+                Assert.Contains($"[rank {rank}] loaded step 1 after AddChecksums", output);
+            }
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public void ACheckpointOfAnotherStagePlacementIsRefusedAndChangesNothing()
     {

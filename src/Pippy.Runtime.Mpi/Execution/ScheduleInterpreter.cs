@@ -478,7 +478,7 @@ namespace Pippy.Runtime.Execution
             {
                 var (roots, gradients) = Roots(mb, action);
                 if (roots.Count > 0) autograd.backward(roots, gradients);
-                InputGradients[mb] = InputsOf(mb).Select(input => input is { requires_grad: true } ? input.grad : null).ToArray();
+                InputGradients[mb] = Unaliased(mb, InputsOf(mb).Select(input => input is { requires_grad: true } ? input.grad : null).ToArray());
                 Release(mb);
             }
 
@@ -498,7 +498,7 @@ namespace Pippy.Runtime.Execution
                         if (k >= 0) result[i] = computed[k];
                     }
                 }
-                InputGradients[mb] = result;
+                InputGradients[mb] = Unaliased(mb, result);
                 _pendingWeight[mb] = (roots, gradients);
                 Outputs[mb] = null;
             }
@@ -510,6 +510,33 @@ namespace Pippy.Runtime.Execution
                 if (roots.Count > 0 && Parameters.Count > 0) autograd.backward(roots, gradients, inputs: Parameters);
                 _pendingWeight[mb] = null;
                 Release(mb);
+            }
+
+            /// <summary>
+            /// Input gradients that do not share memory with this microbatch's receive buffers. Autograd hands a
+            /// gradient through identity-like operations unchanged (the gradient of <c>h0</c> in <c>y = f(x) + h0</c> is
+            /// y's gradient itself), so an input gradient can be the very buffer a gradient message arrived in. That
+            /// buffer goes back to the transport at this stage's release (B, or W), and a later message lands in it:
+            /// while a send of the input gradient is still in flight, or before a producer stage on this rank has
+            /// read it (a looped zero-bubble schedule runs the consumer's W before the producer's I). Such a gradient is
+            /// copied; any other is kept as it is.
+            /// </summary>
+            private Tensor?[] Unaliased(int mb, Tensor?[] gradients)
+            {
+                if (_leases[mb] is not { Count: > 0 } leases) return gradients;
+                for (int i = 0; i < gradients.Length; i++)
+                {
+                    if (gradients[i] is not { } gradient || gradient.NumberOfElements == 0) continue;
+                    if (!gradient.is_contiguous() || leases.Any(buffer => Overlap(buffer, gradient))) gradients[i] = gradient.contiguous().clone();
+                }
+                return gradients;
+            }
+
+            private static bool Overlap(Tensor buffer, Tensor gradient)
+            {
+                if (buffer.NumberOfElements == 0 || buffer.device_type != gradient.device_type || buffer.device_index != gradient.device_index) return false;
+                long a = (long)Native.TorchNative.DataPointer(buffer), b = (long)Native.TorchNative.DataPointer(gradient);
+                return a < b + gradient.NumberOfElements * gradient.ElementSize && b < a + buffer.NumberOfElements * buffer.ElementSize;
             }
 
             private void Release(int mb)

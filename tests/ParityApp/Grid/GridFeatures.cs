@@ -1,0 +1,73 @@
+using System;
+using System.Collections.Generic;
+using Pippy.Runtime;
+using Pippy.Runtime.Materialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ParityApp.Grid;
+
+/// <summary>
+/// One model feature of the parity grid: how to build the pipeline's model and the plain one, how to build the
+/// pipeline, run the plain forward, and make batches and the loss. Everything is on tensor arrays, so one harness runs
+/// every feature.
+/// </summary>
+public sealed record GridFeature(
+    string Name,
+    Func<nn.Module> Create,
+    Func<nn.Module> CreatePlain,
+    Func<nn.Module, PipelineEnvironment, PipelineOptions, PipelineRunner> Build,
+    Func<nn.Module, Tensor[], Tensor[]> PlainForward,
+    Func<int, int, (Tensor[] Inputs, Tensor Target)> Batch,
+    Func<Tensor[], Tensor, Tensor> Loss,
+    WeightInitialization? Initialization = null)
+{
+    /// <summary>Every feature of the grid, in the order the grid runs them.</summary>
+    public static IReadOnlyList<GridFeature> All { get; } = new[]
+    {
+        Single("chain", () => new GridChain(), (m, e, o) => GridChain.Pipeline.Build((GridChain)m, e, o), (m, x) => ((GridChain)m).forward(x[0]), Floats(6)),
+        Single("fan-out", () => new GridFanOut(), (m, e, o) => GridFanOut.Pipeline.Build((GridFanOut)m, e, o), (m, x) => ((GridFanOut)m).forward(x[0]), Floats(6)),
+        Single("no-grad-value", () => new GridTokens(), (m, e, o) => GridTokens.Pipeline.Build((GridTokens)m, e, o), (m, x) => ((GridTokens)m).forward(x[0]), Tokens),
+        new GridFeature("inputs-tuple", () => new GridThreeInputs(), () => new GridThreeInputs(),
+            (m, e, o) => GridThreeInputs.Pipeline.Build((GridThreeInputs)m, e, o),
+            (m, x) => { var (u, v) = ((GridThreeInputs)m).forward(x[0], x[1], x[2]); return new[] { u, v }; },
+            (step, rows) =>
+            {
+                var g = new Generator(500 + (ulong)step);
+                return (new[] { randn(rows, 6, generator: g), randn(rows, 8, generator: g), randn(rows, 8, generator: g) }, randn(rows, 4, generator: g));
+            },
+            (o, t) => functional.mse_loss(o[0], t, Reduction.Sum) + 0.1 * o[1].sum()),
+        new GridFeature("tied", () => new GridTied(), () => new GridTied(tie: true),
+            (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12, Mse),
+        Single("shared-module", () => new GridShared(), (m, e, o) => GridShared.Pipeline.Build((GridShared)m, e, o), (m, x) => ((GridShared)m).forward(x[0]), Floats(6)),
+        Single("split-into", () => new GridList(), (m, e, o) => GridList.Pipeline.Build((GridList)m, e, o), (m, x) => ((GridList)m).forward(x[0]), Floats(6)),
+        // The fan-out model built on the meta device: each rank gives memory and seeded values to its own stages only.
+        new GridFeature("lazy", () => LazyModel.Construct(() => new GridFanOut()), () => { var m = LazyModel.Construct(() => new GridFanOut()); LazyModel.Materialize(m, WeightInitialization.Seeded(11)); return m; },
+            (m, e, o) => GridFanOut.Pipeline.Build((GridFanOut)m, e, o), (m, x) => new[] { ((GridFanOut)m).forward(x[0]) }, Floats(6), Mse, WeightInitialization.Seeded(11)),
+    };
+
+    private static GridFeature Single(string name, Func<nn.Module> create, Func<nn.Module, PipelineEnvironment, PipelineOptions, PipelineRunner> build,
+        Func<nn.Module, Tensor[], Tensor> forward, Func<int, int, (Tensor[], Tensor)> batch) =>
+        new(name, create, create, build, (m, x) => new[] { forward(m, x) }, batch, Mse);
+
+    private static Tensor Mse(Tensor[] outputs, Tensor target) => functional.mse_loss(outputs[0], target, Reduction.Sum);
+
+    private static Func<int, int, (Tensor[], Tensor)> Floats(int width) => (step, rows) =>
+    {
+        var g = new Generator(100 + (ulong)step);
+        return (new[] { randn(rows, width, generator: g) }, randn(rows, 4, generator: g));
+    };
+
+    private static (Tensor[], Tensor) Tokens(int step, int rows)
+    {
+        var g = new Generator(200 + (ulong)step);
+        return (new[] { randint(0, 12, new long[] { rows, 5 }, generator: g) }, randn(rows, 4, generator: g));
+    }
+
+    private static (Tensor[], Tensor) Tokens12(int step, int rows)
+    {
+        var g = new Generator(300 + (ulong)step);
+        return (new[] { randint(0, 12, new long[] { rows, 5 }, generator: g) }, randn(rows, 12, generator: g));
+    }
+}

@@ -1,0 +1,193 @@
+using Pippy;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace ParityApp.Grid;
+
+// The model features of the parity grid, each a model of 4 stages so that every placement fits it: one stage per
+// rank on 4 ranks, 2 per rank looped or in a V on 2 ranks. The schedule and placement are chosen at run time
+// (PipelineOptions), so one model runs under every schedule.
+
+/// <summary>Feature "chain": each stage reads only the one before.</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridChain : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear a;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    private readonly Linear d;
+
+    public GridChain() : base(nameof(GridChain))
+    {
+        a = Linear(6, 8); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var h = a.forward(x).tanh();
+        h = b.forward(h).tanh();
+        h = c.forward(h).tanh();
+        return d.forward(h);
+    }
+}
+
+/// <summary>Feature "fan-out": stage 0's value h0 is read by stages 1, 2 and 3 (skip connections, gradients summed).</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridFanOut : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear a;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    private readonly Linear d;
+
+    public GridFanOut() : base(nameof(GridFanOut))
+    {
+        a = Linear(6, 8); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var h0 = a.forward(x).tanh();
+        var h1 = functional.relu(b.forward(h0));
+        var h2 = functional.relu(c.forward(h1)) + h0;
+        return d.forward(h2) + 0.5 * h0.narrow(1, 0, 4);
+    }
+}
+
+/// <summary>Feature "no-grad value": token ids in, and a mask made on stage 0 that stages 2 and 3 read (no gradient goes back for either).</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridTokens : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Embedding tokens;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    private readonly Linear d;
+
+    public GridTokens() : base(nameof(GridTokens))
+    {
+        tokens = Embedding(12, 8); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor ids)
+    {
+        var mask = (ids > 3).to_type(ScalarType.Float32).unsqueeze(-1);
+        var h = tokens.forward(ids);
+        h = b.forward(h).tanh();
+        h = c.forward(h).tanh() * mask;
+        return d.forward(h * mask).sum(1);
+    }
+}
+
+/// <summary>Feature "several inputs, tuple output": three inputs read on different stages, two outputs.</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridThreeInputs : Module<Tensor, Tensor, Tensor, (Tensor, Tensor)>
+{
+    [SplitEnd] private readonly Linear a;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    private readonly Linear d;
+
+    public GridThreeInputs() : base(nameof(GridThreeInputs))
+    {
+        a = Linear(6, 8); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override (Tensor, Tensor) forward(Tensor x, Tensor y, Tensor z)
+    {
+        var h = a.forward(x).tanh();
+        var g = b.forward(h) + y;
+        var k = c.forward(g.tanh()) * z;
+        return (d.forward(k), g.square().sum(1, keepdim: true));
+    }
+}
+
+/// <summary>
+/// Feature "tied weight": the embedding (stage 0) and the output head (stage 3) share a weight. The pipeline's model is
+/// built untied, so the tie is Pippy's alone (the lowest copy's value, gradients summed); the plain model ties them in
+/// its constructor. Stage 3 runs on another rank with one stage per rank and looped, and on rank 0 with stage 0 in a V.
+/// </summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridTied : Module<Tensor, Tensor>
+{
+    [TiedWeight("embedding")][SplitEnd] private readonly Embedding tokens;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    [TiedWeight("embedding")] private readonly Linear head;
+
+    public GridTied() : this(tie: false) { }
+
+    public GridTied(bool tie) : base(nameof(GridTied))
+    {
+        tokens = Embedding(12, 8); b = Linear(8, 8); c = Linear(8, 8);
+        head = Linear(8, 12, hasBias: false);
+        if (tie) head.weight = tokens.weight!;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor ids)
+    {
+        var h = tokens.forward(ids);
+        h = b.forward(h).tanh();
+        h = c.forward(h).tanh();
+        return head.forward(h).sum(1);
+    }
+}
+
+/// <summary>
+/// Feature "shared submodule": one Linear called on stage 0 and on stage 2 (replicated, gradients summed), and one
+/// module without parameters (an activation) called on stages 1 and 3.
+/// </summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridShared : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear a;
+    private readonly Linear shared;
+    private readonly Module<Tensor, Tensor> activation;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    private readonly Linear d;
+
+    public GridShared() : base(nameof(GridShared))
+    {
+        a = Linear(6, 8); shared = Linear(8, 8); activation = SiLU(); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var h = shared.forward(a.forward(x).tanh());
+        h = activation.forward(b.forward(h));
+        h = shared.forward(c.forward(h)).tanh();
+        return activation.forward(d.forward(h));
+    }
+}
+
+/// <summary>Feature "[SplitInto] list": six blocks divided into four stages by parameter count.</summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridList : Module<Tensor, Tensor>
+{
+    private readonly Linear input;
+    [SplitInto(4)] private readonly ModuleList<Linear> blocks;
+    private readonly Linear output;
+
+    public GridList() : base(nameof(GridList))
+    {
+        input = Linear(6, 8);
+        blocks = new ModuleList<Linear>();
+        for (int i = 0; i < 6; i++) blocks.Add(Linear(8, 8));
+        output = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var h = input.forward(x);
+        foreach (var block in blocks) h = block.forward(h).tanh();
+        return output.forward(h);
+    }
+}

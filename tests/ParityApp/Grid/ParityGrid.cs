@@ -1,0 +1,232 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using Pippy.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ParityApp.Grid;
+
+/// <summary>
+/// The parity grid: every model feature x every schedule and placement x every training mode, generated from the three
+/// lists (<see cref="GridFeature.All"/>, <see cref="GridSchedule.All"/>, <see cref="Modes"/>). Each cell builds the
+/// pipeline and the plain model from the same seed and compares the loss, the outputs and every parameter's gradient
+/// (and, where the mode trains, every parameter's value) at rtol 1e-5. A combination that is not supported must be
+/// refused by Build with the message the grid expects. A job runs the cells whose rank count is its size and prints one
+/// line per cell: "CELL feature | schedule (placement) | mode: ok|REFUSED as expected|MISMATCH|ERROR ...".
+/// </summary>
+public static class ParityGrid
+{
+    /// <summary>The training modes, each a cell of its own.</summary>
+    public static readonly string[] Modes = { "step", "accumulate", "accumulate-no-sync", "data-parallel", "data-parallel-accumulate", "adamw-clip", "resume" };
+
+    private const int Rows = 8;
+
+    public static int RanksOf(GridSchedule schedule, string mode) => schedule.PipelineRanks * (mode.StartsWith("data-parallel", StringComparison.Ordinal) ? 2 : 1);
+
+    /// <summary>Runs every cell for this job's size whose name contains <paramref name="filter"/>; true when all passed.</summary>
+    public static bool Run(PipelineEnvironment mpi, string directory, string filter)
+    {
+        var clock = Stopwatch.StartNew();
+        int passed = 0, refused = 0, failed = 0;
+        foreach (var feature in GridFeature.All)
+            foreach (var schedule in GridSchedule.All)
+                foreach (var mode in schedule.Refusal is null ? Modes : new[] { "step" })
+                {
+                    if (RanksOf(schedule, mode) != mpi.Size) continue;
+                    string cell = $"{feature.Name} | {schedule} | {mode}";
+                    if (!cell.Contains(filter, StringComparison.Ordinal)) continue;
+                    var cellClock = Stopwatch.StartNew();
+                    string verdict;
+                    bool ok;
+                    try
+                    {
+                        using var scope = NewDisposeScope();
+                        (ok, verdict) = schedule.Refusal is { } refusal ? ExpectRefusal(mpi, feature, schedule, refusal) : RunCell(mpi, feature, schedule, mode, Path.Combine(directory, Slug(cell)));
+                    }
+                    catch (Exception e)
+                    {
+                        (ok, verdict) = (false, $"ERROR {e.GetType().Name}: {e.Message}");
+                    }
+                    // A cell passes only where it passed on every rank.
+                    bool all = mpi.AllTrue(ok);
+                    if (!ok || mpi.Rank == 0) Console.WriteLine($"CELL {cell}: {(all ? verdict : ok ? "MISMATCH on another rank" : verdict)} [{cellClock.ElapsedMilliseconds} ms]");
+                    if (!all) failed++;
+                    else if (schedule.Refusal is not null) refused++;
+                    else passed++;
+                }
+        if (mpi.Rank == 0) Console.WriteLine($"GRID {mpi.Size} ranks: {passed} cells equal the plain model, {refused} refused as expected, {failed} failed, in {clock.Elapsed.TotalSeconds:0.0} s");
+        return failed == 0;
+    }
+
+    private static string Slug(string cell) => new string(cell.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray());
+
+    private static PipelineOptions Options(GridFeature feature, GridSchedule schedule, int dataParallel) => new()
+    {
+        Schedule = schedule.Csv is null ? schedule.Kind : null,
+        StagesPerRank = schedule.Csv is null ? schedule.StagesPerRank : null,
+        ScheduleCsv = schedule.Csv,
+        Microbatches = schedule.Csv is null ? 4 : null,
+        DataParallel = dataParallel,
+        Initialization = feature.Initialization,
+        PrintPlan = false,
+        ReceiveTimeout = TimeSpan.FromSeconds(60),
+    };
+
+    private static (bool, string) ExpectRefusal(PipelineEnvironment mpi, GridFeature feature, GridSchedule schedule, string refusal)
+    {
+        torch.manual_seed(0);
+        var model = feature.Create();
+        try
+        {
+            using var pipe = feature.Build(model, mpi, Options(feature, schedule, 1));
+            return (false, "MISMATCH: Build accepted a combination the grid expects it to refuse");
+        }
+        catch (ArgumentException e) when (e.Message.Contains(refusal, StringComparison.Ordinal))
+        {
+            return (true, "REFUSED as expected");
+        }
+        catch (Exception e)
+        {
+            return (false, $"MISMATCH: refused with another message: {e.Message}");
+        }
+    }
+
+    private static (bool, string) RunCell(PipelineEnvironment mpi, GridFeature feature, GridSchedule schedule, string mode, string directory)
+    {
+        int replicas = mode.StartsWith("data-parallel", StringComparison.Ordinal) ? 2 : 1;
+        torch.manual_seed(0);
+        var model = feature.Create();
+        using var pipe = feature.Build(model, mpi, Options(feature, schedule, replicas));
+        if (System.Environment.GetEnvironmentVariable("GRID_PRINT_SCHEDULE") == "1" && mpi.Rank == 0) Console.WriteLine(pipe.Schedule);
+        torch.manual_seed(0);
+        var plain = feature.CreatePlain();
+        var check = new Comparison(pipe);
+        switch (mode)
+        {
+            case "step":
+            case "data-parallel":
+            {
+                var (inputs, target) = feature.Batch(0, Rows);
+                var outputs = pipe.ForwardOutputs(inputs);
+                var loss = pipe.StepOutputs(inputs, target, feature.Loss);
+                Tensor[] expectedOutputs;
+                using (no_grad()) expectedOutputs = feature.PlainForward(plain, inputs);
+                var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
+                expectedLoss.backward();
+                if (pipe.IsLastStage)
+                    for (int k = 0; k < expectedOutputs.Length; k++)
+                        check.Values($"output {k}", outputs![k], expectedOutputs[k].tensor_split(pipe.DataParallelSize, 0)[pipe.DataParallelRank]);
+                check.Values("loss", loss, expectedLoss.detach());
+                check.Gradients(plain);
+                break;
+            }
+            case "accumulate":
+            case "accumulate-no-sync":
+            case "data-parallel-accumulate":
+            {
+                // Three Steps without zeroing; the first two inside NoSync where the mode says so (reduced once, by the third).
+                for (int step = 0; step < 3; step++)
+                {
+                    var (inputs, target) = feature.Batch(step, Rows);
+                    bool deferred = mode != "accumulate" && step < 2;
+                    Tensor loss;
+                    using (deferred ? pipe.NoSync() : null) loss = pipe.StepOutputs(inputs, target, feature.Loss);
+                    var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
+                    expectedLoss.backward();
+                    check.Values($"step {step} loss", loss, expectedLoss.detach());
+                }
+                check.Gradients(plain);
+                // NoSync's promise: the accumulated Steps cost one reduction (none where nothing is replicated).
+                int expected = mode == "accumulate" ? 3 : 1;
+                bool allowed = pipe.GradientReductions == expected || (replicas == 1 && pipe.GradientReductions == 0);
+                check.Count++;
+                if (!allowed)
+                    check.Failures.Add($"{pipe.GradientReductions} gradient reductions for 3 Steps ({(mode == "accumulate" ? "each Step reduces" : "2 inside NoSync, one reduction")})");
+                break;
+            }
+            case "adamw-clip":
+            case "resume":
+            {
+                var optimizer = optim.AdamW(pipe.Parameters(), 0.01);
+                var plainParameters = ParameterSet.Distinct(plain.parameters());
+                var plainOptimizer = optim.AdamW(plainParameters, 0.01);
+                int steps = 3;
+                for (int step = 0; step < steps; step++)
+                {
+                    if (mode == "resume" && step == 1)
+                    {
+                        // Save after the first step, take a second step, then load and take it again: the same as not stopping.
+                        pipe.SaveCheckpoint(directory, optimizer, step);
+                        var (ti, tt) = feature.Batch(step, Rows);
+                        optimizer.zero_grad();
+                        pipe.StepOutputs(ti, tt, feature.Loss);
+                        optimizer.step();
+                        long at = pipe.LoadCheckpoint(directory, optimizer);
+                        if (at != step) throw new InvalidOperationException($"the checkpoint says step {at}, not {step}");
+                    }
+                    var (inputs, target) = feature.Batch(step, Rows);
+                    optimizer.zero_grad();
+                    var loss = pipe.StepOutputs(inputs, target, feature.Loss);
+                    double norm = mode == "adamw-clip" ? pipe.ClipGradNorm(0.5) : 0;
+                    optimizer.step();
+
+                    plainOptimizer.zero_grad();
+                    var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
+                    expectedLoss.backward();
+                    double expectedNorm = mode == "adamw-clip" ? nn.utils.clip_grad_norm_(plainParameters, 0.5) : 0;
+                    plainOptimizer.step();
+                    check.Values($"step {step} loss", loss, expectedLoss.detach());
+                    if (mode == "adamw-clip") check.Values($"step {step} gradient norm", tensor(norm), tensor(expectedNorm));
+                }
+                check.Parameters(plain, steps);
+                if (mode == "resume" && mpi.Rank == 0) Directory.Delete(directory, recursive: true);
+                break;
+            }
+            default:
+                throw new ArgumentException($"unknown grid mode '{mode}'");
+        }
+        return (check.Ok, check.Ok ? $"ok ({check.Count} values)" : "MISMATCH " + string.Join("; ", check.Failures.Take(4)));
+    }
+
+    /// <summary>Comparisons of one cell on this rank at rtol 1e-5 (atol 1e-5 of the reference's largest magnitude).</summary>
+    private sealed class Comparison(PipelineRunner pipe)
+    {
+        public bool Ok => Failures.Count == 0;
+        public int Count { get; set; }
+        public List<string> Failures { get; } = new();
+
+        public void Values(string what, Tensor? actual, Tensor expected)
+        {
+            Count++;
+            if (actual is null) { Failures.Add($"{what} missing"); return; }
+            var a = actual.to_type(ScalarType.Float64);
+            var e = expected.to_type(ScalarType.Float64);
+            if (!a.shape.SequenceEqual(e.shape)) { Failures.Add($"{what}: shape [{string.Join(",", a.shape)}] against [{string.Join(",", e.shape)}]"); return; }
+            double scale = e.abs().max().item<double>();
+            if (!a.allclose(e, rtol: 1e-5, atol: 1e-5 * Math.Max(scale, 1e-12)))
+                Failures.Add($"{what}: max |diff| {(a - e).abs().max().item<double>():E2} (max |expected| {scale:E2})");
+        }
+
+        public void Gradients(nn.Module plain)
+        {
+            var expected = Parity.AllParameters(plain);
+            foreach (var (name, parameter) in pipe.Stages.SelectMany(s => s.named_parameters()).DistinctBy(p => p.name))
+            {
+                if (parameter.grad is null && expected[name].grad is null) continue;
+                if (expected[name].grad is not { } grad) { Count++; Failures.Add($"grad {name}: present, reference has none"); continue; }
+                Values($"grad {name}", parameter.grad, grad);
+            }
+        }
+
+        public void Parameters(nn.Module plain, int steps)
+        {
+            var expected = Parity.AllParameters(plain);
+            foreach (var (name, parameter) in pipe.Stages.SelectMany(s => s.named_parameters()).DistinctBy(p => p.name))
+                Values($"{name} after {steps} steps", parameter, expected[name]);
+        }
+    }
+}
