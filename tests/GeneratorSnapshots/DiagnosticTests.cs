@@ -160,6 +160,15 @@ public class DiagnosticTests
         Single(Model(forward: "x = a.forward(x); x = a.forward(x); x = b.forward(x); return c.forward(x);"), "PIPPY0015", "'a' is used 2 times");
 
     [Fact]
+    public void PIPPY0024_ForwardCanEndWithoutAReturn()
+    {
+        var diagnostic = Single(Model(forward: "x = a.forward(x); x = b.forward(x); x = c.forward(x);"), "PIPPY0024", "forward of 'Net'", "end every path of forward with a return");
+        // Nothing is emitted: the last stage would not compile (CS0161) as the user's forward does not.
+        Assert.Empty(GeneratorHarness.Run(Model(forward: "x = a.forward(x); x = b.forward(x); if (x.numel() > 0) return c.forward(x);")).Run.Results.Single().GeneratedSources);
+        Assert.NotEqual(Location.None, diagnostic.Location);
+    }
+
+    [Fact]
     public void PIPPY0016_RefLocal() =>
         Single(Model(forward: "ref Tensor r = ref x; x = a.forward(r); x = b.forward(x); return c.forward(x);"), "PIPPY0016", "a ref local", "use a plain local");
 

@@ -14,7 +14,11 @@ namespace Pippy.Tests.Generator;
 /// The generator never throws: 2,000 model sources mutated as in an editor (deleted tokens and lines, half-typed
 /// statements, wrong attribute arguments, missing members, stray tokens), from a fixed seed, each run through the
 /// generator. None may end in a generator exception (CS8785) or in PIPPY0000 (the generator's own catch-all); every
-/// problem must be a diagnostic.
+/// problem must be a diagnostic. And every mutant the generator accepted (no PIPPY error) is compiled with the code it
+/// generated: the generated files must have no compiler error. Errors in the mutated source itself are expected (it
+/// is half-typed), and so are their echoes in a stage that copied the statement: the same error (id and message), what
+/// follows from it in that file, and anything in a stage cut from a forward that does not parse. Only the generated
+/// trees are compiled for diagnostics (their semantic models', not the whole compilation's).
 /// </summary>
 public class FuzzTests(ITestOutputHelper log)
 {
@@ -44,8 +48,10 @@ public class FuzzTests(ITestOutputHelper log)
         var random = new Random(20261128);
         var seeds = Seeds.Select(p => File.ReadAllText(Path.Combine(GeneratorHarness.RepositoryRoot(), p))).ToArray();
         var clock = Stopwatch.StartNew();
+        var compileClock = new Stopwatch();
         var kinds = new Dictionary<string, int>();
-        int withPippyDiagnostics = 0;
+        int withPippyDiagnostics = 0, compiled = 0, copiedErrors = 0, afterSyntaxErrors = 0;
+        var failures = new List<(string[] Ids, string Report)>();
         for (int i = 0; i < 2000; i++)
         {
             string source = seeds[random.Next(seeds.Length)];
@@ -56,7 +62,7 @@ public class FuzzTests(ITestOutputHelper log)
 
             if (Environment.GetEnvironmentVariable("PIPPY_FUZZ_TRACE") is { Length: > 0 } trace) File.WriteAllText(trace, $"{i} {kind}\n{source}");
             var compilation = GeneratorHarness.Compile(source);
-            var driver = GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out _, out var diagnostics);
+            var driver = GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics);
             var result = driver.GetRunResult().Results.Single();
             string where = $"mutant {i} ({kind}):\n{source}";
             Assert.True(result.Exception is null, $"the generator threw {result.Exception} on {where}");
@@ -64,8 +70,46 @@ public class FuzzTests(ITestOutputHelper log)
             var internalError = result.Diagnostics.FirstOrDefault(d => d.Id == "PIPPY0000");
             Assert.True(internalError is null, $"PIPPY0000 {internalError?.GetMessage()} on {where}");
             if (result.Diagnostics.Any(d => d.Id.StartsWith("PIPPY", StringComparison.Ordinal))) withPippyDiagnostics++;
+            if (result.Diagnostics.Any(d => d.Severity == DiagnosticSeverity.Error)) continue;
+
+            // Accepted: what it generated must compile, whatever the user's own (mutated) source does.
+            compileClock.Start();
+            try
+            {
+                var generated = output.SyntaxTrees.Except(compilation.SyntaxTrees).ToArray();
+                if (generated.Length == 0) continue;
+                compiled++;
+                var errors = generated
+                    .SelectMany(tree => output.GetSemanticModel(tree).GetDiagnostics())
+                    .Where(d => d.Severity == DiagnosticSeverity.Error)
+                    .ToArray();
+                if (errors.Length == 0) continue;
+                // The stages hold the user's own statements: an error the user's source already has (same id and message)
+                // comes back in the stage that copied the statement. That one is the user's, not the generator's, and so
+                // is what follows from it in the same file (a local of the error type passed on to Outputs(...)).
+                var own = new HashSet<(string, string)>(compilation.SyntaxTrees
+                    .SelectMany(tree => output.GetSemanticModel(tree).GetDiagnostics())
+                    .Where(d => d.Severity == DiagnosticSeverity.Error)
+                    .Select(d => (d.Id, d.GetMessage(System.Globalization.CultureInfo.InvariantCulture))));
+                bool Copied(Diagnostic d) => own.Contains((d.Id, d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)));
+                var withCopies = new HashSet<SyntaxTree?>(errors.Where(Copied).Select(d => d.Location.SourceTree));
+                errors = errors.Where(d => !withCopies.Contains(d.Location.SourceTree)).ToArray();
+                if (errors.Length == 0) { copiedErrors++; continue; }
+                // A forward that does not parse reaches the generator as the parser's error recovery made it (a statement
+                // cut in two, a declaration read as an expression): the stage copies that, so its errors differ from the
+                // user's but are still the user's syntax error, which the user sees first.
+                if (compilation.SyntaxTrees.Any(tree => tree.GetDiagnostics().Any(d => d.Severity == DiagnosticSeverity.Error))) { afterSyntaxErrors++; continue; }
+                failures.Add((errors.Select(d => d.Id).Distinct().ToArray(),
+                        $"the generator accepted {where}\nbut its output does not compile:\n{string.Join("\n", errors.Take(10).Select(d => d.ToString()))}" +
+                        $"\n--- generated ---\n{string.Join("\n", generated.Select(t => $"// {t.FilePath}\n{t}"))}"));
+            }
+            finally { compileClock.Stop(); }
         }
-        log.WriteLine($"2000 mutants in {clock.Elapsed.TotalSeconds:F1} s; {withPippyDiagnostics} with Pippy diagnostics; {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value}"))}");
+        log.WriteLine($"2000 mutants in {clock.Elapsed.TotalSeconds:F1} s ({compileClock.Elapsed.TotalSeconds:F1} s of it compiling the accepted ones); {withPippyDiagnostics} with Pippy diagnostics; {compiled} accepted and compiled with their generated code ({copiedErrors} of them with only errors copied from the user's source, {afterSyntaxErrors} with errors after a syntax error of the user's); {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value}"))}");
+        Assert.True(failures.Count == 0,
+            $"{failures.Count} accepted mutants generated code that does not compile ({string.Join(", ", failures.SelectMany(f => f.Ids).GroupBy(id => id).Select(g => $"{g.Key} x{g.Count()}"))}); the first:\n" +
+            string.Join("\n\n========\n", failures.Take(3).Select(f => f.Report)));
+        Assert.True(compiled > 100, $"only {compiled} mutants were accepted: the compile check reaches too few");
         Assert.True(withPippyDiagnostics > 100, $"only {withPippyDiagnostics} mutants got a Pippy diagnostic: the mutations do not reach the annotations");
     }
 

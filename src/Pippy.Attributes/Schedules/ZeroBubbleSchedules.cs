@@ -9,7 +9,9 @@ namespace Pippy.Schedules
     /// gradient I, which the previous stage waits for, and the weight gradient W, which nobody waits for. The order is
     /// made by running the pipeline in time with unit costs and letting each idle rank pick, in this order: the ready
     /// I with the lowest microbatch (the critical path), else a ready F while the rank holds fewer microbatches than its
-    /// limit (1F1B's p - r on the first local stage, times the number of its stages a microbatch visits), else the oldest ready W (filling what would be a bubble).
+    /// limit (1F1B's p - r on the first local stage, times the number of its stages a microbatch visits; for ZB-V the
+    /// paper's 2p stage-activations over both of the rank's stages), else the oldest ready W (filling what would be a bubble).
+    /// Memory is counted until W, since the runtime's I keeps the autograd graph until its W.
     /// Since the order is what a feasible run did, its lowered table cannot deadlock (the simulator checks anyway).
     /// </summary>
     public static class ZeroBubbleSchedules
@@ -29,7 +31,7 @@ namespace Pippy.Schedules
                 for (int r = 0; r < ranks; r++)
                 {
                     if (busyUntil[r] > time) continue;
-                    var next = Pick(r, local[r], links, m, done, time);
+                    var next = Pick(kind, r, local[r], links, m, done, time);
                     if (next is not PipelineAction action) continue;
                     done[action] = time + 1;
                     busyUntil[r] = time + 1;
@@ -43,15 +45,30 @@ namespace Pippy.Schedules
             return new ScheduleTable(kind, stages, microbatches, order);
         }
 
-        private static PipelineAction? Pick(int rank, int[] local, StageLinks links, int m, Dictionary<PipelineAction, int> done, int time)
+        private static PipelineAction? Pick(ScheduleKind kind, int rank, int[] local, StageLinks links, int m, Dictionary<PipelineAction, int> done, int time)
         {
             bool Done(PipelineAction a) => done.TryGetValue(a, out int t) && t <= time;
             bool Started(PipelineAction a) => done.ContainsKey(a);
             var candidates = new List<(int Priority, int Microbatch, int Stage, PipelineAction Action)>();
             int first = local[0];
-            int holding = Enumerable.Range(0, m).Count(mb => Started(new PipelineAction(first, ActionKind.Forward, mb)) && !Done(new PipelineAction(first, ActionKind.BackwardWeight, mb)));
-            // 1F1B's bound (p - r) on the first local stage, times the stages a microbatch visits on this rank.
-            int limit = Math.Max(1, (links.RankCount - rank) * local.Length);
+            int holding, limit;
+            bool v = SchedulePlacement.IsV(kind);
+            if (v)
+            {
+                // ZB-V, as the paper bounds its memory: 1F1B's p microbatches of a whole stage, which is 2p activations
+                // of its half-deep stages, on every rank. Count what both local stages hold (forward started, W not
+                // done); a new microbatch enters the first stage only while a place stays free for a second-stage
+                // forward, so the V's way back never waits for a place that only the first stage could free.
+                holding = Enumerable.Range(0, m).Sum(mb => local.Count(stage =>
+                    Started(new PipelineAction(stage, ActionKind.Forward, mb)) && !Done(new PipelineAction(stage, ActionKind.BackwardWeight, mb))));
+                limit = 2 * links.RankCount;
+            }
+            else
+            {
+                holding = Enumerable.Range(0, m).Count(mb => Started(new PipelineAction(first, ActionKind.Forward, mb)) && !Done(new PipelineAction(first, ActionKind.BackwardWeight, mb)));
+                // 1F1B's bound (p - r) on the first local stage, times the stages a microbatch visits on this rank.
+                limit = Math.Max(1, (links.RankCount - rank) * local.Length);
+            }
             foreach (int s in local)
             {
                 for (int mb = 0; mb < m; mb++)
@@ -61,7 +78,8 @@ namespace Pippy.Schedules
                     {
                         bool inputsReady = links.Producers(s).All(p => Done(new PipelineAction(p, ActionKind.Forward, mb)));
                         bool earlierStarted = mb == 0 || Started(new PipelineAction(s, ActionKind.Forward, mb - 1));
-                        if (inputsReady && earlierStarted && (s != first || holding < limit)) candidates.Add((1, mb, -s, f));
+                        bool fits = v ? (s == first ? holding + 1 < limit : holding < limit) : (s != first || holding < limit);
+                        if (inputsReady && earlierStarted && fits) candidates.Add((1, mb, -s, f));
                         break; // forwards of one stage run in microbatch order
                     }
                 }

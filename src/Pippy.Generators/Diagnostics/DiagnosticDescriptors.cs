@@ -116,12 +116,16 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0022", "Schedule file not found",
             "[Pipeline(ScheduleFile = \"{0}\")] names no file of the project's AdditionalFiles; add <AdditionalFiles Include=\"{0}\" /> to the project file");
 
+        public static readonly DiagnosticDescriptor ForwardEndReachable = Create(
+            "PIPPY0024", "forward can end without a return",
+            "forward of '{0}' can reach its end without returning, so the last stage would have no output to send; end every path of forward with a return of its output");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
-            SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany,
+            SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

@@ -58,7 +58,7 @@ namespace Pippy.Generators.Parsing
 
             var semanticModel = context.SemanticModel.Compilation.GetSemanticModel(forward.SyntaxTree);
             var forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
-            CheckForwardConstructs(forward, forwardSymbol, diagnostics);
+            CheckForwardConstructs(forward, forwardSymbol, semanticModel, diagnostics);
             HoistSplitCalls(ref forward, ref semanticModel, ref type, ref known, cancellationToken);
             forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
 
@@ -156,7 +156,7 @@ namespace Pippy.Generators.Parsing
         }
 
         /// <summary>ref/out/in parameters, async and iterators cannot be cut into stages.</summary>
-        private static void CheckForwardConstructs(MethodDeclarationSyntax forward, IMethodSymbol symbol, List<DiagnosticInfo> diagnostics)
+        private static void CheckForwardConstructs(MethodDeclarationSyntax forward, IMethodSymbol symbol, SemanticModel semanticModel, List<DiagnosticInfo> diagnostics)
         {
             foreach (var parameter in symbol.Parameters.Where(p => p.RefKind != RefKind.None))
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForward, LocationInfo.From(parameter.Locations[0]),
@@ -171,6 +171,14 @@ namespace Pippy.Generators.Parsing
             var refLocal = body?.DescendantNodes().OfType<RefTypeSyntax>().FirstOrDefault();
             if (refLocal is not null)
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForward, LocationInfo.From(refLocal), "a ref local", "use a plain local"));
+            // A block body whose end is reachable returns nothing on some path (the compiler's CS0161): the last stage
+            // would copy that and not compile either, so say what the pipeline needs instead of emitting it.
+            if (forward.Body is { } block && !symbol.ReturnsVoid && yield is null)
+            {
+                var flow = semanticModel.AnalyzeControlFlow(block);
+                if (flow is { Succeeded: true, EndPointIsReachable: true })
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ForwardEndReachable, LocationInfo.From(forward.Identifier.GetLocation()), symbol.ContainingType.Name));
+            }
         }
 
         private static OutputSpec? ReadOutput(ITypeSymbol type, KnownTypes known)
