@@ -65,8 +65,11 @@ public static class Reliability
             }
             catch (Pippy.Runtime.Execution.PipelineActionException e)
             {
-                // From the throw to here: the interpreter unwinding and the runner's Dispose.
-                Console.WriteLine($"[rank {mpi.Rank}] caught '{e.Message}'; Dispose took {Stopwatch.GetElapsedTime(thrownAt).TotalSeconds:F2} s");
+                // From the throw to here: the interpreter unwinding and the runner's Dispose (rank 1 is ended by its
+                // watchdog, which throws in its receive, and in "caught-exit" catches that too).
+                Console.WriteLine(thrownAt == 0
+                    ? $"[rank {mpi.Rank}] caught '{e.Message}'"
+                    : $"[rank {mpi.Rank}] caught '{e.Message}'; Dispose took {Stopwatch.GetElapsedTime(thrownAt).TotalSeconds:F2} s");
                 if (mode == "caught") throw;
                 Console.WriteLine($"[rank {mpi.Rank}] exits");
                 return false;
