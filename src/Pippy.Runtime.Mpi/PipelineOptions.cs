@@ -88,7 +88,8 @@ namespace Pippy.Runtime
 
         /// <summary>
         /// How each argument of forward, by parameter name, is divided among microbatches; an argument not named here
-        /// is split along dimension 0.
+        /// is split along dimension 0. One <see cref="MicrobatchSpec.Custom(string, Func{Tensor[], int, Tensor[][]})"/>
+        /// object given to several arguments divides them together.
         /// </summary>
         public IReadOnlyDictionary<string, MicrobatchSpec> Inputs { get; init; } = new Dictionary<string, MicrobatchSpec>();
 
@@ -99,7 +100,10 @@ namespace Pippy.Runtime
         /// </summary>
         public LossReduction LossReduction { get; init; } = LossReduction.Sum;
 
-        /// <summary>How the target of <c>Step</c> is divided among microbatches (split along dimension 0 by default).</summary>
+        /// <summary>
+        /// How the target of <c>Step</c> is divided among microbatches (split along dimension 0 by default); the same
+        /// <see cref="MicrobatchSpec.Custom(string, Func{Tensor[], int, Tensor[][]})"/> object as inputs' divides it with them (it comes last).
+        /// </summary>
         public MicrobatchSpec Target { get; init; } = MicrobatchSpec.Split(0);
 
         /// <summary>
@@ -122,10 +126,24 @@ namespace Pippy.Runtime
     /// <summary>How one input is divided among microbatches.</summary>
     public sealed class MicrobatchSpec
     {
-        private MicrobatchSpec(int? dimension) => Dimension = dimension;
+        private MicrobatchSpec(int? dimension, string? name = null, Func<Tensor[], int, Tensor[][]>? split = null)
+        {
+            Dimension = dimension;
+            Name = name;
+            Splitter = split;
+        }
 
-        /// <summary>The dimension split along, or null when every microbatch gets the whole tensor.</summary>
+        /// <summary>The dimension split along, or null when every microbatch gets the whole tensor (or a custom function divides it).</summary>
         public int? Dimension { get; }
+
+        /// <summary>The name of a <see cref="Custom"/> spec (null otherwise), for messages.</summary>
+        public string? Name { get; }
+
+        /// <summary>The function of a <see cref="Custom"/> spec (null otherwise).</summary>
+        public Func<Tensor[], int, Tensor[][]>? Splitter { get; }
+
+        /// <summary>True for a <see cref="Custom"/> spec.</summary>
+        public bool IsCustom => Splitter is not null;
 
         /// <summary>
         /// Split along <paramref name="dimension"/> with <c>tensor_split</c> semantics: sizes differ by at most one,
@@ -136,7 +154,27 @@ namespace Pippy.Runtime
         /// <summary>Every microbatch gets the whole tensor (weights, masks shared by all rows, ...).</summary>
         public static MicrobatchSpec Replicate { get; } = new(null);
 
-        public override string ToString() => Dimension is int d ? $"split along dimension {d}" : "replicated";
+        /// <summary>
+        /// A division of your own, for values that cannot be cut along a dimension (EmbeddingBag's flat token list and
+        /// its offsets, ragged batches). <paramref name="split"/> gets the batch's tensors and a count m and returns m
+        /// parts, each with one tensor per value it was given, in the same order. Give the same spec object to several
+        /// forward arguments in <see cref="PipelineOptions.Inputs"/> (and to <see cref="PipelineOptions.Target"/>) to
+        /// divide them together: the function then gets their tensors in forward's parameter order, the target last
+        /// (<c>Forward</c> has no target, so there it gets the inputs alone). With
+        /// <see cref="PipelineOptions.DataParallel"/> = d it is called first with m = d (replica r takes part r), then on
+        /// that share with m = microbatches, so it must divide any batch into any count it is asked for. A function that
+        /// returns another number of parts, or of tensors in a part, is an error naming the values.
+        /// </summary>
+        /// <param name="name">What the division is called in messages and the plan (e.g. "whole bags").</param>
+        /// <param name="split">(tensors, m) => m parts, each one tensor per given tensor.</param>
+        public static MicrobatchSpec Custom(string name, Func<Tensor[], int, Tensor[][]> split)
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(name);
+            ArgumentNullException.ThrowIfNull(split);
+            return new(null, name, split);
+        }
+
+        public override string ToString() => IsCustom ? $"divided by '{Name}'" : Dimension is int d ? $"split along dimension {d}" : "replicated";
     }
 
     /// <summary>How the microbatches' values of one output are merged into the batch's.</summary>

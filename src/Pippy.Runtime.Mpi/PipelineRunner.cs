@@ -32,6 +32,9 @@ namespace Pippy.Runtime
         private readonly IReadOnlyList<int> _rankOfStage;
         private bool _awaitingCheckpoint;
 
+        /// <summary>Set when an exception left a Step or Forward: Dispose then waits for nothing the failed step left pending.</summary>
+        private bool _failed;
+
         private protected PipelineRunner(StageGraph graph, ScheduleTable buildTimeSchedule, Func<int, PipelineStage> createStage, PipelineEnvironment environment, PipelineOptions? options,
             IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? moduleLists = null)
         {
@@ -208,8 +211,8 @@ namespace Pippy.Runtime
             ThrowIfAwaitingCheckpoint();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var interpreter = Interpreter(inputs, targets: null, loss: null, phase: ForwardPhase);
-            interpreter.Run(Schedule.ForwardOnly().ActionsOf(PipelineRank));
+            var interpreter = Interpreter(Divide(inputs, target: null).Inputs, targets: null, loss: null, phase: ForwardPhase);
+            RunOrMarkFailed(() => interpreter.Run(Schedule.ForwardOnly().ActionsOf(PipelineRank)));
             try
             {
                 if (!IsLastStage) return null;
@@ -233,10 +236,34 @@ namespace Pippy.Runtime
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             if (target is null) throw new ArgumentNullException(nameof(target));
             ThrowIfAwaitingCheckpoint();
+            Tensor result = null!;
+            RunOrMarkFailed(() => result = RunStep(inputs, target, loss));
+            return result;
+        }
+
+        /// <summary>
+        /// Runs a step's work; an exception that leaves it marks this runner failed, so that <see cref="Dispose"/> (run
+        /// while that exception unwinds through the user's <c>using</c>) returns within seconds instead of waiting for
+        /// messages and shared-memory slots that the failed step will never see taken.
+        /// </summary>
+        private void RunOrMarkFailed(Action work)
+        {
+            try
+            {
+                work();
+            }
+            catch
+            {
+                _failed = true;
+                throw;
+            }
+        }
+
+        private Tensor RunStep(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss)
+        {
             using var scope = NewDisposeScope();
-            var localTarget = DataParallelShare(target, _options.Target, "The target");
-            var targets = Microbatching.Split(localTarget, Microbatches, _options.Target, "The target");
-            var interpreter = Interpreter(inputs, targets, loss, phase: StepPhase, LossWeights(target, targets));
+            var (chunks, targets) = Divide(inputs, target);
+            var interpreter = Interpreter(chunks, targets, loss, phase: StepPhase, LossWeights(target, targets!));
             if (_options.TraceDirectory is not null) Environment.Barrier(); // one start for every rank's clock
             int buffersBefore = _transport.BuffersAllocated, slotsBefore = _transport.SharedSlotsCreated;
             var sendsBefore = _transport.SendCounts;
@@ -356,6 +383,8 @@ namespace Pippy.Runtime
         private double[]? LossWeights(Tensor target, Tensor[] parts)
         {
             if (_options.LossReduction == LossReduction.Sum) return null;
+            // A custom division is weighed by its parts' rows (dimension 0).
+            if (_options.Target.IsCustom && target.dim() > 0) return parts.Select(p => (double)p.shape[0] / target.shape[0]).ToArray();
             if (_options.Target.Dimension is not int dimension) return Enumerable.Repeat(1.0 / parts.Length, parts.Length).ToArray();
             int dim = dimension < 0 ? dimension + (int)target.dim() : dimension;
             return parts.Select(p => (double)p.shape[dim] / target.shape[dim]).ToArray();
@@ -364,18 +393,30 @@ namespace Pippy.Runtime
         private const int StepPhase = 0, ForwardPhase = 1;
         private readonly string?[] _shapesOfPhase = new string?[2];
 
-        private ScheduleInterpreter Interpreter(Tensor[] inputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null)
+        /// <summary>
+        /// Divides the inputs (and the target) into this rank's microbatches: first this replica's share when there are
+        /// data-parallel replicas, then the microbatches, each value as its spec says (a custom spec given to several
+        /// values divides them together, the target last).
+        /// </summary>
+        private (Tensor[][] Inputs, Tensor[]? Targets) Divide(Tensor[] inputs, Tensor? target)
         {
             if (inputs is null || inputs.Length != _graph.ModelInputs.Count)
                 throw new ArgumentException(
                     $"{_graph.ModelName}.forward takes {_graph.ModelInputs.Count} input(s) ({string.Join(", ", _graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
                     nameof(inputs));
-            var chunks = inputs.Select((t, i) =>
+            var values = inputs.Select((t, i) => (What: $"Input '{_graph.ModelInputs[i]}'", Value: t, Spec: InputSpec(_graph.ModelInputs[i]))).ToList();
+            if (target is not null) values.Add(("The target", target, _options.Target));
+            if (DataParallelSize > 1)
             {
-                string what = $"Input '{_graph.ModelInputs[i]}'";
-                var spec = InputSpec(_graph.ModelInputs[i]);
-                return Microbatching.Split(DataParallelShare(t, spec, what), Microbatches, spec, what);
-            }).ToArray();
+                var shares = Microbatching.Divide(values, DataParallelSize, "data-parallel replicas");
+                values = values.Select((v, i) => (v.What, shares[i][DataParallelRank], v.Spec)).ToList();
+            }
+            var parts = Microbatching.Divide(values, Microbatches);
+            return (parts.Take(inputs.Length).ToArray(), target is null ? null : parts[inputs.Length]);
+        }
+
+        private ScheduleInterpreter Interpreter(Tensor[][] chunks, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null)
+        {
             // The messages' shapes follow from the microbatches' shapes, which every rank of the pipeline computes
             // alike: when they change, every rank forgets what it learned, and the step sends headers again.
             string shapes = string.Join(";", chunks.SelectMany(c => c).Select(t => $"{t.dtype}[{string.Join(",", t.shape)}]"));
@@ -386,13 +427,6 @@ namespace Pippy.Runtime
             }
             _transport.Phase = phase;
             return new ScheduleInterpreter(Stages, _graph, _rankOfStage, PipelineRank, _transport, Microbatches, chunks, targets, loss, lossWeights);
-        }
-
-        /// <summary>This replica's share of a batch every rank was given: its part of the split dimension (replicated tensors whole).</summary>
-        private Tensor DataParallelShare(Tensor batch, MicrobatchSpec spec, string what)
-        {
-            if (DataParallelSize == 1 || spec.Dimension is not int dimension) return batch;
-            return Microbatching.Split(batch, DataParallelSize, spec, what + " (divided among data-parallel replicas)")[DataParallelRank];
         }
 
         private MicrobatchSpec InputSpec(string name) => _options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);
@@ -491,10 +525,29 @@ namespace Pippy.Runtime
             return value ?? tensor(message[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)message[1]);
         }
 
+        /// <summary>How long Dispose after a failed step waits for MPI to cancel the receives it had posted.</summary>
+        private static readonly TimeSpan FailureGrace = TimeSpan.FromSeconds(2);
+
+        /// <summary>
+        /// Frees the transport, communicators and stages. After a Step or Forward that threw (this rank failed: an
+        /// exception in a stage, the loss or a backward, or the watchdog), it waits for nothing the failed step left
+        /// behind: posted receives are cancelled, unfinished sends and unfreed shared-memory slots are left to the
+        /// process's end with their memory kept alive, so it returns within seconds (docs/reliability.md). The job
+        /// still has to end: an exception that escapes Main aborts every rank; a rank that catches it may exit, and
+        /// the ranks waiting for it are ended by their watchdog (<see cref="PipelineOptions.ReceiveTimeout"/>).
+        /// </summary>
         public void Dispose()
         {
-            _transport.Dispose();
-            _replicaTransport.Dispose();
+            if (_failed)
+            {
+                _transport.DisposeAfterFailure(FailureGrace);
+                _replicaTransport.DisposeAfterFailure(FailureGrace);
+            }
+            else
+            {
+                _transport.Dispose();
+                _replicaTransport.Dispose();
+            }
             foreach (int handle in new[] { _replicaCommunicator, _pipelineCommunicator, _dataCommunicator })
             {
                 int communicator = handle;

@@ -43,6 +43,39 @@ public static class Reliability
             Console.WriteLine($"[rank {mpi.Rank}] stepped");
             return false;
         }
+        if (mode is "caught" or "caught-exit")
+        {
+            // 2 ranks, ZB-V (stages 0 and 3 on rank 0): rank 0's loss throws on its second microbatch. Rank 1 still
+            // holds rank 0's shared-memory slot of that microbatch's first value (it frees it after stage 1's backward,
+            // which waits for the gradient rank 0 will never send), and waits for rank 0. The user's code catches the
+            // exception around `using var pipe`: Dispose runs while it unwinds and must not wait for that slot or
+            // those messages (ReceiveTimeout is 60 s). "caught" then rethrows (the job ends by MPI_Abort at once);
+            // "caught-exit" returns, and rank 1's watchdog ends the job.
+            long thrownAt = 0;
+            Func<Tensor, Tensor, Tensor> failing = (o, t) =>
+            {
+                if (++lossCalls != 2) return nn.functional.mse_loss(o, t);
+                thrownAt = Stopwatch.GetTimestamp();
+                throw new ArithmeticException("the loss failed on its second microbatch");
+            };
+            try
+            {
+                using var caught = Stalling.Pipeline.Build(new Stalling(), mpi, new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode == "caught" ? 60 : 20) });
+                for (int step = 0; step < 2; step++) caught.Step(x, y, failing);
+            }
+            catch (Pippy.Runtime.Execution.PipelineActionException e)
+            {
+                // From the throw to here: the interpreter unwinding and the runner's Dispose (rank 1 is ended by its
+                // watchdog, which throws in its receive, and in "caught-exit" catches that too).
+                Console.WriteLine(thrownAt == 0
+                    ? $"[rank {mpi.Rank}] caught '{e.Message}'"
+                    : $"[rank {mpi.Rank}] caught '{e.Message}'; Dispose took {Stopwatch.GetElapsedTime(thrownAt).TotalSeconds:F2} s");
+                if (mode == "caught") throw;
+                Console.WriteLine($"[rank {mpi.Rank}] exits");
+                return false;
+            }
+            return true;
+        }
         if (mode is "loss-broadcast" or "data-parallel")
         {
             // A rank held in its last backward while the others finish their actions and wait in the collectives

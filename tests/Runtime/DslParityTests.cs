@@ -22,6 +22,30 @@ public class DslParityTests(ITestOutputHelper log)
         int.Parse(output.Split('\n').Single(l => l.StartsWith($"[rank {stage} stage {stage}] checked ")).Split(' ')[5]);
 
     [Fact]
+    public void EmbeddingBagTokensAndOffsetsDividedIntoWholeBagsByACustomSpecEqualThePlainModel()
+    {
+        // tests/ParityApp/Models/BagClassifier.cs: a flat token list and bag offsets, which Split(0) cannot divide
+        // (a later part's offsets do not start at 0), divided with the per-bag target by one MicrobatchSpec.Custom
+        // into 4 microbatches of whole bags: output, loss and every gradient equal the plain model's.
+        var output = Run("embedding-bag", 2);
+        Assert.Equal(1, GradientsChecked(output, 0));
+        Assert.Equal(4, GradientsChecked(output, 1));
+        Assert.Contains("[rank 1 stage 1] output 0: ", output);
+    }
+
+    [Fact]
+    public void EmbeddingBagWithACustomSpecAndDataParallelEqualsThePlainModel()
+    {
+        // DataParallel = 2 on 4 ranks: the custom function first divides the bags between the replicas, then each
+        // replica's share into 4 microbatches; each replica's output is its bags' rows of the plain model's output,
+        // and the loss and gradients (summed across replicas) are the plain model's.
+        var output = Run("embedding-bag-dp", 4);
+        Assert.Contains("[rank 3 replica 1 stage 1] output (this replica's bags): ", output);
+        Assert.Contains("[rank 2 replica 1 stage 0] checked 1 gradients", output);
+        Assert.Contains("[rank 1 replica 0 stage 1] checked 4 gradients", output);
+    }
+
+    [Fact]
     public void SkipConnectionFromStageZeroToStageThree()
     {
         var output = Run("residual", 4);

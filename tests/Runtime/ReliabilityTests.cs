@@ -50,6 +50,49 @@ public class ReliabilityTests(ITestOutputHelper log)
         Assert.Matches(@"Pipeline rank 2, stage 2, action 2B\d \(the backward of microbatch \d\) failed: .*does not require grad", run.Errors);
     }
 
+    /// <summary>The seconds that "fail caught" printed for Dispose (from the loss's throw to the user's catch).</summary>
+    private static double DisposeSeconds(MpiLauncher.Run run)
+    {
+        var match = Regex.Match(run.Output, @"\[rank 0\] caught '.*'; Dispose took ([0-9.]+) s");
+        Assert.True(match.Success, "rank 0 did not print how long Dispose took");
+        return double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void DisposeAfterACaughtFailedStepReturnsWithinSecondsAndTheRethrowEndsTheJob()
+    {
+        // 2 ranks, ReceiveTimeout 60 s: rank 0's loss throws while rank 1 still holds rank 0's shared-memory slot of
+        // that microbatch and waits for rank 0. The user's code catches the exception around `using var pipe`, prints
+        // how long Dispose took, and rethrows: the unhandled exception aborts the job at once. (Before Dispose learned
+        // of failed steps, it waited for that slot for the whole ReceiveTimeout: 60.07 s.)
+        var clock = Stopwatch.StartNew();
+        var run = Fail("caught", ranks: 2);
+        double seconds = DisposeSeconds(run);
+        log.WriteLine($"Dispose took {seconds:F2} s; the job {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(seconds < 10, $"Dispose took {seconds:F2} s");
+        Assert.Contains("[pippy rank 0/2] fatal, ending the whole job: Pipeline rank 0, stage 3, action 3F1 (the loss of microbatch 1) failed: " +
+                        "ArithmeticException: the loss failed on its second microbatch", run.Errors);
+        Assert.Equal(1, FatalMessages(run));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+    }
+
+    [Fact]
+    public void AfterACaughtFailedStepTheRankExitsAndTheWatchdogEndsTheRankWaitingForIt()
+    {
+        // The same failure with ReceiveTimeout 20 s, but the user's code returns after catching: Dispose is as quick,
+        // rank 0 goes on to exit, and rank 1, which waits for rank 0's gradient, is ended by its watchdog (which
+        // this program catches too), so the job ends by itself within the timeout and a few seconds.
+        var clock = Stopwatch.StartNew();
+        var run = Fail("caught-exit", ranks: 2);
+        double seconds = DisposeSeconds(run);
+        log.WriteLine($"Dispose took {seconds:F2} s; the job {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(seconds < 10, $"Dispose took {seconds:F2} s");
+        Assert.Contains("[rank 0] exits", run.Output);
+        Assert.Contains("Rank 1 waited 20 s for the gradient of 'x' from stage 3 (pipeline rank 0) for stage 2, microbatch 1", run.Output);
+        Assert.Contains("[rank 1] exits", run.Output);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
+    }
+
     [Fact]
     public void TheWatchdogEndsAJobWhoseRankNeverTakesPart()
     {

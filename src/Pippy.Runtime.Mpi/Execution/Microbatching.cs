@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using static TorchSharp.torch;
 
 namespace Pippy.Runtime.Execution
@@ -10,6 +12,7 @@ namespace Pippy.Runtime.Execution
         public static Tensor[] Split(Tensor batch, int count, MicrobatchSpec spec, string what)
         {
             if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "There must be at least one microbatch.");
+            if (spec.IsCustom) return Divide(new[] { (what, batch, spec) }, count)[0];
             if (spec.Dimension is not int dimension)
             {
                 var copies = new Tensor[count];
@@ -28,6 +31,57 @@ namespace Pippy.Runtime.Execution
                     $"Use a batch of at least {count} rows or set PipelineOptions.Microbatches to at most {size}.", nameof(batch));
             return batch.tensor_split(count, dim: dim);
         }
+
+        /// <summary>
+        /// Divides several values (a model's inputs, then the target) into <paramref name="count"/> parts each, as their
+        /// specs say: <c>Split</c> and <c>Replicate</c> each value alone, and one <see cref="MicrobatchSpec.Custom(string, Func{Tensor[], int, Tensor[][]})"/>
+        /// object all the values it was given to together (their tensors in the order of <paramref name="values"/>).
+        /// Returns, per value, its <paramref name="count"/> parts. <paramref name="among"/> says what the parts are for
+        /// messages ("microbatches", "data-parallel replicas").
+        /// </summary>
+        public static Tensor[][] Divide(IReadOnlyList<(string What, Tensor Value, MicrobatchSpec Spec)> values, int count, string among = "microbatches")
+        {
+            if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "There must be at least one part.");
+            var result = new Tensor[values.Count][];
+            for (int i = 0; i < values.Count; i++)
+            {
+                if (result[i] is not null) continue;
+                var spec = values[i].Spec;
+                if (!spec.IsCustom)
+                {
+                    result[i] = Split(values[i].Value, count, spec, among == "microbatches" ? values[i].What : $"{values[i].What} (divided among {among})");
+                    continue;
+                }
+                int[] members = Enumerable.Range(i, values.Count - i).Where(j => ReferenceEquals(values[j].Spec, spec)).ToArray();
+                string names = string.Join(" and ", members.Select(j => values[j].What));
+                Tensor[][]? parts;
+                try
+                {
+                    parts = spec.Splitter!(members.Select(j => values[j].Value).ToArray(), count);
+                }
+                catch (Exception e)
+                {
+                    throw new ArgumentException($"MicrobatchSpec.Custom '{spec.Name}' failed to divide {names} into {count} {among}: {e.Message}", e);
+                }
+                if (parts is null || parts.Length != count)
+                    throw new ArgumentException(
+                        $"MicrobatchSpec.Custom '{spec.Name}' divided {names} into {parts?.Length ?? 0} parts, but there are {count} {among}: it must return one part per {Singular(among)}.");
+                for (int k = 0; k < count; k++)
+                {
+                    if (parts[k] is null || parts[k].Length != members.Length)
+                        throw new ArgumentException(
+                            $"MicrobatchSpec.Custom '{spec.Name}' returned {parts[k]?.Length ?? 0} tensor(s) in part {k} of {names}, but it was given {members.Length}: " +
+                            $"each part must hold one tensor per value, in the order given ({names}).");
+                    for (int m = 0; m < members.Length; m++)
+                        if (parts[k][m] is null)
+                            throw new ArgumentException($"MicrobatchSpec.Custom '{spec.Name}' returned no tensor for {values[members[m]].What} in part {k}.");
+                }
+                for (int m = 0; m < members.Length; m++) result[members[m]] = parts.Select(p => p[m]).ToArray();
+            }
+            return result;
+        }
+
+        private static string Singular(string among) => among.EndsWith("es", StringComparison.Ordinal) && among.StartsWith("micro", StringComparison.Ordinal) ? "microbatch" : among.TrimEnd('s');
 
         /// <summary>Splits along dimension 0.</summary>
         public static Tensor[] Split(Tensor batch, int count, string what) => Split(batch, count, MicrobatchSpec.Split(0), what);

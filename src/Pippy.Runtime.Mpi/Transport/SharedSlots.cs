@@ -93,6 +93,29 @@ namespace Pippy.Runtime.Transport
             Dispose();
         }
 
+        /// <summary>
+        /// After a failed step: closes at once, without waiting for receivers, every slot but those a receiver has not
+        /// freed yet, which stay mapped (and their memory files open) until the process exits, since a receiver may
+        /// still open or read one. A receiver that is waited for would only free them after messages this rank will
+        /// never send.
+        /// </summary>
+        public void DisposeKeepingUnfreed()
+        {
+            foreach (var slots in _outgoing.Values)
+                foreach (var slot in slots)
+                {
+                    if (Volatile.Read(ref *slot.State) == Free) slot.Dispose();
+                    else lock (s_unfreed) s_unfreed.Add(slot);
+                }
+            foreach (var slot in _incoming.Values) slot.Dispose();
+            _outgoing.Clear();
+            _incoming.Clear();
+            _lent.Clear();
+        }
+
+        /// <summary>Slots left in use by a failed step, kept until the process exits.</summary>
+        private static readonly List<Slot> s_unfreed = new();
+
         public void Dispose()
         {
             foreach (var slots in _outgoing.Values)

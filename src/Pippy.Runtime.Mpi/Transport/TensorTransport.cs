@@ -42,6 +42,15 @@ namespace Pippy.Runtime.Transport
         private readonly SharedMemoryPeers? _peers;
         private readonly SharedSlots? _slots;
 
+        /// <summary>Receives posted and not completed yet (request handle, the memory it lands in): what a failed step leaves behind.</summary>
+        private readonly Dictionary<int, Tensor> _receiving = new();
+
+        /// <summary>
+        /// Memory that MPI may still write or read after a failed step gave up on it (a receive whose cancellation did
+        /// not complete, a send never taken): kept alive until the process exits, so no finalizer frees it under MPI.
+        /// </summary>
+        private static readonly List<Tensor> s_abandoned = new();
+
         /// <param name="communicator">The MPI communicator (handle) whose ranks and tags the messages use.</param>
         /// <param name="learn">Learn each message's signature on first use (the pipeline's messages); off for one-off messages.</param>
         /// <param name="staging">How device tensors reach MPI (null: CPU tensors only, or a CUDA-aware MPI).</param>
@@ -162,10 +171,12 @@ namespace Pippy.Runtime.Transport
                 var buffer = NewBuffer(signature, device);
                 var target = Staging.ReceiveTarget(buffer);
                 Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out int request), "MPI_Irecv (data)", source, tag);
+                _receiving[request] = target;
                 return new PendingReceive(source, tag, device, signature, null, buffer, target, request) { What = what };
             }
             var header = torch.empty(HeaderLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
             Check(MpiU.MPI_Irecv(TorchNative.DataPointer(header), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out int headerRequest), "MPI_Irecv (header)", source, tag);
+            _receiving[headerRequest] = header;
             return new PendingReceive(source, tag, device, null, header, null, null, headerRequest) { What = what };
         }
 
@@ -184,6 +195,7 @@ namespace Pippy.Runtime.Transport
             for (int i = 0; i < count; i++)
                 if (pending[i].Request != 0) { waitingFor[waiting] = pending[i]; requests[waiting++] = pending[i].Request; }
             Wait(requests, waiting, k => waitingFor[k].What);
+            for (int k = 0; k < waiting; k++) _receiving.Remove(waitingFor[k].Request);
 
             var received = new ReceivedTensor[count];
             var second = new List<int>();
@@ -224,11 +236,15 @@ namespace Pippy.Runtime.Transport
                     var buffer = NewBuffer(signature, p.Device);
                     var target = Staging.ReceiveTarget(buffer);
                     Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, p.Source, DataTag(p.Tag), _communicator, out requests[second.Count]), "MPI_Irecv (data)", p.Source, p.Tag);
+                    _receiving[requests[second.Count]] = target;
                     resolved[i] = p with { Known = signature, Buffer = buffer, Target = target };
                 }
                 second.Add(i);
             }
+            int* secondRequests = stackalloc int[Math.Max(second.Count, 1)];
+            for (int k = 0; k < second.Count; k++) secondRequests[k] = requests[k];
             Wait(requests, second.Count, k => resolved[second[k]].What);
+            for (int k = 0; k < second.Count; k++) _receiving.Remove(secondRequests[k]);
             foreach (int i in second)
             {
                 var p = resolved[i];
@@ -248,6 +264,7 @@ namespace Pippy.Runtime.Transport
         {
             notice = torch.empty(NoticeLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
             Check(MpiU.MPI_Irecv(TorchNative.DataPointer(notice), NoticeLength * sizeof(long), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out int request), "MPI_Irecv (notice)", source, tag);
+            _receiving[request] = notice;
             return request;
         }
 
@@ -362,6 +379,78 @@ namespace Pippy.Runtime.Transport
             _buffers.Clear();
             _slots?.Dispose(Timeout);
             Staging.Clear();
+        }
+
+        /// <summary>
+        /// Closes the transport after a failed step without waiting for anything a failed step will never see done:
+        /// every posted receive is cancelled (MPI_Cancel, then polled for up to <paramref name="grace"/>; one whose
+        /// cancellation does not complete keeps its memory alive until the process exits), every send not completed by
+        /// then is left to MPI with its memory kept alive (MPICH cannot always cancel a send, and a send's memory must
+        /// not be freed under it), and shared-memory slots a receiver has not freed stay mapped until the process
+        /// exits (a receiver may still open one). Returns at once when nothing is pending, within
+        /// <paramref name="grace"/> otherwise. The job still has to end: the failed rank exits or aborts, and the other
+        /// ranks, which wait for its messages, are ended by the abort or by their watchdog.
+        /// </summary>
+        public (int CancelledReceives, int AbandonedReceives, int AbandonedSends) DisposeAfterFailure(TimeSpan grace)
+        {
+            long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(grace.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+            var receives = _receiving.ToList();
+            _receiving.Clear();
+            var open = new List<(int Request, Tensor Memory)>();
+            foreach (var (request, memory) in receives)
+            {
+                int r = request;
+                MpiU.MPI_Cancel(ref r);
+                open.Add((r, memory));
+            }
+            var sends = _pending.Select(p => (p.Request, p.Sent, p.Original)).ToList();
+            _pending.Clear();
+            // Both kinds complete only while MPI is polled: test until all are done or the grace period is over.
+            bool[] receiveDone = new bool[open.Count], sendDone = new bool[sends.Count];
+            int cancelled = 0;
+            while (true)
+            {
+                bool all = true;
+                for (int k = 0; k < open.Count; k++)
+                {
+                    if (receiveDone[k]) continue;
+                    int r = open[k].Request;
+                    if (MpiU.MPI_Test(ref r, out int flag, out _) == 0 && flag != 0) { receiveDone[k] = true; cancelled++; }
+                    else all = false;
+                }
+                for (int k = 0; k < sends.Count; k++)
+                {
+                    if (sendDone[k]) continue;
+                    int r = sends[k].Request;
+                    if (MpiU.MPI_Test(ref r, out int flag, out _) == 0 && flag != 0) sendDone[k] = true;
+                    else all = false;
+                }
+                if (all || System.Diagnostics.Stopwatch.GetTimestamp() > deadline) break;
+                System.Threading.Thread.Yield();
+            }
+            int abandonedSends = 0;
+            lock (s_abandoned)
+            {
+                for (int k = 0; k < open.Count; k++)
+                    if (!receiveDone[k]) s_abandoned.Add(open[k].Memory);
+                for (int k = 0; k < sends.Count; k++)
+                {
+                    if (sendDone[k])
+                    {
+                        Staging.Release(sends[k].Sent, sends[k].Original);
+                        if (!ReferenceEquals(sends[k].Sent, sends[k].Original)) sends[k].Original.Dispose();
+                        else sends[k].Sent.Dispose();
+                        continue;
+                    }
+                    abandonedSends++;
+                    s_abandoned.Add(sends[k].Sent);
+                    s_abandoned.Add(sends[k].Original);
+                }
+            }
+            _buffers.Clear();
+            _slots?.DisposeKeepingUnfreed();
+            Staging.Clear();
+            return (cancelled, open.Count - cancelled, abandonedSends);
         }
     }
 
