@@ -125,6 +125,53 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void PIPPY0025_AUsingDeclarationOfAGuardBeforeTheLastStage() =>
+        Single(Model(forward: "using var guard = no_grad(); x = a.forward(x); x = b.forward(x); return c.forward(x);"),
+            "PIPPY0025", "'using var guard'", "stage 0", "using block");
+
+    [Fact]
+    public void UsingDeclarationsOfTensorsAndDisposeScopesAnywhereAndOfAGuardInTheLastStageAreAccepted()
+    {
+        var result = GeneratorHarness.Run(Model(forward:
+            "using var scope = TorchSharp.torch.NewDisposeScope(); using var h = a.forward(x); using var g = b.forward(h); using var guard = no_grad(); return scope.MoveToOuter(c.forward(g));"));
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
+    }
+
+    private const string BatchNormMembers =
+        "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; private readonly Block block = new Block();";
+    private const string BatchNormBlock = """
+
+        public sealed class Block : Module<Tensor, Tensor>
+        {
+            private readonly BatchNorm1d norm = BatchNorm1d(4);
+            public Block() : base("Block") { RegisterComponents(); }
+            public override Tensor forward(Tensor x) => norm.forward(x);
+        }
+        """;
+
+    [Fact]
+    public void PIPPY0026_BatchNormInsideABlockIsAWarning()
+    {
+        var source = Model(members: BatchNormMembers, forward: "x = a.forward(x); x = b.forward(block.forward(x)); return c.forward(x);") + BatchNormBlock;
+        var diagnostic = Single(source, "PIPPY0026", "'block.norm'", "BatchNorm1d", "one microbatch at a time", "eval", "GroupNorm or LayerNorm", "Microbatches = 1", "NoWarn");
+        Assert.Equal(DiagnosticSeverity.Warning, diagnostic.Severity);
+        // Only a warning: the stages are still generated and compile.
+        var result = GeneratorHarness.Run(source);
+        Assert.Contains(result.Output.SyntaxTrees, t => t.FilePath.EndsWith("Stage1.g.cs", System.StringComparison.Ordinal));
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+    }
+
+    [Fact]
+    public void PIPPY0026_NotForOneMicrobatchNorForAnUnusedOrNonBatchNorm()
+    {
+        var forward = "x = a.forward(x); x = b.forward(block.forward(x)); return c.forward(x);";
+        Assert.DoesNotContain(GeneratorHarness.Run(Model(attribute: "[Pipeline(Microbatches = 1)]", members: BatchNormMembers, forward: forward) + BatchNormBlock).GeneratorDiagnostics, d => d.Id == "PIPPY0026");
+        Assert.DoesNotContain(GeneratorHarness.Run(Model(members: BatchNormMembers) + BatchNormBlock).GeneratorDiagnostics, d => d.Id == "PIPPY0026");
+        Assert.DoesNotContain(GeneratorHarness.Run(Model(members: BatchNormMembers.Replace("new Block()", "LayerNorm(4)").Replace("Block block", "LayerNorm block"), forward: forward)).GeneratorDiagnostics, d => d.Id == "PIPPY0026");
+    }
+
+    [Fact]
     public void PIPPY0012_GenericModel() =>
         Single(Model(declaration: "public sealed partial class Net<T> : Module<Tensor, Tensor>"), "PIPPY0012", "is generic");
 

@@ -80,6 +80,53 @@ public static class Memory
     }
 
     /// <summary>A size line of /proc/self/status (VmRSS: resident now; VmHWM: the peak since the last reset), in bytes.</summary>
+    /// <summary>A keep mask [batch, time]: sample i keeps its first time - (i mod 3) positions (the rest is padding).</summary>
+    public static Tensor Padding(long batch, long time)
+    {
+        var keep = ones(batch, time);
+        for (long i = 0; i < batch; i++)
+            if (i % 3 > 0) keep[i, TensorIndex.Slice(time - i % 3)] = zeros(i % 3);
+        return keep;
+    }
+
+    /// <summary>
+    /// Trains <see cref="UsingEncoder"/> (using declarations and a dispose scope in forward) for <paramref name="steps"/>
+    /// steps and prints the resident memory after step 10 and after the last: tensors the stages or the runner failed
+    /// to free would make it grow with every step.
+    /// </summary>
+    public static bool UsingSteps(PipelineEnvironment mpi, int steps)
+    {
+        torch.manual_seed(0);
+        var model = new UsingEncoder(features: 64, dim: 128, heads: 4, outputs: 8);
+        using var pipe = UsingEncoder.Pipeline.Build(model, mpi, new PipelineOptions { PrintPlan = false });
+        var optimizer = optim.SGD(pipe.Parameters(), 0.001);
+        Func<Tensor, Tensor, Tensor> loss = (o, t) => nn.functional.mse_loss(o, t, nn.Reduction.Sum);
+        long atTen = 0, tensorsAtTen = 0, atEnd = 0, tensorsAtEnd = 0;
+        float first = 0, last = 0;
+        for (int step = 1; step <= steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            var g = new Generator((ulong)step);
+            var (x, keep, target) = (randn(new long[] { 16, 32, 64 }, generator: g), Padding(16, 32), randn(new long[] { 16, 8 }, generator: g));
+            optimizer.zero_grad();
+            float value = pipe.Step(new[] { x, keep }, target, loss).item<float>();
+            optimizer.step();
+            if (step == 1) first = value;
+            last = value;
+            if (step == 10 || step == steps)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                // Both readings at the same point of a step: its batch and loss are still held here.
+                if (step == 10) (atTen, tensorsAtTen) = (Status("VmRSS"), torch.Tensor.TotalCount);
+                else (atEnd, tensorsAtEnd) = (Status("VmRSS"), torch.Tensor.TotalCount);
+            }
+        }
+        Console.WriteLine($"[rank {mpi.Rank}] using-memory: resident {atTen / (1 << 10)} KiB after step 10, {atEnd / (1 << 10)} KiB after step {steps} " +
+                          $"(growth {(atEnd - atTen) / (1 << 10)} KiB); live tensors {tensorsAtTen} after step 10, {tensorsAtEnd} after step {steps}; loss {first:F1} -> {last:F1}");
+        return float.IsFinite(last);
+    }
+
     private static long Status(string field)
     {
         var line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith(field + ":", StringComparison.Ordinal));

@@ -75,6 +75,11 @@ bool ok = scenario switch
     "transposed" => Parity.Check(mpi, () => new Transposed(), (m, e, o) => Transposed.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 6) }, randn(8, 3), mse, new PipelineOptions()),
 
+    // using var locals crossing splits, a dispose scope opened in forward and a padding mask: outputs, loss and grads.
+    "using" => Parity.Check(mpi, () => new UsingEncoder(), (m, e, o) => UsingEncoder.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 6, 12), Memory.Padding(8, 6) }, randn(8, 3), mse, new PipelineOptions()),
+    "using-memory" => Memory.UsingSteps(mpi, Int(args, 1)),
+
     "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
 

@@ -120,12 +120,22 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0024", "forward can end without a return",
             "forward of '{0}' can reach its end without returning, so the last stage would have no output to send; end every path of forward with a return of its output");
 
+        public static readonly DiagnosticDescriptor UsingEndsWithStage = Create(
+            "PIPPY0025", "using declaration would end with its stage",
+            "'using var {0}' ({1}) is declared in stage {2}, so it would be disposed when stage {2} ends, not when forward ends, and the stages after it would run without it; put the statements that need it in a using block (using (...) {{ ... }}) inside one stage, or declare it after the last split point (tensors and torch.NewDisposeScope() may be declared with using anywhere)");
+
+        public static readonly DiagnosticDescriptor BatchStatistics = Create(
+            "PIPPY0026", "Batch statistics are computed per microbatch",
+            "Submodule '{0}' of '{1}' is a {2}, which in training mode normalises by the statistics of the batch it is given; a pipeline gives it one microbatch at a time, so outputs, gradients and running statistics differ from the plain model's unless there is 1 microbatch. Put it in eval mode (frozen statistics: call eval() on it), use GroupNorm or LayerNorm, or set Microbatches = 1; or suppress this warning (<NoWarn>PIPPY0026</NoWarn>) if per-microbatch statistics are intended",
+            DiagnosticSeverity.Warning);
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
             SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
+            UsingEndsWithStage, BatchStatistics,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

@@ -117,7 +117,19 @@ namespace Pippy.Generators.Emitting
             for (int i = 0; i < stage.Inputs.Count; i++)
                 w.Line($"{stage.Inputs[i].Variable.Type} {stage.Inputs[i].Variable.Name} = {InputsParameter}[{i}];");
             foreach (var local in stage.Locals) w.Line($"{local.Type} {local.Name} = default!;");
+            if (stage.ReopenedScopes.Count > 0)
+            {
+                w.Line("// forward's dispose scope(s), opened by an earlier stage, last to the end of forward: opened again here.");
+                foreach (var scope in stage.ReopenedScopes) w.Lines(scope);
+            }
             foreach (var statement in stage.Code) w.Lines(statement);
+            if (!isLast && stage.OpenScopes.Count > 0 && stage.Outputs.Count > 0)
+            {
+                w.Line("// The outputs leave the stage: out of forward's dispose scope(s), into the caller's.");
+                foreach (var output in stage.Outputs)
+                    foreach (var scope in stage.OpenScopes.Reverse())
+                        w.Line($"if ({scope}.Contains({output.Name})) {scope}.MoveToOuter({output.Name});");
+            }
             if (!isLast) w.Line($"return new {Tensor}[] {{ {string.Join(", ", stage.Outputs.Select(o => o.Name))} }};");
             w.Close();
             w.Close();

@@ -72,9 +72,30 @@ namespace Pippy.Generators.Model
         bool IsLoop,
         bool Returns,
         bool UsesModel,
-        LocationInfo? Location)
+        LocationInfo? Location,
+        UsingDeclarationSpec? Using = null)
     {
         public bool Uses(string member) => ModuleReferences.Contains(member);
+    }
+
+    /// <summary>
+    /// A top-level <c>using var</c> declaration of forward: the variables it declares, what kind of value they hold,
+    /// and the statement's code without the <c>using</c> keyword (for a tensor that leaves its stage, which the stage
+    /// must not dispose). Its <c>Dispose</c> runs at the end of forward in the plain model, at the end of the stage's
+    /// forward in a pipeline.
+    /// </summary>
+    internal sealed record UsingDeclarationSpec(EquatableArray<string> Names, UsingKind Kind, string CodeWithoutUsing, string Type);
+
+    internal enum UsingKind
+    {
+        /// <summary>Tensors: disposed at the end of the stage unless they are the stage's outputs.</summary>
+        Tensor,
+
+        /// <summary><c>torch.NewDisposeScope()</c>: opened again by every later stage; outputs are moved out of it.</summary>
+        DisposeScope,
+
+        /// <summary>Anything else (a no_grad guard, a file): it would end with its stage, so only the last stage may declare one.</summary>
+        Other,
     }
 
     /// <summary>An additional file of the project (a custom schedule's CSV): its name, path and text.</summary>

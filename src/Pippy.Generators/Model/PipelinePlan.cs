@@ -15,6 +15,9 @@ namespace Pippy.Generators.Model
     /// <summary>
     /// One stage: the statements it runs and the values it takes and makes. <see cref="Locals"/> are variables of
     /// forward declared before the stage (or forward's arguments) that the stage assigns without reading first.
+    /// <see cref="ReopenedScopes"/> are the <c>using var scope = torch.NewDisposeScope();</c> statements of earlier
+    /// stages, which the stage opens again (forward's scope lasts to its end); <see cref="OpenScopes"/> the scope
+    /// variables open when the stage returns (outermost first), out of which it moves its outputs.
     /// </summary>
     internal sealed record StagePlan(
         int Index,
@@ -25,7 +28,9 @@ namespace Pippy.Generators.Model
         EquatableArray<VariableSpec> Outputs,
         EquatableArray<StageModulePlan> Modules,
         EquatableArray<string> Code,
-        bool UsesModel);
+        bool UsesModel,
+        EquatableArray<string> ReopenedScopes = default,
+        EquatableArray<string> OpenScopes = default);
 
     /// <summary>A submodule a stage holds: the model's member, or (for a [SplitInto] list) part <see cref="Part"/> of <see cref="Parts"/>.</summary>
     internal sealed record StageModulePlan(MemberSpec Member, int Part, int Parts)

@@ -14,6 +14,8 @@ namespace Pippy.Generators.Parsing
             TiedWeight = compilation.GetTypeByMetadataName(PipelineGenerator.TiedWeightAttributeName);
             SplitInto = compilation.GetTypeByMetadataName(PipelineGenerator.SplitIntoAttributeName);
             ModuleList = compilation.GetTypeByMetadataName("TorchSharp.Modules.ModuleList`1");
+            DisposeScope = compilation.GetTypeByMetadataName("TorchSharp.DisposeScope");
+            BatchNorm = compilation.GetTypeByMetadataName("TorchSharp.Modules.BatchNorm");
         }
 
         public INamedTypeSymbol? Module { get; }
@@ -22,6 +24,19 @@ namespace Pippy.Generators.Parsing
         public INamedTypeSymbol? TiedWeight { get; }
         public INamedTypeSymbol? SplitInto { get; }
         public INamedTypeSymbol? ModuleList { get; }
+        public INamedTypeSymbol? DisposeScope { get; }
+
+        /// <summary>The base of TorchSharp's BatchNorm1d/2d/3d: modules that normalise by the batch's statistics in training.</summary>
+        public INamedTypeSymbol? BatchNorm { get; }
+
+        /// <summary>True when <paramref name="type"/> is <paramref name="baseType"/> or derives from it.</summary>
+        public static bool DerivesFrom(ITypeSymbol? type, INamedTypeSymbol? baseType)
+        {
+            if (baseType is null) return false;
+            for (var t = type; t is not null; t = t.BaseType)
+                if (SymbolEqualityComparer.Default.Equals(t.OriginalDefinition, baseType)) return true;
+            return false;
+        }
 
         /// <summary>The block type T of a <c>ModuleList&lt;T&gt;</c>, or null.</summary>
         public ITypeSymbol? ModuleListElement(ITypeSymbol? type) =>

@@ -80,6 +80,7 @@ namespace Pippy.Generators.Parsing
             var attribute = context.Attributes[0];
             int schedule = NamedInt(attribute, "Schedule", 0);
             int microbatches = NamedInt(attribute, "Microbatches", PipelineAttribute.DefaultMicrobatches);
+            diagnostics.AddRange(BatchStatistics.Find(type, known, statements, microbatches));
 
             var spec = new PipelineModelSpec(
                 ReadTypeSpec(type, forward),
@@ -276,7 +277,10 @@ namespace Pippy.Generators.Parsing
                 var flow = StatementFlow.Analyze(statement, symbols);
                 var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
-                result.Add(Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement)));
+                var spec = Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement));
+                if (StageCodeRewriter.ReadUsing(statement, rewritten, symbols, known) is { } usingDeclaration)
+                    spec = spec with { Using = new UsingDeclarationSpec(usingDeclaration.Names.ToEquatableArray(), usingDeclaration.Kind, Dedent(usingDeclaration.WithoutUsing.ToFullString()), usingDeclaration.Type) };
+                result.Add(spec);
             }
             return result;
         }

@@ -1,3 +1,4 @@
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -60,6 +61,28 @@ namespace Pippy.Generators.Parsing
                 SyntaxFactory.IdentifierName(OutputsHelper),
                 SyntaxFactory.ArgumentList(SyntaxFactory.SingletonSeparatedList(SyntaxFactory.Argument(value.WithoutTrivia()))));
             return node.WithExpression(outputs.WithTriviaFrom(node.Expression));
+        }
+
+        /// <summary>
+        /// For a top-level <c>using var</c> declaration of forward (<paramref name="original"/>, and its stage code
+        /// <paramref name="rewritten"/>): what it declares, and the statement without <c>using</c>. Null for any other statement.
+        /// </summary>
+        public static (string[] Names, Model.UsingKind Kind, string Type, StatementSyntax WithoutUsing)? ReadUsing(
+            StatementSyntax original, StatementSyntax rewritten, SymbolLookup symbols, KnownTypes known)
+        {
+            if (original is not LocalDeclarationStatementSyntax { UsingKeyword.RawKind: (int)SyntaxKind.UsingKeyword } declaration
+                || rewritten is not LocalDeclarationStatementSyntax copy)
+                return null;
+            var type = symbols.Model.GetTypeInfo(declaration.Declaration.Type).Type;
+            var kind = KnownTypes.DerivesFrom(type, known.Tensor) ? Model.UsingKind.Tensor
+                : KnownTypes.DerivesFrom(type, known.DisposeScope) ? Model.UsingKind.DisposeScope
+                : Model.UsingKind.Other;
+            // The using keyword's leading trivia (comments, indentation) moves to what now starts the statement.
+            var usingKeyword = copy.UsingKeyword;
+            var withoutUsing = copy.WithUsingKeyword(SyntaxFactory.Token(SyntaxKind.None))
+                .WithDeclaration(copy.Declaration.WithType(copy.Declaration.Type.WithLeadingTrivia(usingKeyword.LeadingTrivia)));
+            var names = declaration.Declaration.Variables.Select(v => v.Identifier.ValueText).ToArray();
+            return (names, kind, type?.ToDisplayString() ?? declaration.Declaration.Type.ToString(), withoutUsing);
         }
 
         private bool IsModelInstanceMember(ISymbol? symbol, out bool isModule)

@@ -71,6 +71,9 @@ namespace Pippy.Generators.Planning
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReturnBeforeLastStage, statements[i].Location, StageOf(i), spec.Type.Name));
             }
 
+            diagnostics.AddRange(UsingDeclarations.Check(statements, StageOf, stageCount));
+            var scopeVariables = UsingDeclarations.ScopeVariables(statements);
+
             // Values: what each stage reads from before it, and where each value comes from.
             var variables = spec.Variables.ToDictionary(v => v.Name);
             var inputNames = spec.Inputs.Select(v => v.Name).ToList();
@@ -81,6 +84,7 @@ namespace Pippy.Generators.Planning
                 var units = stages[stage].Select(u => statements[u.Statement]).ToList();
                 foreach (string name in FlowsInto(units))
                 {
+                    if (scopeVariables.Contains(name)) continue; // a dispose scope: every later stage opens its own
                     int producer = LastIndex(stage, p => stages[p].Any(u => statements[u.Statement].Written.Contains(name)));
                     if (producer < 0 && !inputNames.Contains(name)) continue; // not definitely assigned before: the compiler reports it
                     var variable = variables[name];
@@ -170,8 +174,10 @@ namespace Pippy.Generators.Planning
                 OuterLocals(stages[stage].Select(u => statements[u.Statement]), stageInputs[stage]).Select(n => variables[n]).ToEquatableArray(),
                 stageOutputs[stage].Select(n => variables[n]).ToEquatableArray(),
                 stageModules[stage].ToEquatableArray(),
-                stages[stage].Select(u => statements[u.Statement].Code).ToEquatableArray(),
-                stages[stage].Any(u => statements[u.Statement].UsesModel)));
+                stages[stage].Select(u => UsingDeclarations.Code(statements[u.Statement], stageOutputs[stage])).ToEquatableArray(),
+                stages[stage].Any(u => statements[u.Statement].UsesModel),
+                UsingDeclarations.ScopesBefore(statements, stages[stage][0].Statement).Select(s => s.Code).ToEquatableArray(),
+                UsingDeclarations.OpenScopes(statements, stages[stage].Select(u => u.Statement)).ToEquatableArray()));
 
             var plan = new PipelinePlan(spec.Type, spec.Inputs, spec.Output, stagesPlan.ToEquatableArray(), replicated.ToEquatableArray(),
                 kind.ToString(), table.Microbatches, stageCount / table.RankCount, table.Format().ToEquatableArray());
