@@ -33,7 +33,7 @@ namespace Pippy.Generators.Diagnostics
 
         public static readonly DiagnosticDescriptor SplitEndNotUsed = Create(
             "PIPPY0004", "[SplitEnd] member is not used in forward",
-            "[SplitEnd] member '{0}' is not used by any statement of forward, so it marks no split point; call it in forward or remove the attribute");
+            "[SplitEnd] member '{0}' is not used by any statement of forward{1}, so it marks no split point; call it in forward or remove the attribute");
 
         public static readonly DiagnosticDescriptor EmptyStage = Create(
             "PIPPY0005", "A stage would be empty",
@@ -120,12 +120,21 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0024", "forward can end without a return",
             "forward of '{0}' can reach its end without returning, so the last stage would have no output to send; end every path of forward with a return of its output");
 
+        public static readonly DiagnosticDescriptor UnfollowableSubmoduleUse = Create(
+            "PIPPY0026", "Submodules used where the generator cannot follow",
+            "forward reaches {0}, which uses submodule(s) {1}, but the generator cannot follow the call there, so no stage would hold those submodules and no rank would train their parameters; {2}");
+
+        public static readonly DiagnosticDescriptor SplitEndInMethodCalledTwice = Create(
+            "PIPPY0027", "[SplitEnd] member used through a method called more than once",
+            "[SplitEnd] member '{0}' is used inside {1}, which forward calls from {2} statements, so it is ambiguous after which one the stage ends; call {1} from one statement of forward, or put [SplitEnd] on a submodule that forward calls directly");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
             SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
+            UnfollowableSubmoduleUse, SplitEndInMethodCalledTwice,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);
