@@ -226,7 +226,7 @@ public class DiagnosticTests
     public void PIPPY0026_VirtualMethodUsingSubmodules() =>
         Single(Model(forward: "x = a.forward(x); x = b.forward(x); return Head(x);", declaration: "public partial class Net : Module<Tensor, Tensor>",
                 members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; protected virtual Tensor Head(Tensor x) => c.forward(x);"),
-            "PIPPY0026", "method 'Head', which a derived class may override", "'c'", "no rank would train", "make 'Head' non-virtual");
+            "PIPPY0026", "method 'Head' (a derived class may override it)", "'c'", "no rank would train", "make 'Head' non-virtual");
 
     [Fact]
     public void PIPPY0026_RecursiveMethodUsingSubmodules() =>

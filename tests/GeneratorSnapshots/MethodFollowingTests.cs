@@ -112,7 +112,9 @@ public class MethodFollowingTests
         var sources = set == "inline" ? new[] { HelperModels }
             : Directory.Exists(full) ? Directory.GetFiles(full, "*.cs").OrderBy(f => f).Select(File.ReadAllText).ToArray()
             : new[] { File.ReadAllText(full) };
-        var result = GeneratorHarness.Run(sources);
+        // ScheduleChains' custom table, an AdditionalFiles item of ParityApp.
+        string csv = Path.Combine(root, "tests", "ParityApp", "Schedules", "custom.csv");
+        var result = GeneratorHarness.RunWithFiles(sources, new[] { ("Schedules/custom.csv", File.ReadAllText(csv)) });
         Assert.DoesNotContain(result.GeneratorDiagnostics, d => d.Severity == DiagnosticSeverity.Error);
         var output = result.Output;
         var models = output.SyntaxTrees.Take(sources.Length)

@@ -58,7 +58,8 @@ namespace Pippy.Generators.Parsing
             if (members.Count == 0) return result;
             foreach (var method in _model.GetMembers().OfType<IMethodSymbol>())
             {
-                if (SymbolEqualityComparer.Default.Equals(method, _forward) || Body(method) is not { } body) continue;
+                if (method.MethodKind is not (MethodKind.Ordinary or MethodKind.PropertyGet)
+                    || SymbolEqualityComparer.Default.Equals(method, _forward) || Body(method) is not { } body) continue;
                 var semanticModel = _compilation.GetSemanticModel(body.SyntaxTree);
                 foreach (var identifier in body.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>())
                 {
@@ -130,7 +131,7 @@ namespace Pippy.Generators.Parsing
             string name = method.AssociatedSymbol is IPropertySymbol property ? $"property '{property.Name}'" : $"method '{method.Name}'";
             bool overridable = (method.IsVirtual || method.IsAbstract || (method.IsOverride && !method.IsSealed)) && !_model.IsSealed;
             if (overridable)
-                Report(method, site, $"{name}, which a derived class may override", uses,
+                Report(method, site, $"{name} (a derived class may override it)", uses,
                     $"make '{method.Name}' non-virtual or sealed (or seal the model), or call the submodules from forward");
             else if (_recursive.Contains(method))
                 Report(method, site, $"the recursive {name}", uses,
