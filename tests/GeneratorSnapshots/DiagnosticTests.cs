@@ -223,19 +223,19 @@ public class DiagnosticTests
             "PIPPY0004", "'b' is not used", "used in 'Unused', which forward does not call", "call it in forward or remove the attribute");
 
     [Fact]
-    public void PIPPY0026_VirtualMethodUsingSubmodules() =>
+    public void PIPPY0028_VirtualMethodUsingSubmodules() =>
         Single(Model(forward: "x = a.forward(x); x = b.forward(x); return Head(x);", declaration: "public partial class Net : Module<Tensor, Tensor>",
                 members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; protected virtual Tensor Head(Tensor x) => c.forward(x);"),
-            "PIPPY0026", "method 'Head' (a derived class may override it)", "'c'", "no rank would train", "make 'Head' non-virtual");
+            "PIPPY0028", "method 'Head' (a derived class may override it)", "'c'", "no rank would train", "make 'Head' non-virtual");
 
     [Fact]
-    public void PIPPY0026_RecursiveMethodUsingSubmodules() =>
+    public void PIPPY0028_RecursiveMethodUsingSubmodules() =>
         Single(Model(forward: "x = a.forward(x); x = b.forward(x); return Deep(x, 2);",
                 members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; private Tensor Deep(Tensor x, int n) => n == 0 ? x : Deep(c.forward(x), n - 1);"),
-            "PIPPY0026", "the recursive method 'Deep'", "'c'", "into a loop");
+            "PIPPY0028", "the recursive method 'Deep'", "'c'", "into a loop");
 
     [Fact]
-    public void PIPPY0026_DelegateStoredInAField() =>
+    public void PIPPY0028_DelegateStoredInAField() =>
         Single(Usings + """
             [Pipeline]
             public sealed partial class Net : Module<Tensor, Tensor>
@@ -246,10 +246,10 @@ public class DiagnosticTests
                 public Net() : base("Net") { head = t => c.forward(t); RegisterComponents(); }
                 public override Tensor forward(Tensor x) { x = a.forward(x); return head(x); }
             }
-            """, "PIPPY0026", "the delegate stored in 'head'", "'c'", "instead of a delegate");
+            """, "PIPPY0028", "the delegate stored in 'head'", "'c'", "instead of a delegate");
 
     [Fact]
-    public void PIPPY0026_MethodOfAnotherClassHandedTheModel() =>
+    public void PIPPY0028_MethodOfAnotherClassHandedTheModel() =>
         Single(Usings + """
             internal static class Heads { public static Tensor Apply(Net net, Tensor x) => net.c.forward(x); }
             [Pipeline]
@@ -260,7 +260,7 @@ public class DiagnosticTests
                 public Net() : base("Net") { RegisterComponents(); }
                 public override Tensor forward(Tensor x) { x = a.forward(x); return Heads.Apply(this, x); }
             }
-            """, "PIPPY0026", "'Heads.Apply', a method of another class that is handed the model", "'c'", "pass the submodules themselves");
+            """, "PIPPY0028", "'Heads.Apply', a method of another class that is handed the model", "'c'", "pass the submodules themselves");
 
     [Fact]
     public void HelpersThatUseNoSubmoduleAreFineEvenWhereTheyCannotBeFollowed() =>

@@ -121,7 +121,7 @@ namespace Pippy.Generators.Diagnostics
             "forward of '{0}' can reach its end without returning, so the last stage would have no output to send; end every path of forward with a return of its output");
 
         public static readonly DiagnosticDescriptor UnfollowableSubmoduleUse = Create(
-            "PIPPY0026", "Submodules used where the generator cannot follow",
+            "PIPPY0028", "Submodules used where the generator cannot follow",
             "forward reaches {0}, which uses submodule(s) {1}, but the generator cannot follow the call there, so no stage would hold those submodules and no rank would train their parameters; {2}");
 
         public static readonly DiagnosticDescriptor SplitEndInMethodCalledTwice = Create(

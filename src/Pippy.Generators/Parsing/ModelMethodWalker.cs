@@ -13,7 +13,7 @@ namespace Pippy.Generators.Parsing
     /// the submodule members they use, so that those submodules belong to the stage of the forward statement that makes
     /// the call. Where it cannot follow (a method a derived class may override, recursion, a delegate stored in a
     /// field, a method of another class that is handed the model) and the code there uses submodules, it reports
-    /// PIPPY0026: a stage would run those submodules without holding them, and no rank would train their parameters.
+    /// PIPPY0028: a stage would run those submodules without holding them, and no rank would train their parameters.
     /// </summary>
     internal sealed class ModelMethodWalker
     {
