@@ -263,6 +263,71 @@ public class DiagnosticTests
     public void PIPPY0022_ScheduleFileNotAmongAdditionalFiles() =>
         Single(Model(attribute: "[Pipeline(ScheduleFile = \"missing.csv\")]"), "PIPPY0022", "ScheduleFile = \"missing.csv\"", "<AdditionalFiles Include=\"missing.csv\" />");
 
+    [Fact]
+    public void PIPPY0004_NamesTheMethodThatUsesTheMember() =>
+        Single(Model(forward: "x = a.forward(x); return c.forward(x);",
+                members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; private Tensor Unused(Tensor x) => b.forward(x);"),
+            "PIPPY0004", "'b' is not used", "used in 'Unused', which forward does not call", "call it in forward or remove the attribute");
+
+    [Fact]
+    public void PIPPY0028_VirtualMethodUsingSubmodules() =>
+        Single(Model(forward: "x = a.forward(x); x = b.forward(x); return Head(x);", declaration: "public partial class Net : Module<Tensor, Tensor>",
+                members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; protected virtual Tensor Head(Tensor x) => c.forward(x);"),
+            "PIPPY0028", "method 'Head' (a derived class may override it)", "'c'", "no rank would train", "make 'Head' non-virtual");
+
+    [Fact]
+    public void PIPPY0028_RecursiveMethodUsingSubmodules() =>
+        Single(Model(forward: "x = a.forward(x); x = b.forward(x); return Deep(x, 2);",
+                members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; private Tensor Deep(Tensor x, int n) => n == 0 ? x : Deep(c.forward(x), n - 1);"),
+            "PIPPY0028", "the recursive method 'Deep'", "'c'", "into a loop");
+
+    [Fact]
+    public void PIPPY0028_DelegateStoredInAField() =>
+        Single(Usings + """
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, Tensor>
+            {
+                [SplitEnd] private readonly Linear a = Linear(4, 4);
+                private readonly Linear c = Linear(4, 4);
+                private readonly System.Func<Tensor, Tensor> head;
+                public Net() : base("Net") { head = t => c.forward(t); RegisterComponents(); }
+                public override Tensor forward(Tensor x) { x = a.forward(x); return head(x); }
+            }
+            """, "PIPPY0028", "the delegate stored in 'head'", "'c'", "instead of a delegate");
+
+    [Fact]
+    public void PIPPY0028_MethodOfAnotherClassHandedTheModel() =>
+        Single(Usings + """
+            internal static class Heads { public static Tensor Apply(Net net, Tensor x) => net.c.forward(x); }
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, Tensor>
+            {
+                [SplitEnd] private readonly Linear a = Linear(4, 4);
+                internal readonly Linear c = Linear(4, 4);
+                public Net() : base("Net") { RegisterComponents(); }
+                public override Tensor forward(Tensor x) { x = a.forward(x); return Heads.Apply(this, x); }
+            }
+            """, "PIPPY0028", "'Heads.Apply', a method of another class that is handed the model", "'c'", "pass the submodules themselves");
+
+    [Fact]
+    public void HelpersThatUseNoSubmoduleAreFineEvenWhereTheyCannotBeFollowed() =>
+        Assert.Empty(GeneratorHarness.Run(Model(forward: "x = a.forward(Scale(x)); x = b.forward(Twice(x, 1)); return c.forward(x);",
+            declaration: "public partial class Net : Module<Tensor, Tensor>",
+            members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; "
+                + "protected virtual Tensor Scale(Tensor x) => x * 2; private Tensor Twice(Tensor x, int n) => n == 0 ? x : Twice(x * 2, n - 1);")).GeneratorDiagnostics);
+
+    [Fact]
+    public void PIPPY0027_SplitEndInAMethodCalledFromTwoStatements() =>
+        Single(Model(forward: "x = Enc(x); x = b.forward(x); x = Enc(x); return c.forward(x);",
+                members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; private Tensor Enc(Tensor x) => a.forward(x).relu();"),
+            "PIPPY0027", "'a' is used inside 'Enc', which forward calls from 2 statements", "call 'Enc' from one statement");
+
+    [Fact]
+    public void PIPPY0014_SplitEndInAMethodCalledInsideABranch() =>
+        Single(Model(forward: "if (x.dim() > 1) x = Enc(x); x = b.forward(x); return c.forward(x);",
+                members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; private Tensor Enc(Tensor x) => a.forward(x);"),
+            "PIPPY0014", "'a' is called inside");
+
     private static string ListModel(string attribute, string forward) => $$"""
         [Pipeline]
         public sealed partial class Stack : Module<Tensor, Tensor>

@@ -11,7 +11,7 @@ namespace Pippy.Tests.Generator;
 /// </summary>
 public class DslSnapshotTests
 {
-    public static TheoryData<string> Models() => new() { "Residual", "FanOut", "TokensAndMasks", "ThreeInputs", "SixInputs", "SharedBlock", "TinyGpt", "DeepStack", "SequenceFirst", "Nested", "UsingEncoder" };
+    public static TheoryData<string> Models() => new() { "Residual", "FanOut", "TokensAndMasks", "ThreeInputs", "SixInputs", "SharedBlock", "TinyGpt", "DeepStack", "SequenceFirst", "Nested", "UsingEncoder", "Vae" };
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -33,5 +33,14 @@ public class DslSnapshotTests
         Assert.Equal("PIPPY0008", diagnostic.Id);
         Assert.Equal(DiagnosticSeverity.Info, diagnostic.Severity);
         Assert.Contains("'shared' is used in stages 0 and 2", diagnostic.GetMessage());
+    }
+
+    [Fact]
+    public void SubmoduleUsedThroughAMethodByBothStagesIsReplicated()
+    {
+        string source = File.ReadAllText(Path.Combine(GeneratorHarness.RepositoryRoot(), "tests", "ParityApp", "Models", "Vae.cs"));
+        var diagnostic = Assert.Single(GeneratorHarness.Run(source).GeneratorDiagnostics);
+        Assert.Equal("PIPPY0008", diagnostic.Id);
+        Assert.Contains("'norm' is used in stages 0 and 1", diagnostic.GetMessage());
     }
 }

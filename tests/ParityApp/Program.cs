@@ -83,6 +83,13 @@ bool ok = scenario switch
     "nested" => Parity.Check(mpi, () => new Nested(), (m, e, o) => Nested.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 5) }, randn(6, 3), mse, new PipelineOptions()),
 
+    // forward calls Encode/Reparameterize/Decode and names no submodule: the stages hold what those methods use.
+    "vae" => Parity.Check(mpi, () => new Vae(), (m, e, o) => Vae.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0], x[1]), o => new[] { o.Item1, o.Item2, o.Item3 }, new[] { rand(8, 12), randn(8, 4) }, rand(8, 12),
+        (o, t) => functional.binary_cross_entropy(o.Item1, t, reduction: Reduction.Sum) - 0.5 * (1 + o.Item3 - o.Item2.pow(2) - o.Item3.exp()).sum(),
+        new PipelineOptions(), perturbOnLaterRanks: new[] { "norm." })
+        & EveryParameterInAStage(mpi, new Vae(), Vae.Pipeline.CreateStages),
+
     "1f1b" => Chain(mpi, () => new OneFOneBChain(), (m, e, o) => OneFOneBChain.Pipeline.Build(m, e, o)),
     "1f1b-more-microbatches" => Chain(mpi, () => new OneFOneBChain(), (m, e, o) => OneFOneBChain.Pipeline.Build(m, e, o), microbatches: 7),
     "interleaved-1f1b" => Chain(mpi, () => new InterleavedChain(), (m, e, o) => InterleavedChain.Pipeline.Build(m, e, o)),
@@ -140,6 +147,15 @@ static bool Threads(PipelineEnvironment mpi)
 {
     Console.WriteLine($"[rank {mpi.Rank}] torch threads {torch.get_num_threads()} of {Environment.ProcessorCount} cores");
     return true;
+}
+
+// The stages together hold every parameter of the model, so an optimizer over all ranks' pipe.Parameters() trains them all.
+static bool EveryParameterInAStage<TModel>(PipelineEnvironment mpi, TModel model, Func<TModel, PipelineStage[]> stages) where TModel : Module
+{
+    var held = stages(model).SelectMany(s => s.named_parameters()).Select(p => p.name).ToHashSet();
+    var missing = model.named_parameters().Select(p => p.name).Where(n => !held.Contains(n)).ToArray();
+    Console.WriteLine($"[rank {mpi.Rank}] parameters held by the stages: {held.Count} of {held.Count + missing.Length}{(missing.Length == 0 ? " ok" : ", MISSING " + string.Join(", ", missing))}");
+    return missing.Length == 0;
 }
 
 static int Int(string[] args, int index) => int.Parse(args[index], System.Globalization.CultureInfo.InvariantCulture);

@@ -107,6 +107,17 @@ public class DslParityTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void VaeHelperMethodsSplitAndTrainEveryParameter()
+    {
+        // [SplitEnd] fc22 is used inside Encode; Decode's fc3 and fc4 are held by stage 1, 'norm' (used through Act by both) by both.
+        var output = Run("vae", 2);
+        Assert.Contains("stage 0 (rank 0): fc1, fc21, fc22, norm;", output);
+        Assert.Contains("stage 1 (rank 1): fc3, fc4, norm;", output);
+        Assert.Contains("[rank 1 stage 1] grad fc4.weight:", output);
+        Assert.Equal(2, output.Split('\n').Count(l => l.Contains("parameters held by the stages: 12 of 12 ok")));
+    }
+
+    [Fact]
     public void ThreeInputsTupleOutputBranchesAndLoopsInsideStages()
     {
         var output = Run("three-inputs", 3);

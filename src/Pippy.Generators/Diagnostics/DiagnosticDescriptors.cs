@@ -33,7 +33,7 @@ namespace Pippy.Generators.Diagnostics
 
         public static readonly DiagnosticDescriptor SplitEndNotUsed = Create(
             "PIPPY0004", "[SplitEnd] member is not used in forward",
-            "[SplitEnd] member '{0}' is not used by any statement of forward, so it marks no split point; call it in forward or remove the attribute");
+            "[SplitEnd] member '{0}' is not used by any statement of forward{1}, so it marks no split point; call it in forward or remove the attribute");
 
         public static readonly DiagnosticDescriptor EmptyStage = Create(
             "PIPPY0005", "A stage would be empty",
@@ -129,13 +129,21 @@ namespace Pippy.Generators.Diagnostics
             "Submodule '{0}' of '{1}' is a {2}, which in training mode normalises by the statistics of the batch it is given; a pipeline gives it one microbatch at a time, so outputs, gradients and running statistics differ from the plain model's unless there is 1 microbatch. Put it in eval mode (frozen statistics: call eval() on it), use GroupNorm or LayerNorm, or set Microbatches = 1; or suppress this warning (<NoWarn>PIPPY0026</NoWarn>) if per-microbatch statistics are intended",
             DiagnosticSeverity.Warning);
 
+        public static readonly DiagnosticDescriptor UnfollowableSubmoduleUse = Create(
+            "PIPPY0028", "Submodules used where the generator cannot follow",
+            "forward reaches {0}, which uses submodule(s) {1}, but the generator cannot follow the call there, so no stage would hold those submodules and no rank would train their parameters; {2}");
+
+        public static readonly DiagnosticDescriptor SplitEndInMethodCalledTwice = Create(
+            "PIPPY0027", "[SplitEnd] member used through a method called more than once",
+            "[SplitEnd] member '{0}' is used inside {1}, which forward calls from {2} statements, so it is ambiguous after which one the stage ends; call {1} from one statement of forward, or put [SplitEnd] on a submodule that forward calls directly");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
             SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
-            UsingEndsWithStage, BatchStatistics,
+            UsingEndsWithStage, BatchStatistics, UnfollowableSubmoduleUse, SplitEndInMethodCalledTwice,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

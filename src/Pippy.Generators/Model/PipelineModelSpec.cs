@@ -14,7 +14,17 @@ namespace Pippy.Generators.Model
         OutputSpec Output,
         EquatableArray<MemberSpec> Modules,
         EquatableArray<VariableSpec> Variables,
-        EquatableArray<StatementSpec> Statements);
+        EquatableArray<StatementSpec> Statements,
+        EquatableArray<MethodUseSpec> UnreachedUses);
+
+    /// <summary>
+    /// A submodule member used inside a method or property getter of the model rather than in forward itself:
+    /// <see cref="Method"/> is the method as forward calls it (the first of a chain of calls), and
+    /// <see cref="InBranch"/> says whether the use runs only on some paths (a branch at the call site in forward or in
+    /// the method). <see cref="PipelineModelSpec.UnreachedUses"/> lists [SplitEnd] members used in methods that forward
+    /// does not reach through a method the parser follows, for PIPPY0004's message.
+    /// </summary>
+    internal sealed record MethodUseSpec(string Member, string Method, bool InBranch);
 
     /// <summary>
     /// The model class: where to emit the partial declaration. <see cref="ContainingTypeDeclarations"/> holds
@@ -59,7 +69,9 @@ namespace Pippy.Generators.Model
     /// </summary>
     /// <remarks>
     /// <see cref="ModuleReferences"/> has one entry per use of a submodule member (so repeated calls show);
-    /// <see cref="ModulesInBranches"/> those used inside an if, switch or loop of the statement.
+    /// <see cref="ModulesInBranches"/> those used inside an if, switch or loop of the statement;
+    /// <see cref="MethodUses"/> the submodules the statement uses through the model's own methods and property getters
+    /// (followed transitively), one entry per use, so they belong to the stage of this statement.
     /// </remarks>
     internal sealed record StatementSpec(
         string Code,
@@ -73,9 +85,10 @@ namespace Pippy.Generators.Model
         bool Returns,
         bool UsesModel,
         LocationInfo? Location,
+        EquatableArray<MethodUseSpec> MethodUses,
         UsingDeclarationSpec? Using = null)
     {
-        public bool Uses(string member) => ModuleReferences.Contains(member);
+        public bool Uses(string member) => ModuleReferences.Contains(member) || MethodUses.Any(u => u.Member == member);
     }
 
     /// <summary>

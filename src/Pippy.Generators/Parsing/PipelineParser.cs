@@ -75,7 +75,10 @@ namespace Pippy.Generators.Parsing
 
             var variables = new Dictionary<string, VariableSpec>();
             foreach (var input in inputs) variables[input.Name] = input;
-            var statements = ReadStatements(forward, semanticModel, type, known, variables, cancellationToken);
+            var walker = new ModelMethodWalker(semanticModel.Compilation, type, forwardSymbol, known, diagnostics);
+            var statements = ReadStatements(forward, semanticModel, type, known, variables, walker, cancellationToken);
+            var reached = new HashSet<string>(statements.SelectMany(s => s.ModuleReferences.Concat(s.MethodUses.Select(u => u.Member))));
+            var unreached = walker.UnreachedUses(modules.Where(m => m.IsSplitEnd && !reached.Contains(m.Name)).Select(m => m.Name).ToList());
 
             var attribute = context.Attributes[0];
             int schedule = NamedInt(attribute, "Schedule", 0);
@@ -93,7 +96,8 @@ namespace Pippy.Generators.Parsing
                 output ?? new OutputSpec(forwardSymbol.ReturnType.ToDisplayString(TypeFormat), new[] { "output" }.ToEquatableArray()),
                 modules.ToEquatableArray(),
                 variables.Values.ToEquatableArray(),
-                statements.ToEquatableArray());
+                statements.ToEquatableArray(),
+                unreached.ToEquatableArray());
             return new ParseResult(spec, diagnostics.ToEquatableArray());
         }
 
@@ -256,7 +260,7 @@ namespace Pippy.Generators.Parsing
 
         private static List<StatementSpec> ReadStatements(
             MethodDeclarationSyntax forward, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
-            Dictionary<string, VariableSpec> variables, CancellationToken cancellationToken)
+            Dictionary<string, VariableSpec> variables, ModelMethodWalker walker, CancellationToken cancellationToken)
         {
             var result = new List<StatementSpec>();
             var symbols = new SymbolLookup(semanticModel, forward, semanticModel.GetDeclaredSymbol(forward, cancellationToken)!, type);
@@ -267,7 +271,7 @@ namespace Pippy.Generators.Parsing
                 var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
                 string code = $"return {StageCodeRewriter.OutputsHelper}({Dedent(rewritten.WithoutTrivia().ToFullString())});";
-                result.Add(Statement(code, flow, arrow.Expression, symbols, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
+                result.Add(Statement(code, flow, arrow.Expression, symbols, walker, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
                 return result;
             }
 
@@ -277,7 +281,7 @@ namespace Pippy.Generators.Parsing
                 var flow = StatementFlow.Analyze(statement, symbols);
                 var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
-                var spec = Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement));
+                var spec = Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, walker, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement));
                 if (StageCodeRewriter.ReadUsing(statement, rewritten, symbols, known) is { } usingDeclaration)
                     spec = spec with { Using = new UsingDeclarationSpec(usingDeclaration.Names.ToEquatableArray(), usingDeclaration.Kind, Dedent(usingDeclaration.WithoutUsing.ToFullString()), usingDeclaration.Type) };
                 result.Add(spec);
@@ -286,7 +290,7 @@ namespace Pippy.Generators.Parsing
         }
 
         private static StatementSpec Statement(
-            string code, StatementFlow flow, SyntaxNode node, SymbolLookup symbols, INamedTypeSymbol type, KnownTypes known,
+            string code, StatementFlow flow, SyntaxNode node, SymbolLookup symbols, ModelMethodWalker walker, INamedTypeSymbol type, KnownTypes known,
             Dictionary<string, VariableSpec> variables, bool returns, bool usesModel, LocationInfo? location)
         {
             IEnumerable<string> Names(IEnumerable<ISymbol>? symbols)
@@ -324,11 +328,12 @@ namespace Pippy.Generators.Parsing
                 node is ForEachStatementSyntax or ForStatementSyntax or WhileStatementSyntax or DoStatementSyntax,
                 returns,
                 usesModel,
-                location);
+                location,
+                walker.UsesThroughMethods(node, symbols).ToEquatableArray());
         }
 
         /// <summary>True when <paramref name="node"/> runs only on some paths through <paramref name="statement"/>.</summary>
-        private static bool IsInBranch(SyntaxNode node, SyntaxNode statement)
+        internal static bool IsInBranch(SyntaxNode node, SyntaxNode statement)
         {
             for (var n = node; n is not null; n = n.Parent)
             {

@@ -211,13 +211,29 @@ namespace Pippy.Generators.Planning
             var ends = new Dictionary<int, MemberSpec>();
             foreach (var member in spec.Modules.Where(m => m.IsSplitEnd))
             {
-                int uses = statements.Sum(s => s.ModuleReferences.Count(r => r == member.Name));
+                int direct = statements.Sum(s => s.ModuleReferences.Count(r => r == member.Name));
+                // Used inside methods of the model that forward calls: the split is after the statement making the call.
+                var throughMethods = Enumerable.Range(0, statements.Count)
+                    .SelectMany(i => statements[i].MethodUses.Where(u => u.Member == member.Name).Select(u => (Statement: i, Use: u)))
+                    .ToList();
+                int uses = direct + throughMethods.Select(u => u.Statement).Distinct().Count();
                 int statement = LastIndex(statements.Count, i => statements[i].Uses(member.Name));
+                var callers = Enumerable.Range(0, statements.Count).Where(i => statements[i].Uses(member.Name)).ToList();
                 if (uses == 0)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotUsed, member.Location, member.Name));
-                else if (uses > 1)
+                {
+                    var elsewhere = spec.UnreachedUses.Where(u => u.Member == member.Name).Select(u => $"'{u.Method}'").ToList();
+                    string where = elsewhere.Count == 0 ? ""
+                        : $" (it is used in {string.Join(" and ", elsewhere)}, which forward does not call, or calls only through code the generator cannot follow)";
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotUsed, member.Location, member.Name, where));
+                }
+                else if (throughMethods.Count > 0 && callers.Count > 1)
+                {
+                    string methods = string.Join(" and ", throughMethods.Select(u => $"'{u.Use.Method}'").Distinct());
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndInMethodCalledTwice, member.Location, member.Name, methods, callers.Count));
+                }
+                else if (throughMethods.Count == 0 && uses > 1)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndUsedTwice, member.Location, member.Name, uses));
-                else if (statements[statement].ModulesInBranches.Contains(member.Name))
+                else if (statements[statement].ModulesInBranches.Contains(member.Name) || throughMethods.Any(u => u.Use.InBranch))
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitInsideBranch, member.Location, member.Name));
                 else if (ends.TryGetValue(statement, out var other))
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, ends.Keys.Count(k => k < statement) + 1, spec.Type.Name,
