@@ -70,6 +70,9 @@ bool ok = scenario switch
 
     // EmbeddingBag's flat tokens and offsets (and the per-bag target) divided together into whole bags by a custom spec.
     "embedding-bag" => BagParity(mpi, dataParallel: 1),
+
+    // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
+    _ when scenario.StartsWith("corpus-", StringComparison.Ordinal) => CorpusParity(mpi, scenario["corpus-".Length..], Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "embedding-bag-dp" => BagParity(mpi, dataParallel: 2),
 
     "transposed" => Parity.Check(mpi, () => new Transposed(), (m, e, o) => Transposed.Pipeline.Build(m, e, o),
@@ -187,7 +190,7 @@ return all ? 0 : 1;
 // bags by one custom spec given to both inputs and the target. With data parallelism (2 replicas x 2 ranks), each
 // replica takes its whole bags first: its output is compared with the plain model's rows of those bags, the loss and
 // gradients (summed across replicas) with the plain model's.
-static bool BagParity(PipelineEnvironment mpi, int dataParallel)
+static bool BagParity(PipelineEnvironment mpi, int dataParallel, Pippy.Schedules.ScheduleKind? schedule = null)
 {
     var lengths = new long[] { 3, 1, 4, 2, 5, 2, 3, 1, 2, 4 };
     var tokens = randint(0, 30, new[] { lengths.Sum() });
@@ -197,6 +200,7 @@ static bool BagParity(PipelineEnvironment mpi, int dataParallel)
     var options = new PipelineOptions
     {
         DataParallel = dataParallel,
+        Schedule = schedule,
         Inputs = new Dictionary<string, MicrobatchSpec> { ["tokens"] = bags, ["offsets"] = bags },
         Target = bags,
     };
@@ -226,4 +230,60 @@ static bool BagParity(PipelineEnvironment mpi, int dataParallel)
         ok &= Parity.Compare(who, $"grad {name}", parameter.grad!, referenceParameters[name].grad!);
     Console.WriteLine($"{who} checked {pipe.Stages.Sum(s => s.named_parameters().Count())} gradients");
     return ok;
+}
+
+// The corpus: models as their users write them, annotated minimally, each checked against the plain model (outputs,
+// loss, every gradient; same seed) under the schedule chosen at run time (PipelineOptions.Schedule, one stage per
+// rank: GPipe, OneFOneB, InterleavedZeroBubble = ZB-H1). Ranks = the model's stage count.
+static bool CorpusParity(PipelineEnvironment mpi, string model, Pippy.Schedules.ScheduleKind schedule)
+{
+    var options = new PipelineOptions { Schedule = schedule };
+    Func<Tensor, Tensor, Tensor> classes = (logits, t) => functional.cross_entropy(logits, t, reduction: Reduction.Sum);
+    Func<Tensor, Tensor, Tensor> mse = (o, t) => functional.mse_loss(o, t, Reduction.Sum);
+    switch (model)
+    {
+        case "resnet":
+            return Parity.Check(mpi, () => new CorpusResNet(), (m, e, o) => CorpusResNet.Pipeline.Build(m, e, o),
+                (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 3, 8, 8) }, randint(0, 10, new long[] { 8 }), classes, options);
+
+        case "mobilenet":
+            return Parity.Check(mpi, () => new CorpusMobileNet(), (m, e, o) => CorpusMobileNet.Pipeline.Build(m, e, o),
+                (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(8, 3, 16, 16) }, randint(0, 5, new long[] { 8 }), classes, options);
+
+        case "lstm":
+            // Dropout p = 0.2 as written, both models in eval mode: dropout is then the identity in both (its masks
+            // are drawn per rank and microbatch in a pipeline, so training-mode dropout cannot match bit for bit).
+            return Parity.Check(mpi, () => { var m = new CorpusLstmLm(); m.eval(); return m; }, (m, e, o) => CorpusLstmLm.Pipeline.Build(m, e, o),
+                (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randint(0, 24, new long[] { 8, 6 }) }, randint(0, 24, new long[] { 8, 6 }),
+                (logits, t) => functional.cross_entropy(logits.reshape(-1, 24), t.reshape(-1), reduction: Reduction.Sum), options);
+
+        case "bert":
+        {
+            var lengths = new long[] { 7, 5, 6, 3, 7, 4, 2, 6 };
+            var ids = randint(0, 40, new long[] { 8, 7 });
+            var tokenTypes = cat(new[] { zeros(8, 3, ScalarType.Int64), ones(8, 4, ScalarType.Int64) }, 1);
+            var attention = stack(lengths.Select(n => (arange(7L) < n).to_type(ScalarType.Int64)).ToArray());
+            var positions = arange(7L).unsqueeze(0).repeat(8, 1);
+            return Parity.Check(mpi, () => new CorpusBert(), (m, e, o) => CorpusBert.Pipeline.Build(m, e, o),
+                (m, x) => m.forward(x[0], x[1], x[2], x[3]), o => new[] { o }, new[] { ids, tokenTypes, attention, positions },
+                randint(0, 3, new long[] { 8 }), classes, options);
+        }
+
+        // The models the corpus shares with DslParityTests, under each schedule too.
+        case "vae":
+            return Parity.Check(mpi, () => new Vae(), (m, e, o) => Vae.Pipeline.Build(m, e, o),
+                (m, x) => m.forward(x[0], x[1]), o => new[] { o.Item1, o.Item2, o.Item3 }, new[] { rand(8, 12), randn(8, 4) }, rand(8, 12),
+                (o, t) => functional.binary_cross_entropy(o.Item1, t, reduction: Reduction.Sum) - 0.5 * (1 + o.Item3 - o.Item2.pow(2) - o.Item3.exp()).sum(),
+                options);
+
+        case "using-encoder":
+            return Parity.Check(mpi, () => new UsingEncoder(), (m, e, o) => UsingEncoder.Pipeline.Build(m, e, o),
+                (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 6, 12), Memory.Padding(8, 6) }, randn(8, 3), mse, options);
+
+        case "embedding-bag":
+            return BagParity(mpi, dataParallel: 1, schedule);
+
+        default:
+            throw new ArgumentException($"unknown corpus model '{model}'");
+    }
 }

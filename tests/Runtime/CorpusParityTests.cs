@@ -1,0 +1,54 @@
+using System.Linq;
+using Pippy.Schedules;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Pippy.Tests.Runtime;
+
+/// <summary>
+/// The corpus (docs/annotations.md, "Corpus"): models written as TorchSharp users write them (tests/ParityApp/Models/
+/// Corpus*.cs, and the VAE, Transformer encoder and EmbeddingBag classifier of the DSL tests), each annotated with
+/// [Pipeline], partial and a few [SplitEnd] fields only. On real MPI ranks (one per stage), under each schedule chosen
+/// at run time with PipelineOptions.Schedule, every rank checks the outputs, the loss and every gradient of its stage
+/// against the same model in one process with the same seed.
+/// </summary>
+public class CorpusParityTests(ITestOutputHelper log)
+{
+    [Theory]
+    [InlineData("resnet", 3, ScheduleKind.GPipe)]
+    [InlineData("resnet", 3, ScheduleKind.OneFOneB)]
+    [InlineData("resnet", 3, ScheduleKind.InterleavedZeroBubble)]
+    [InlineData("lstm", 3, ScheduleKind.GPipe)]
+    [InlineData("lstm", 3, ScheduleKind.OneFOneB)]
+    [InlineData("lstm", 3, ScheduleKind.InterleavedZeroBubble)]
+    [InlineData("bert", 3, ScheduleKind.GPipe)]
+    [InlineData("bert", 3, ScheduleKind.OneFOneB)]
+    [InlineData("bert", 3, ScheduleKind.InterleavedZeroBubble)]
+    [InlineData("mobilenet", 3, ScheduleKind.GPipe)]
+    [InlineData("mobilenet", 3, ScheduleKind.OneFOneB)]
+    [InlineData("mobilenet", 3, ScheduleKind.InterleavedZeroBubble)]
+    [InlineData("vae", 2, ScheduleKind.GPipe)]
+    [InlineData("vae", 2, ScheduleKind.OneFOneB)]
+    [InlineData("vae", 2, ScheduleKind.InterleavedZeroBubble)]
+    [InlineData("using-encoder", 3, ScheduleKind.GPipe)]
+    [InlineData("using-encoder", 3, ScheduleKind.OneFOneB)]
+    [InlineData("using-encoder", 3, ScheduleKind.InterleavedZeroBubble)]
+    [InlineData("embedding-bag", 2, ScheduleKind.GPipe)]
+    [InlineData("embedding-bag", 2, ScheduleKind.OneFOneB)]
+    [InlineData("embedding-bag", 2, ScheduleKind.InterleavedZeroBubble)]
+    public void ModelMatchesThePlainModelUnderTheSchedule(string model, int stages, ScheduleKind schedule)
+    {
+        string scenario = $"corpus-{model}";
+        var run = MpiLauncher.Parity(stages, $"{scenario} {schedule}", log);
+        Assert.Contains($"PASS {scenario}", run.Output);
+        Assert.Contains($": {stages} stages on {stages} ranks, {schedule}, ", run.Output);
+        var lines = run.Output.Split('\n');
+        Assert.Equal(stages, lines.Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
+        Assert.Contains(lines, l => l.StartsWith($"[rank {stages - 1} stage {stages - 1}] output 0:") && l.EndsWith(" ok"));
+        for (int rank = 0; rank < stages; rank++)
+        {
+            var checkedLine = lines.Single(l => l.StartsWith($"[rank {rank} stage {rank}] checked "));
+            Assert.True(int.Parse(checkedLine.Split(' ')[5]) > 0, checkedLine);
+        }
+    }
+}
