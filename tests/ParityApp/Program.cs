@@ -266,7 +266,10 @@ static bool CorpusParity(PipelineEnvironment mpi, string model, Pippy.Schedules.
             var positions = arange(7L).unsqueeze(0).repeat(8, 1);
             return Parity.Check(mpi, () => new CorpusBert(), (m, e, o) => CorpusBert.Pipeline.Build(m, e, o),
                 (m, x) => m.forward(x[0], x[1], x[2], x[3]), o => new[] { o }, new[] { ids, tokenTypes, attention, positions },
-                randint(0, 3, new long[] { 8 }), classes, options);
+                randint(0, 3, new long[] { 8 }), classes, options,
+                // The key projection's bias has a zero gradient in exact arithmetic (softmax is unchanged by a constant
+                // added to a query's scores); in float both sides hold rounding noise near 1e-9, different per batch size.
+                absoluteTolerance: 1e-7);
         }
 
         // The models the corpus shares with DslParityTests, under each schedule too.

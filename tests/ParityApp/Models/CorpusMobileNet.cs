@@ -21,7 +21,7 @@ public sealed partial class CorpusMobileNet : Module<Tensor, Tensor>
 
     public CorpusMobileNet(int channels = 3, int classes = 5) : base(nameof(CorpusMobileNet))
     {
-        stem = Sequential(Conv2d(channels, 8, 3, stride: 2, padding: 1, bias: false), GroupNorm(2, 8), ReLU6());
+        stem = Sequential(Conv2d(channels, 8, 3, stride: 2, padding: 1, bias: false), CorpusNorm.GroupNorm(2, 8), ReLU6());
         features = Sequential(DepthwiseSeparable(8, 16, 1), DepthwiseSeparable(16, 16, 2));
         tail = Sequential(DepthwiseSeparable(16, 24, 1), AdaptiveAvgPool2d(1), Flatten());
         classifier = Linear(24, classes);
@@ -30,10 +30,10 @@ public sealed partial class CorpusMobileNet : Module<Tensor, Tensor>
 
     private static Sequential DepthwiseSeparable(int inChannels, int outChannels, int stride) => Sequential(
         Conv2d(inChannels, inChannels, 3, stride: stride, padding: 1, groups: inChannels, bias: false),
-        GroupNorm(2, inChannels),
+        CorpusNorm.GroupNorm(2, inChannels),
         ReLU6(),
         Conv2d(inChannels, outChannels, 1, bias: false),
-        GroupNorm(2, outChannels),
+        CorpusNorm.GroupNorm(2, outChannels),
         ReLU6());
 
     /// <param name="x">images, [batch, channels, height, width]</param>

@@ -25,7 +25,7 @@ public sealed partial class CorpusResNet : Module<Tensor, Tensor>
     public CorpusResNet(int channels = 3, int width = 8, int classes = 10) : base(nameof(CorpusResNet))
     {
         stem = Conv2d(channels, width, 3, padding: 1, bias: false);
-        stemNorm = GroupNorm(2, width);
+        stemNorm = CorpusNorm.GroupNorm(2, width);
         layer1 = new BasicBlock(width, width, 1);
         layer2 = new BasicBlock(width, 2 * width, 2);
         layer3 = new BasicBlock(2 * width, 2 * width, 1);
@@ -58,11 +58,11 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
     public BasicBlock(int inChannels, int outChannels, int stride) : base(nameof(BasicBlock))
     {
         conv1 = Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1, bias: false);
-        norm1 = GroupNorm(2, outChannels);
+        norm1 = CorpusNorm.GroupNorm(2, outChannels);
         conv2 = Conv2d(outChannels, outChannels, 3, padding: 1, bias: false);
-        norm2 = GroupNorm(2, outChannels);
+        norm2 = CorpusNorm.GroupNorm(2, outChannels);
         shortcut = stride != 1 || inChannels != outChannels
-            ? Sequential(Conv2d(inChannels, outChannels, 1, stride: stride, bias: false), GroupNorm(2, outChannels))
+            ? Sequential(Conv2d(inChannels, outChannels, 1, stride: stride, bias: false), CorpusNorm.GroupNorm(2, outChannels))
             : Identity();
         RegisterComponents();
     }
@@ -72,5 +72,24 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
         var h = functional.relu(norm1.forward(conv1.forward(x)));
         h = norm2.forward(conv2.forward(h));
         return functional.relu(h + shortcut.forward(x));
+    }
+}
+
+/// <summary>
+/// GroupNorm with its affine weight 1 and bias 0, as PyTorch initialises them. TorchSharp 0.107.0's
+/// <c>nn.GroupNorm</c> leaves both uninitialised (read here: values near 1e38 and NaN, different in every process), so
+/// a model using it must set them itself; this is TorchSharp's behaviour, not the pipeline's.
+/// </summary>
+public static class CorpusNorm
+{
+    public static GroupNorm GroupNorm(long groups, long channels)
+    {
+        var norm = nn.GroupNorm(groups, channels);
+        using (no_grad())
+        {
+            norm.weight!.fill_(1.0);
+            norm.bias!.zero_();
+        }
+        return norm;
     }
 }
