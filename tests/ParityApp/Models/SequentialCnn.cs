@@ -9,7 +9,7 @@ namespace ParityApp.Models;
 /// A VGG-style CNN in TorchSharp's style: one Sequential of named children run by forward, divided into three stages
 /// of contiguous children by parameter count; the stages keep the model's parameter names (layers.conv1.weight).
 /// </summary>
-[Pipeline(Microbatches = 3)]
+[Pipeline(Schedule = Pippy.Schedules.ScheduleKind.OneFOneB, Microbatches = 3)]
 public sealed partial class SequentialCnn : Module<Tensor, Tensor>
 {
     [SplitInto(3)] private readonly Sequential layers = Sequential(
