@@ -14,7 +14,7 @@ namespace Pippy.Runtime
     /// </summary>
     public sealed class StageSequential : nn.Module<Tensor, Tensor>, IStageModuleRange
     {
-        private readonly nn.Module<Tensor, Tensor>[] _children;
+        private readonly nn.IModule<Tensor, Tensor>[] _children;
         private readonly string[] _names;
 
         public StageSequential(string name, TorchSharp.Modules.Sequential all, int parts, int part) : base(name)
@@ -23,12 +23,13 @@ namespace Pippy.Runtime
             var children = all.named_children().ToList();
             var (start, length, cost, total, unit) = PipelineRanges.Range(name, children.Select(c => c.module).ToList(), parts, part);
             (Start, Cost, TotalCost, Unit) = (start, cost, total, unit);
-            _children = new nn.Module<Tensor, Tensor>[length];
+            _children = new nn.IModule<Tensor, Tensor>[length];
             _names = new string[length];
             for (int i = 0; i < length; i++)
             {
                 var (childName, child) = children[start + i];
-                _children[i] = child as nn.Module<Tensor, Tensor> ?? throw new InvalidOperationException(
+                // TorchSharp's Sequential holds only IModule<Tensor, Tensor> children (its append takes nothing else): a guard.
+                _children[i] = child as nn.IModule<Tensor, Tensor> ?? throw new InvalidOperationException(
                     $"The Sequential '{name}' is divided among stages by [SplitInto], but its child '{childName}' is a {child.GetType().Name}, " +
                     "not a Module<Tensor, Tensor>: a stage runs its children one after the other on one tensor. Make every child a Module<Tensor, Tensor>, or split the model with [SplitEnd].");
                 _names[i] = childName;
