@@ -59,7 +59,7 @@ namespace Pippy.Runtime
         public override Tensor forward(Tensor input)
         {
             var x = input;
-            foreach (var child in _children) x = child.forward(x);
+            foreach (var child in _children) x = child.call(x); // as Sequential.forward: with the children's hooks
             return x;
         }
 

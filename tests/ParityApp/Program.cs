@@ -46,13 +46,16 @@ bool ok = scenario switch
     "deep" => Parity.Check(mpi, () => new DeepStack(), (m, e, o) => DeepStack.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(7, 12) }, randn(7, 12), mse, new PipelineOptions()),
 
-    // One Sequential of named children divided into 3 stages: 1F1B (the model's schedule) and GPipe, and the stages'
-    // parameter names are the plain model's (layers.conv1.weight).
+    // One Sequential of named children divided into 3 stages: 1F1B (the model's schedule), GPipe, and 1F1B with the
+    // children balanced by measured time; the stages' parameter names are the plain model's (layers.conv1.weight).
     "sequential-cnn" => Parity.Check(mpi, () => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o),
             (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 3, 8, 8) }, randint(0, 10, new long[] { 6 }), CnnLoss, new PipelineOptions())
         & Parity.Check(mpi, () => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o),
             (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 3, 8, 8) }, randint(0, 10, new long[] { 6 }), CnnLoss,
             new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.GPipe })
+        & Parity.Check(mpi, () => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 3, 8, 8) }, randint(0, 10, new long[] { 6 }), CnnLoss,
+            new PipelineOptions { Balance = Pippy.Runtime.Balancing.StageBalance.ByTime(randn(4, 3, 8, 8)) })
         & SameParameterNames(mpi, new SequentialCnn(), SequentialCnn.Pipeline.CreateStages),
     // A plain model's save file loaded into the model before Build (each rank writes the same file of its own).
     "sequential-split" => Training.Split(mpi, CnnTraining(), SavePlain(new SequentialCnn(), System.IO.Path.Combine(args[1], $"plain-{mpi.Rank}.model.bin"))),

@@ -166,13 +166,13 @@ public class DslParityTests(ITestOutputHelper log)
     public void InputsSplitAlongDimensionOneReplicatedAndOutputsMergedBySpec() => Run("sequence-first", 2);
 
     [Fact]
-    public void SequentialDividedIntoThreeStagesEqualsThePlainModelUnder1F1BAndGPipeWithItsParameterNames()
+    public void SequentialDividedIntoThreeStagesEqualsThePlainModelUnder1F1BAndGPipeAndByTimeWithItsParameterNames()
     {
         // tests/ParityApp/Models/SequentialCnn.cs: [SplitInto(3)] on a VGG-style Sequential of named children.
         var run = MpiLauncher.Parity(3, "sequential-cnn", log);
         Assert.Contains("PASS sequential-cnn", run.Output);
-        // Two checks (1F1B, then GPipe) on each of the 3 ranks.
-        Assert.Equal(6, run.Output.Split('\n').Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
+        // Three checks (1F1B, GPipe, 1F1B balanced by measured time) on each of the 3 ranks.
+        Assert.Equal(9, run.Output.Split('\n').Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
         Assert.Contains("[rank 0] stage 0 state_dict: layers.conv1.weight, layers.conv1.bias, layers.conv2.weight, layers.conv2.bias ok", run.Output);
         Assert.Contains("[rank 1] stage 1 state_dict: layers.fc1.weight, layers.fc1.bias ok", run.Output);
         Assert.Contains("[rank 2] stage 2 state_dict: layers.fc2.weight, layers.fc2.bias ok", run.Output);
