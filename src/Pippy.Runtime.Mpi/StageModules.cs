@@ -19,16 +19,7 @@ namespace Pippy.Runtime
 
         public StageModules(string name, IList<T> all, int parts, int part) : base(name)
         {
-            // Measured costs when the runner was asked to balance by time (StageBalance.ByTime), else parameter counts.
-            var measured = PipelineRanges.MeasuredCosts(name);
-            if (measured is not null && measured.Length != all.Count)
-                throw new InvalidOperationException($"The measured costs of '{name}' have {measured.Length} blocks but the list has {all.Count}.");
-            var costs = measured ?? all.Select(block => block.parameters().Sum(p => p.NumberOfElements)).ToArray();
-            Unit = measured is null ? "parameters" : "µs measured";
-            var ranges = PipelineRanges.Balanced(costs, parts, name);
-            (Start, int length) = ranges[part];
-            Cost = costs.Skip(Start).Take(length).Sum();
-            TotalCost = costs.Sum();
+            (Start, int length, Cost, TotalCost, Unit) = PipelineRanges.Range(name, all.Cast<nn.Module>().ToList(), parts, part);
             _items = new T[length];
             for (int i = 0; i < length; i++)
             {
@@ -73,6 +64,21 @@ namespace Pippy.Runtime
         // The generated stage constructors create their StageModules themselves, so the runner hands measured costs to
         // them through this (per thread, only while it creates its stages) rather than through their arguments.
         [ThreadStatic] private static IReadOnlyDictionary<string, long[]>? _measured;
+
+        /// <summary>
+        /// Part <paramref name="part"/> of <paramref name="parts"/> of the blocks of <paramref name="name"/>: its start,
+        /// length and cost, the whole list's cost, and what the costs count. Measured costs when the runner was asked
+        /// to balance by time (StageBalance.ByTime), else parameter counts.
+        /// </summary>
+        internal static (int Start, int Length, long Cost, long TotalCost, string Unit) Range(string name, IReadOnlyList<nn.Module> all, int parts, int part)
+        {
+            var measured = MeasuredCosts(name);
+            if (measured is not null && measured.Length != all.Count)
+                throw new InvalidOperationException($"The measured costs of '{name}' have {measured.Length} blocks but the list has {all.Count}.");
+            var costs = measured ?? all.Select(block => block.parameters().Sum(p => p.NumberOfElements)).ToArray();
+            var (start, length) = Balanced(costs, parts, name)[part];
+            return (start, length, costs.Skip(start).Take(length).Sum(), costs.Sum(), measured is null ? "parameters" : "µs measured");
+        }
 
         internal static long[]? MeasuredCosts(string list) => _measured is not null && _measured.TryGetValue(list, out var costs) ? costs : null;
 

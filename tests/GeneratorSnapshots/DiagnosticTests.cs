@@ -248,6 +248,55 @@ public class DiagnosticTests
             "PIPPY0019", "'b' has type TorchSharp.Modules.Linear", "ModuleList<T>");
 
     [Fact]
+    public void PIPPY0019_SaysASequentialIsAcceptedToo() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd, SplitInto(2)] private readonly Linear b; private readonly Linear c;"),
+            "PIPPY0019", "or a Sequential whose forward one statement calls");
+
+    [Fact]
+    public void PIPPY0005_SplitEndOnAReturnedSequentialSuggestsSplitInto() =>
+        Single(Usings + SequentialModel("[SplitEnd]", "=> layers.forward(x);"),
+            "PIPPY0005", "'layers' is called in the last statement", "replace [SplitEnd] with [SplitInto(k)]");
+
+    [Fact]
+    public void PIPPY0005_SplitEndOnAnyOtherLastSubmoduleStillSaysRemoveTheAttribute() =>
+        Assert.DoesNotContain("[SplitInto(k)]", Single(Model(members: "[SplitEnd] private readonly Linear a; private readonly Linear b; [SplitEnd] private readonly Linear c;"),
+            "PIPPY0005", "remove the attribute").GetMessage());
+
+    [Fact]
+    public void PIPPY0021_SplitIntoSequentialCalledInsideALargerExpression() =>
+        Single(Usings + SequentialModel("[SplitInto(2)]", "{ x = layers.forward(x).tanh(); return x; }"),
+            "PIPPY0021", "a Sequential used by a statement other than", "'x = layers.forward(x);' or 'return layers.forward(x);'");
+
+    [Fact]
+    public void PIPPY0021_SplitIntoSequentialCalledTwice() =>
+        Single(Usings + SequentialModel("[SplitInto(2)]", "{ x = layers.forward(x); return layers.forward(x); }"), "PIPPY0021", "used by 2 statements");
+
+    [Theory]
+    [InlineData("=> layers.forward(x);")]
+    [InlineData("{ return layers.forward(x); }")]
+    [InlineData("{ return this.layers.forward(x); }")]
+    [InlineData("{ x = layers.forward(x); return x; }")]
+    [InlineData("{ var h = x * 2; h = layers.forward(h); return h.tanh(); }")]
+    public void SplitIntoSequentialInEveryAcceptedFormCompilesCleanly(string body)
+    {
+        var result = GeneratorHarness.Run(Usings + SequentialModel("[SplitInto(2)]", body));
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        string generated = result.Render();
+        Assert.Contains("new global::Pippy.Runtime.StageSequential(\"layers\", model.layers, parts: 2, part: 1)", generated);
+    }
+
+    private static string SequentialModel(string attribute, string body) => $$"""
+        [Pipeline]
+        public sealed partial class Cnn : Module<Tensor, Tensor>
+        {
+            {{attribute}} private readonly Sequential layers = Sequential(("fc1", Linear(4, 4)), ("act", ReLU()), ("fc2", Linear(4, 4)));
+            public Cnn() : base("Cnn") { RegisterComponents(); }
+            public override Tensor forward(Tensor x) {{body}}
+        }
+        """;
+
+    [Fact]
     public void PIPPY0020_SplitIntoFewerThanTwo() =>
         Single(Usings + ListModel("[SplitInto(1)]", "foreach (var l in layers) x = l.forward(x); return x;"), "PIPPY0020", "[SplitInto(1)] on 'layers'");
 

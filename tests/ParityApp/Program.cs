@@ -46,6 +46,22 @@ bool ok = scenario switch
     "deep" => Parity.Check(mpi, () => new DeepStack(), (m, e, o) => DeepStack.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(7, 12) }, randn(7, 12), mse, new PipelineOptions()),
 
+    // One Sequential of named children divided into 3 stages: 1F1B (the model's schedule), GPipe, and 1F1B with the
+    // children balanced by measured time; the stages' parameter names are the plain model's (layers.conv1.weight).
+    "sequential-cnn" => Parity.Check(mpi, () => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 3, 8, 8) }, randint(0, 10, new long[] { 6 }), CnnLoss, new PipelineOptions())
+        & Parity.Check(mpi, () => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 3, 8, 8) }, randint(0, 10, new long[] { 6 }), CnnLoss,
+            new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.GPipe })
+        & Parity.Check(mpi, () => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(6, 3, 8, 8) }, randint(0, 10, new long[] { 6 }), CnnLoss,
+            new PipelineOptions { Balance = Pippy.Runtime.Balancing.StageBalance.ByTime(randn(4, 3, 8, 8)) })
+        & SameParameterNames(mpi, new SequentialCnn(), SequentialCnn.Pipeline.CreateStages),
+    // A plain model's save file loaded into the model before Build (each rank writes the same file of its own).
+    "sequential-split" => Training.Split(mpi, CnnTraining(), SavePlain(new SequentialCnn(), System.IO.Path.Combine(args[1], $"plain-{mpi.Rank}.model.bin"))),
+    // Trained, saved as a pipeline checkpoint, merged back into the unchanged model's one file.
+    "sequential-merge" => Training.Merge(mpi, CnnTraining(), args[1], (model, directory, output) => { SequentialCnn.Pipeline.MergeCheckpoint(model, directory, output); return true; }),
+
     "sequence-first" => Parity.Check(mpi, () => new SequenceFirst(), (m, e, o) => SequenceFirst.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0], x[1]), o => new[] { o.Item1, o.Item2 }, new[] { randn(5, 6, 6), randn(6) }, randn(5, 6, 4),
         (o, t) => functional.mse_loss(o.Item1, t, Reduction.Sum), new PipelineOptions
@@ -159,6 +175,34 @@ static bool EveryParameterInAStage<TModel>(PipelineEnvironment mpi, TModel model
     var missing = model.named_parameters().Select(p => p.name).Where(n => !held.Contains(n)).ToArray();
     Console.WriteLine($"[rank {mpi.Rank}] parameters held by the stages: {held.Count} of {held.Count + missing.Length}{(missing.Length == 0 ? " ok" : ", MISSING " + string.Join(", ", missing))}");
     return missing.Length == 0;
+}
+
+static Tensor CnnLoss(Tensor logits, Tensor target) => functional.cross_entropy(logits, target, reduction: Reduction.Sum);
+
+// The VGG-style Sequential CNN on 3 stages, trained on batches that depend only on the step number.
+static Training.Setup<SequentialCnn> CnnTraining() =>
+    new(() => new SequentialCnn(), (m, e, o) => SequentialCnn.Pipeline.Build(m, e, o), p => optim.SGD(p, 0.05, momentum: 0.9),
+        step => { var g = new Generator(3000 + (ulong)step); return (randn(new long[] { 6, 3, 8, 8 }, generator: g), randint(0, 10, new long[] { 6 }, generator: g)); },
+        CnnLoss, new PipelineOptions { PrintPlan = false });
+
+static string SavePlain(Module model, string path)
+{
+    System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+    model.save(path);
+    return path;
+}
+
+// Every parameter and buffer name of this rank's stages' state_dict is the plain model's, and the stages hold all of them.
+static bool SameParameterNames<TModel>(PipelineEnvironment mpi, TModel model, Func<TModel, PipelineStage[]> stages) where TModel : Module
+{
+    var plain = model.state_dict().Keys.ToHashSet();
+    var all = stages(model);
+    var mine = all.Where(s => s.Index == mpi.Rank).SelectMany(s => s.state_dict().Keys).ToArray();
+    var foreign = mine.Where(n => !plain.Contains(n)).ToArray();
+    var missing = plain.Where(n => !all.SelectMany(s => s.state_dict().Keys).Contains(n)).ToArray();
+    bool ok = foreign.Length == 0 && missing.Length == 0 && mine.Length > 0;
+    Console.WriteLine($"[rank {mpi.Rank}] stage {mpi.Rank} state_dict: {string.Join(", ", mine)}{(foreign.Length == 0 ? "" : "; NOT IN THE PLAIN MODEL " + string.Join(", ", foreign))}{(missing.Length == 0 ? "" : "; HELD BY NO STAGE " + string.Join(", ", missing))} {(ok ? "ok" : "MISMATCH")}");
+    return ok;
 }
 
 static int Int(string[] args, int index) => int.Parse(args[index], System.Globalization.CultureInfo.InvariantCulture);

@@ -164,4 +164,39 @@ public class DslParityTests(ITestOutputHelper log)
 
     [Fact]
     public void InputsSplitAlongDimensionOneReplicatedAndOutputsMergedBySpec() => Run("sequence-first", 2);
+
+    [Fact]
+    public void SequentialDividedIntoThreeStagesEqualsThePlainModelUnder1F1BAndGPipeAndByTimeWithItsParameterNames()
+    {
+        // tests/ParityApp/Models/SequentialCnn.cs: [SplitInto(3)] on a VGG-style Sequential of named children.
+        var run = MpiLauncher.Parity(3, "sequential-cnn", log);
+        Assert.Contains("PASS sequential-cnn", run.Output);
+        // Three checks (1F1B, GPipe, 1F1B balanced by measured time) on each of the 3 ranks.
+        Assert.Equal(9, run.Output.Split('\n').Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
+        Assert.Contains("[rank 0] stage 0 state_dict: layers.conv1.weight, layers.conv1.bias, layers.conv2.weight, layers.conv2.bias ok", run.Output);
+        Assert.Contains("[rank 1] stage 1 state_dict: layers.fc1.weight, layers.fc1.bias ok", run.Output);
+        Assert.Contains("[rank 2] stage 2 state_dict: layers.fc2.weight, layers.fc2.bias ok", run.Output);
+        Assert.Contains("grad layers.conv1.weight: max |diff|", run.Output);
+    }
+
+    [Fact]
+    public void SequentialPlainCheckpointLoadsIntoThePipelineAndPipelineCheckpointMergesBack()
+    {
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pippy-sequential-" + System.Guid.NewGuid().ToString("N"));
+        try
+        {
+            // A plain model's save file, loaded into the model before Build: the pipeline's output is the plain model's.
+            var split = MpiLauncher.Parity(3, $"sequential-split {directory}", log);
+            Assert.Contains("PASS sequential-split", split.Output);
+            Assert.Contains("pipeline built from the plain checkpoint: output: max |diff|", split.Output);
+            // Trained 2 steps, saved per stage, merged into the unchanged model's one file: the plain model loads it.
+            var merge = MpiLauncher.Parity(3, $"sequential-merge {System.IO.Path.Combine(directory, "checkpoint")}", log);
+            Assert.Contains("PASS sequential-merge", merge.Output);
+            Assert.Contains("plain model loaded from the merged checkpoint: output: max |diff|", merge.Output);
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
 }

@@ -95,7 +95,7 @@ namespace Pippy.Generators.Diagnostics
 
         public static readonly DiagnosticDescriptor SplitIntoNotAList = Create(
             "PIPPY0019", "[SplitInto] on a member that is not a module list",
-            "[SplitInto] member '{0}' has type {1}; it must be a TorchSharp ModuleList<T> whose blocks a loop in forward runs");
+            "[SplitInto] member '{0}' has type {1}; it must be a TorchSharp ModuleList<T> whose blocks a loop in forward runs, or a Sequential whose forward one statement calls");
 
         public static readonly DiagnosticDescriptor SplitIntoTooFew = Create(
             "PIPPY0020", "[SplitInto] needs at least two stages",
@@ -110,7 +110,7 @@ namespace Pippy.Generators.Diagnostics
 
         public static readonly DiagnosticDescriptor SplitIntoNotOneLoop = Create(
             "PIPPY0021", "[SplitInto] list must be run by one loop",
-            "[SplitInto] list '{0}' must be used by exactly one top-level foreach or for statement of forward, which is divided among the stages; it is {1}");
+            "[SplitInto] list '{0}' must be used by exactly one top-level foreach or for statement of forward (a Sequential: by one statement 'x = {0}.forward(x);' or 'return {0}.forward(x);'), which is divided among the stages; it is {1}");
 
         public static readonly DiagnosticDescriptor ScheduleFileNotFound = Create(
             "PIPPY0022", "Schedule file not found",

@@ -224,7 +224,7 @@ namespace Pippy.Generators.Emitting
             string assemble = plan.Output.Names.Count == 1
                 ? "outputs[0]"
                 : "(" + string.Join(", ", Enumerable.Range(0, plan.Output.Names.Count).Select(i => $"outputs[{i}]")) + ")";
-            var lists = plan.Stages.SelectMany(s => s.Modules).Where(m => m.IsListPart).Select(m => m.Member.Name).Distinct().ToList();
+            var lists = plan.Stages.SelectMany(s => s.Modules).Where(m => m.IsListPart).Select(m => m.Member).GroupBy(m => m.Name).Select(g => g.First()).ToList();
             w.Line($"public static {runner} Build(");
             w.Line($"    {plan.Type.FullyQualifiedName} model,");
             w.Line("    global::Pippy.Runtime.PipelineEnvironment environment,");
@@ -238,14 +238,17 @@ namespace Pippy.Generators.Emitting
                 w.Line($"private static global::System.Collections.Generic.IReadOnlyDictionary<string, {listType}> ModuleLists({plan.Type.FullyQualifiedName} model) =>");
                 w.Line($"    new global::System.Collections.Generic.Dictionary<string, {listType}>");
                 w.Line("    {");
-                foreach (var list in lists) w.Line($"        [{Quote(list)}] = global::System.Linq.Enumerable.ToArray<global::TorchSharp.torch.nn.Module>(model.{list}),");
+                foreach (var list in lists)
+                    w.Line($"        [{Quote(list.Name)}] = global::System.Linq.Enumerable.ToArray<global::TorchSharp.torch.nn.Module>(model.{list.Name}{(list.IsSequential ? ".children()" : "")}),");
                 w.Line("    };");
             }
             w.Close();
         }
 
         private static string FieldType(StageModulePlan module) =>
-            module.IsListPart ? $"global::Pippy.Runtime.StageModules<{module.Member.ElementType}>" : module.Member.Type;
+            !module.IsListPart ? module.Member.Type
+            : module.Member.IsSequential ? "global::Pippy.Runtime.StageSequential"
+            : $"global::Pippy.Runtime.StageModules<{module.Member.ElementType}>";
 
         private static string Quote(string text) =>
             "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

@@ -51,7 +51,8 @@ namespace Pippy.Generators.Model
 
     /// <summary>
     /// A submodule field or property of the model and its annotations: [SplitEnd]; [TiedWeight] group and parameter
-    /// (empty when untied); [SplitInto] stage count (0 when absent) with the list's element type.
+    /// (empty when untied); [SplitInto] stage count (0 when absent) with the list's element type; whether it is a
+    /// TorchSharp <c>Sequential</c> (divided by its children, each a <c>Module&lt;Tensor, Tensor&gt;</c>).
     /// </summary>
     internal sealed record MemberSpec(
         string Name,
@@ -61,7 +62,8 @@ namespace Pippy.Generators.Model
         string TiedParameter,
         int SplitInto,
         string ElementType,
-        LocationInfo? Location);
+        LocationInfo? Location,
+        bool IsSequential = false);
 
     /// <summary>
     /// One top-level statement of forward with its data flow (from Roslyn's AnalyzeDataFlow) and its code as the
@@ -72,6 +74,8 @@ namespace Pippy.Generators.Model
     /// <see cref="ModulesInBranches"/> those used inside an if, switch or loop of the statement;
     /// <see cref="MethodUses"/> the submodules the statement uses through the model's own methods and property getters
     /// (followed transitively), one entry per use, so they belong to the stage of this statement.
+    /// <see cref="SequentialCall"/> names the Sequential member when the statement is <c>x = seq.forward(x);</c>, the
+    /// one form a [SplitInto] Sequential can be divided in (<c>return seq.forward(x);</c> is read as that and <c>return x;</c>).
     /// </remarks>
     internal sealed record StatementSpec(
         string Code,
@@ -86,7 +90,8 @@ namespace Pippy.Generators.Model
         bool UsesModel,
         LocationInfo? Location,
         EquatableArray<MethodUseSpec> MethodUses,
-        UsingDeclarationSpec? Using = null)
+        UsingDeclarationSpec? Using = null,
+        string SequentialCall = "")
     {
         public bool Uses(string member) => ModuleReferences.Contains(member) || MethodUses.Any(u => u.Member == member);
     }

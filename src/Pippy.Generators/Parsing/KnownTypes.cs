@@ -14,6 +14,7 @@ namespace Pippy.Generators.Parsing
             TiedWeight = compilation.GetTypeByMetadataName(PipelineGenerator.TiedWeightAttributeName);
             SplitInto = compilation.GetTypeByMetadataName(PipelineGenerator.SplitIntoAttributeName);
             ModuleList = compilation.GetTypeByMetadataName("TorchSharp.Modules.ModuleList`1");
+            Sequential = compilation.GetTypeByMetadataName("TorchSharp.Modules.Sequential");
             DisposeScope = compilation.GetTypeByMetadataName("TorchSharp.DisposeScope");
             BatchNorm = compilation.GetTypeByMetadataName("TorchSharp.Modules.BatchNorm");
         }
@@ -25,6 +26,10 @@ namespace Pippy.Generators.Parsing
         public INamedTypeSymbol? SplitInto { get; }
         public INamedTypeSymbol? ModuleList { get; }
         public INamedTypeSymbol? DisposeScope { get; }
+        public INamedTypeSymbol? Sequential { get; }
+
+        /// <summary>True for TorchSharp's <c>Sequential</c> (or a class derived from it).</summary>
+        public bool IsSequential(ITypeSymbol? type) => DerivesFrom(type, Sequential);
 
         /// <summary>The base of TorchSharp's BatchNorm1d/2d/3d: modules that normalise by the batch's statistics in training.</summary>
         public INamedTypeSymbol? BatchNorm { get; }

@@ -236,12 +236,15 @@ namespace Pippy.Generators.Parsing
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, typeName));
                 if (tied is not null && !isModule)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TiedWeightNotAModule, location, member.Name, typeName));
-                var element = known.ModuleListElement(memberType);
+                bool isSequential = known.IsSequential(memberType);
+                // A Sequential is divided by its children, which run one after the other on one tensor.
+                string? elementType = known.ModuleListElement(memberType)?.ToDisplayString(TypeFormat)
+                    ?? (isSequential ? SequentialChildType : null);
                 int stages = 0;
                 if (splitInto is not null)
                 {
                     stages = splitInto.ConstructorArguments.Length > 0 && splitInto.ConstructorArguments[0].Value is int k ? k : 0;
-                    if (element is null)
+                    if (elementType is null)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoNotAList, location, member.Name, typeName));
                     else if (stages < 2)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoTooFew, location, member.Name, stages));
@@ -253,10 +256,57 @@ namespace Pippy.Generators.Parsing
                 string parameter = tied?.ConstructorArguments.ElementAtOrDefault(1).Value as string ?? (tied is null ? "" : "weight");
                 members.Add(new MemberSpec(
                     member.Name, memberType.ToDisplayString(TypeFormat), splitEnd is not null, group, parameter,
-                    element is null ? 0 : stages, element?.ToDisplayString(TypeFormat) ?? "", location));
+                    elementType is null ? 0 : stages, elementType ?? "", location, isSequential));
             }
             return members;
         }
+
+        /// <summary>The type a stage runs a divided Sequential's children as.</summary>
+        private const string SequentialChildType = "global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>";
+
+        /// <summary>
+        /// The [SplitInto] Sequential member whose forward <paramref name="expression"/> calls on one tensor variable
+        /// (<c>seq.forward(x)</c> or <c>this.seq.forward(x)</c>), with that variable; null for anything else.
+        /// </summary>
+        private static (string Member, string Variable)? SequentialCall(ExpressionSyntax? expression, SymbolLookup symbols, INamedTypeSymbol type, KnownTypes known)
+        {
+            if (expression is not InvocationExpressionSyntax
+                {
+                    Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" } access,
+                    ArgumentList.Arguments: { Count: 1 } arguments,
+                }
+                || arguments[0].Expression is not IdentifierNameSyntax argument
+                || !arguments[0].RefKindKeyword.IsKind(SyntaxKind.None))
+                return null;
+            var target = access.Expression is MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } viaThis ? viaThis.Name : access.Expression;
+            if (target is not IdentifierNameSyntax) return null;
+            var member = symbols.Of(target);
+            var memberType = member switch { IFieldSymbol f => f.Type, IPropertySymbol p => p.Type, _ => null };
+            if (member is null || !SymbolEqualityComparer.Default.Equals(member.ContainingType, type) || !known.IsSequential(memberType)) return null;
+            if (!member.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, known.SplitInto))) return null;
+            var variable = symbols.Of(argument);
+            var variableType = variable switch { ILocalSymbol l => l.Type, IParameterSymbol { RefKind: RefKind.None } p => p.Type, _ => null };
+            if (!known.IsTensor(variableType) || variable is ILocalSymbol { IsUsing: true }) return null;
+            return (member!.Name, argument.Identifier.ValueText);
+        }
+
+        /// <summary>
+        /// <c>return seq.forward(x);</c> (or forward's <c>=> seq.forward(x)</c>) for a [SplitInto] Sequential, read as the
+        /// two statements <c>x = seq.forward(x);</c> and <c>return x;</c>, so that the call can be divided like a loop.
+        /// </summary>
+        private static IEnumerable<StatementSpec> SplitSequentialReturn(string member, string variable, LocationInfo? location) => new[]
+        {
+            new StatementSpec(
+                $"{variable} = {member}.forward({variable});",
+                new[] { variable }.ToEquatableArray(), new[] { variable }.ToEquatableArray(), new[] { variable }.ToEquatableArray(),
+                EquatableArray<string>.Empty, new[] { member }.ToEquatableArray(), EquatableArray<string>.Empty,
+                false, false, false, location, EquatableArray<MethodUseSpec>.Empty, SequentialCall: member),
+            new StatementSpec(
+                $"return {StageCodeRewriter.OutputsHelper}({variable});",
+                new[] { variable }.ToEquatableArray(), EquatableArray<string>.Empty, EquatableArray<string>.Empty,
+                EquatableArray<string>.Empty, EquatableArray<string>.Empty, EquatableArray<string>.Empty,
+                false, true, false, location, EquatableArray<MethodUseSpec>.Empty),
+        };
 
         private static List<StatementSpec> ReadStatements(
             MethodDeclarationSyntax forward, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
@@ -267,6 +317,12 @@ namespace Pippy.Generators.Parsing
             if (forward.ExpressionBody is { } arrow)
             {
                 // An expression-bodied forward is one statement: return <expression>;
+                if (SequentialCall(arrow.Expression, symbols, type, known) is { } call)
+                {
+                    AddVariable(variables, call.Variable, symbols, arrow.Expression, known);
+                    result.AddRange(SplitSequentialReturn(call.Member, call.Variable, LocationInfo.From(arrow)));
+                    return result;
+                }
                 var flow = StatementFlow.Analyze(arrow.Expression, symbols);
                 var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
@@ -278,15 +334,34 @@ namespace Pippy.Generators.Parsing
             foreach (var statement in forward.Body!.Statements)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (statement is ReturnStatementSyntax { Expression: { } returned } && SequentialCall(returned, symbols, type, known) is { } returnCall)
+                {
+                    AddVariable(variables, returnCall.Variable, symbols, returned, known);
+                    result.AddRange(SplitSequentialReturn(returnCall.Member, returnCall.Variable, LocationInfo.From(statement)));
+                    continue;
+                }
                 var flow = StatementFlow.Analyze(statement, symbols);
                 var rewriter = new StageCodeRewriter(symbols, type, known);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
                 var spec = Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, walker, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement));
                 if (StageCodeRewriter.ReadUsing(statement, rewritten, symbols, known) is { } usingDeclaration)
                     spec = spec with { Using = new UsingDeclarationSpec(usingDeclaration.Names.ToEquatableArray(), usingDeclaration.Kind, Dedent(usingDeclaration.WithoutUsing.ToFullString()), usingDeclaration.Type) };
+                if (statement is ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression, Left: IdentifierNameSyntax assigned } assignment }
+                    && SequentialCall(assignment.Right, symbols, type, known) is { } assignCall && assignCall.Variable == assigned.Identifier.ValueText)
+                    spec = spec with { SequentialCall = assignCall.Member };
                 result.Add(spec);
             }
             return result;
+        }
+
+        /// <summary>Records the type of a variable that a statement read without data flow analysis uses.</summary>
+        private static void AddVariable(Dictionary<string, VariableSpec> variables, string name, SymbolLookup symbols, ExpressionSyntax call, KnownTypes known)
+        {
+            if (variables.ContainsKey(name)) return;
+            var argument = ((InvocationExpressionSyntax)call).ArgumentList.Arguments[0].Expression;
+            var symbol = symbols.Of(argument);
+            var t = symbol switch { ILocalSymbol l => l.Type, IParameterSymbol p => p.Type, _ => null };
+            if (t is not null) variables[name] = Variable(name, t, known);
         }
 
         private static StatementSpec Statement(

@@ -58,8 +58,11 @@ namespace Pippy.Generators.Planning
             if (stages[stages.Count - 1].Count == 0)
             {
                 var member = splitAfter[statements.Count - 1];
+                string fix = member.IsSequential && statements[statements.Count - 1].Returns
+                    ? $"to divide the Sequential '{member.Name}' among stages, replace [SplitEnd] with [SplitInto(k)] (k stages of its children), or remove the attribute"
+                    : "remove the attribute from the last submodule";
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, stages.Count - 1, spec.Type.Name,
-                    $"[SplitEnd] member '{member.Name}' is called in the last statement of forward, so nothing is left for a stage after it; remove the attribute from the last submodule"));
+                    $"[SplitEnd] member '{member.Name}' is called in the last statement of forward, so nothing is left for a stage after it; {fix}"));
                 return Failed(diagnostics);
             }
             int stageCount = stages.Count;
@@ -195,7 +198,9 @@ namespace Pippy.Generators.Planning
                 var users = Enumerable.Range(0, spec.Statements.Count).Where(i => spec.Statements[i].Uses(list.Name)).ToArray();
                 string? problem = users.Length == 0 ? "not used in forward"
                     : users.Length > 1 ? $"used by {users.Length} statements"
-                    : !spec.Statements[users[0]].IsLoop ? "used by a statement that is not a loop"
+                    : list.IsSequential && spec.Statements[users[0]].SequentialCall != list.Name
+                        ? $"a Sequential used by a statement other than '{list.Name}'s forward called on one tensor variable and assigned back to it or returned"
+                    : !list.IsSequential && !spec.Statements[users[0]].IsLoop ? "used by a statement that is not a loop"
                     : loops.TryGetValue(users[0], out var other) ? $"run by the same loop as [SplitInto] list '{other.Name}'"
                     : null;
                 if (problem is null) loops[users[0]] = list;
