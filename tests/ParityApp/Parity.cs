@@ -99,12 +99,23 @@ public static class Parity
             Console.WriteLine($"{who} {what}: {(actual is null ? "missing" : "present")} (reference {(expected is null ? "missing" : "present")}) {(bothMissing ? "ok" : "MISMATCH")}");
             return bothMissing;
         }
-        actual = actual.to_type(ScalarType.Float64);
-        expected = expected.to_type(ScalarType.Float64);
-        double maxDiff = actual.shape.SequenceEqual(expected.shape) ? (actual - expected).abs().max().item<double>() : double.PositiveInfinity;
-        double scale = expected.abs().max().item<double>();
-        bool close = actual.shape.SequenceEqual(expected.shape) && actual.allclose(expected, rtol: 1e-5, atol: Math.Max(1e-5 * Math.Max(scale, 1e-12), absoluteTolerance));
+        var (close, maxDiff, scale) = Closeness(actual, expected, absoluteTolerance);
         Console.WriteLine($"{who} {what}: max |diff| {maxDiff:E2} (max |ref| {scale:E2}) {(close ? "ok" : "MISMATCH")}");
         return close;
+    }
+
+    /// <summary>
+    /// The comparison every parity check makes: allclose with rtol 1e-5 and an absolute tolerance of 1e-5 of the
+    /// reference's largest magnitude (or <paramref name="absoluteTolerance"/>, if larger); a shape mismatch is never close.
+    /// </summary>
+    public static (bool Close, double MaxDiff, double Scale) Closeness(Tensor actual, Tensor expected, double absoluteTolerance = 0)
+    {
+        actual = actual.to_type(ScalarType.Float64);
+        expected = expected.to_type(ScalarType.Float64);
+        bool sameShape = actual.shape.SequenceEqual(expected.shape);
+        double maxDiff = sameShape ? (actual - expected).abs().max().item<double>() : double.PositiveInfinity;
+        double scale = expected.abs().max().item<double>();
+        bool close = sameShape && actual.allclose(expected, rtol: 1e-5, atol: Math.Max(1e-5 * Math.Max(scale, 1e-12), absoluteTolerance));
+        return (close, maxDiff, scale);
     }
 }

@@ -203,12 +203,9 @@ public static class ParityGrid
         {
             Count++;
             if (actual is null) { Failures.Add($"{what} missing"); return; }
-            var a = actual.to_type(ScalarType.Float64);
-            var e = expected.to_type(ScalarType.Float64);
-            if (!a.shape.SequenceEqual(e.shape)) { Failures.Add($"{what}: shape [{string.Join(",", a.shape)}] against [{string.Join(",", e.shape)}]"); return; }
-            double scale = e.abs().max().item<double>();
-            if (!a.allclose(e, rtol: 1e-5, atol: 1e-5 * Math.Max(scale, 1e-12)))
-                Failures.Add($"{what}: max |diff| {(a - e).abs().max().item<double>():E2} (max |expected| {scale:E2})");
+            if (!actual.shape.SequenceEqual(expected.shape)) { Failures.Add($"{what}: shape [{string.Join(",", actual.shape)}] against [{string.Join(",", expected.shape)}]"); return; }
+            var (close, maxDiff, scale) = Parity.Closeness(actual, expected);
+            if (!close) Failures.Add($"{what}: max |diff| {maxDiff:E2} (max |expected| {scale:E2})");
         }
 
         public void Gradients(nn.Module plain)
