@@ -13,6 +13,8 @@ using static TorchSharp.torch.nn;
 using var mpi = PipelineEnvironment.Start(ref args);
 string scenario = args.Length > 0 ? args[0] : "";
 torch.manual_seed(42);
+// PARITY_ANOMALY=1: autograd names the first backward function that returns NaN (and the forward call that made it).
+if (Environment.GetEnvironmentVariable("PARITY_ANOMALY") == "1") torch.autograd.set_detect_anomaly(true);
 Func<Tensor, Tensor, Tensor> mse = (o, t) => functional.mse_loss(o, t, Reduction.Sum);
 
 bool ok = scenario switch
@@ -88,6 +90,7 @@ bool ok = scenario switch
     "embedding-bag" => BagParity(mpi, dataParallel: 1),
 
     // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
+    "libtorch-conv-nan" => LibtorchConvCheck.Run(oneDnnOff: args.Length > 1 && args[1] == "onednn-off"),
     _ when scenario.StartsWith("corpus-", StringComparison.Ordinal) => CorpusParity(mpi, scenario["corpus-".Length..], Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "embedding-bag-dp" => BagParity(mpi, dataParallel: 2),
 

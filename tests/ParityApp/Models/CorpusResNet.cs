@@ -9,7 +9,9 @@ namespace ParityApp.Models;
 /// Corpus: a small ResNet as a TorchSharp user writes one. Residual <see cref="BasicBlock"/>s (two 3x3 convolutions
 /// with GroupNorm, ReLU, and a 1x1 projection shortcut where the shape changes), a stem, global average pooling and a
 /// linear head. GroupNorm, not BatchNorm: BatchNorm in training mode normalises each microbatch by its own statistics
-/// (PIPPY0026). Annotation: [Pipeline], partial, [SplitEnd] on two block fields: 3 stages.
+/// (PIPPY0026). Annotation: [Pipeline], partial, [SplitEnd] on two block fields: 3 stages. Width 16: with 8 channels
+/// libtorch 2.10's oneDNN convolution backward now and then returns NaN input gradients, in the plain model too
+/// (scenario libtorch-conv-nan, docs/troubleshooting.md).
 /// </summary>
 [Pipeline(Microbatches = 4)]
 public sealed partial class CorpusResNet : Module<Tensor, Tensor>
@@ -22,7 +24,7 @@ public sealed partial class CorpusResNet : Module<Tensor, Tensor>
     private readonly AdaptiveAvgPool2d pool;
     private readonly Linear fc;
 
-    public CorpusResNet(int channels = 3, int width = 8, int classes = 10) : base(nameof(CorpusResNet))
+    public CorpusResNet(int channels = 3, int width = 16, int classes = 10) : base(nameof(CorpusResNet))
     {
         stem = Conv2d(channels, width, 3, padding: 1, bias: false);
         stemNorm = CorpusNorm.GroupNorm(2, width);
