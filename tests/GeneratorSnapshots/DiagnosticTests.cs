@@ -268,6 +268,24 @@ public class DiagnosticTests
             "PIPPY0021", "a Sequential used by a statement other than", "'x = layers.forward(x);' or 'return layers.forward(x);'");
 
     [Fact]
+    public void PIPPY0029_SplitIntoSequentialSubclassWithItsOwnForward() =>
+        Single(Usings + """
+            public sealed class Gated : Sequential
+            {
+                public Gated() : base(("fc1", Linear(4, 4)), ("fc2", Linear(4, 4))) { }
+                public override Tensor forward(Tensor x) => base.forward(x) * x.sigmoid();
+            }
+
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, Tensor>
+            {
+                [SplitInto(2)] private readonly Gated layers = new Gated();
+                public Net() : base("Net") => RegisterComponents();
+                public override Tensor forward(Tensor x) => layers.forward(x);
+            }
+            """, "PIPPY0029", "'layers' is a Mistakes.Gated, which derives from Sequential and overrides forward", "put its children in a plain Sequential");
+
+    [Fact]
     public void PIPPY0021_SplitIntoSequentialCalledTwice() =>
         Single(Usings + SequentialModel("[SplitInto(2)]", "{ x = layers.forward(x); return layers.forward(x); }"), "PIPPY0021", "used by 2 statements");
 

@@ -72,6 +72,9 @@ public static class Parity
             checkedGradients++;
         }
         Console.WriteLine($"{who} checked {checkedGradients} gradients");
+        var untrained = TrainedByNoStage(mpi, pipe, reference);
+        Console.WriteLine($"{who} parameters the plain model trains and no stage holds: {(untrained.Length == 0 ? "none ok" : string.Join(", ", untrained) + " MISMATCH")}");
+        ok &= untrained.Length == 0;
         Console.WriteLine($"{who} messages sent in the step: {pipe.LastStep.ActivationsSent} activations, {pipe.LastStep.GradientsSent} gradients");
         return ok;
     }
@@ -84,6 +87,21 @@ public static class Parity
             foreach (var (name, parameter) in module.named_parameters(recurse: false))
                 all[prefix.Length == 0 ? name : $"{prefix}.{name}"] = parameter;
         return all;
+    }
+
+    /// <summary>
+    /// The parameters the plain model trains (those with a gradient) that no rank's stages hold, i.e. that no optimizer
+    /// of the pipeline would ever update; a collective, so every rank calls it with the same plain model. Empty when the
+    /// pipeline trains everything the plain model trains (issue 16: a submodule reached through a helper method once
+    /// dropped out of every stage, and outputs and gradients still matched).
+    /// </summary>
+    public static string[] TrainedByNoStage(PipelineEnvironment mpi, PipelineRunner pipe, nn.Module plain)
+    {
+        var held = pipe.Stages.SelectMany(s => s.named_parameters()).Select(p => p.name).ToHashSet();
+        var missing = new List<string>();
+        foreach (var (name, parameter) in AllParameters(plain).OrderBy(p => p.Key, StringComparer.Ordinal))
+            if (parameter.grad is not null && mpi.Sum(held.Contains(name) ? 1 : 0) == 0) missing.Add(name);
+        return missing.ToArray();
     }
 
     /// <summary>

@@ -137,13 +137,17 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0027", "[SplitEnd] member used through a method called more than once",
             "[SplitEnd] member '{0}' is used inside {1}, which forward calls from {2} statements, so it is ambiguous after which one the stage ends; call {1} from one statement of forward, or put [SplitEnd] on a submodule that forward calls directly");
 
+        public static readonly DiagnosticDescriptor SplitIntoSequentialWithOwnForward = Create(
+            "PIPPY0029", "[SplitInto] on a Sequential that runs its own forward",
+            "[SplitInto] member '{0}' is a {1}, which derives from Sequential and overrides forward; the stages would run its children one after the other and skip that forward's code; put its children in a plain Sequential (or a ModuleList run by a loop in the model's forward), or mark split points with [SplitEnd] on submodules the model's forward calls");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
             SharedModuleReplicated, ReturnBeforeLastStage, InvalidSchedule, SingleStage, GenericModel, SplitEndNotAModule,
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
             SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
-            UsingEndsWithStage, BatchStatistics, UnfollowableSubmoduleUse, SplitEndInMethodCalledTwice,
+            UsingEndsWithStage, BatchStatistics, UnfollowableSubmoduleUse, SplitEndInMethodCalledTwice, SplitIntoSequentialWithOwnForward,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

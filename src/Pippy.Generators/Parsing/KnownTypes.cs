@@ -31,6 +31,18 @@ namespace Pippy.Generators.Parsing
         /// <summary>True for TorchSharp's <c>Sequential</c> (or a class derived from it).</summary>
         public bool IsSequential(ITypeSymbol? type) => DerivesFrom(type, Sequential);
 
+        /// <summary>
+        /// True for a class derived from Sequential that declares its own forward (somewhere below Sequential): running
+        /// its children in order, as a divided Sequential's stages do, would skip that code.
+        /// </summary>
+        public bool OverridesSequentialForward(ITypeSymbol? type)
+        {
+            if (Sequential is null) return false;
+            for (var t = type; t is not null && !SymbolEqualityComparer.Default.Equals(t.OriginalDefinition, Sequential); t = t.BaseType)
+                if (t.GetMembers("forward").Any(m => m is IMethodSymbol { IsOverride: true })) return true;
+            return false;
+        }
+
         /// <summary>The base of TorchSharp's BatchNorm1d/2d/3d: modules that normalise by the batch's statistics in training.</summary>
         public INamedTypeSymbol? BatchNorm { get; }
 

@@ -250,6 +250,8 @@ namespace Pippy.Generators.Parsing
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoTooFew, location, member.Name, stages));
                     else if (stages > DiagnosticDescriptors.MaxStages)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoTooMany, location, member.Name, stages));
+                    else if (isSequential && known.OverridesSequentialForward(memberType))
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitIntoSequentialWithOwnForward, location, member.Name, typeName));
                 }
                 if (!isModule) continue;
                 string group = tied?.ConstructorArguments.ElementAtOrDefault(0).Value as string ?? "";

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Pippy.Runtime;
 using Pippy.Runtime.Materialization;
 using TorchSharp;
@@ -21,8 +22,31 @@ public sealed record GridFeature(
     Func<nn.Module, Tensor[], Tensor[]> PlainForward,
     Func<int, int, (Tensor[] Inputs, Tensor Target)> Batch,
     Func<Tensor[], Tensor, Tensor> Loss,
-    WeightInitialization? Initialization = null)
+    WeightInitialization? Initialization = null,
+    IReadOnlyDictionary<string, MicrobatchSpec>? Inputs = null,
+    MicrobatchSpec? Target = null)
 {
+    /// <summary>
+    /// Contiguous rows, the microbatches uneven (8 rows into 4: 1, 2, 2, 3); halves for 2 replicas, because the grid
+    /// compares each replica's outputs with its even share of the plain model's. Input and target divided together. Declared
+    /// before <see cref="All"/>, which reads it when the type is initialised.
+    /// </summary>
+    private static readonly MicrobatchSpec UnevenRows = MicrobatchSpec.Custom("uneven rows", (tensors, parts) =>
+    {
+        long rows = tensors[0].shape[0], size = rows / parts;
+        var sizes = Enumerable.Repeat(size, parts).ToArray();
+        sizes[parts - 1] += rows - size * parts;
+        if (parts > 2 && size >= 2) { sizes[0]--; sizes[parts - 1]++; }
+        var result = new Tensor[parts][];
+        long start = 0;
+        for (int k = 0; k < parts; k++)
+        {
+            result[k] = tensors.Select(t => t.narrow(0, start, sizes[k])).ToArray();
+            start += sizes[k];
+        }
+        return result;
+    });
+
     /// <summary>Every feature of the grid, in the order the grid runs them.</summary>
     public static IReadOnlyList<GridFeature> All { get; } = new[]
     {
@@ -42,6 +66,11 @@ public sealed record GridFeature(
             (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12, Mse),
         Single("shared-module", () => new GridShared(), (m, e, o) => GridShared.Pipeline.Build((GridShared)m, e, o), (m, x) => ((GridShared)m).forward(x[0]), Floats(6)),
         Single("split-into", () => new GridList(), (m, e, o) => GridList.Pipeline.Build((GridList)m, e, o), (m, x) => ((GridList)m).forward(x[0]), Floats(6)),
+        Single("helpers-using", () => new GridHelpers(), (m, e, o) => GridHelpers.Pipeline.Build((GridHelpers)m, e, o), (m, x) => ((GridHelpers)m).forward(x[0]), Floats(6)),
+        Single("sequential", () => new GridSequential(), (m, e, o) => GridSequential.Pipeline.Build((GridSequential)m, e, o), (m, x) => ((GridSequential)m).forward(x[0]), Floats(6)),
+        // The chain model with its input and target divided by the user's function (MicrobatchSpec.Custom).
+        new GridFeature("custom-split", () => new GridChain(), () => new GridChain(), (m, e, o) => GridChain.Pipeline.Build((GridChain)m, e, o),
+            (m, x) => new[] { ((GridChain)m).forward(x[0]) }, Floats(6), Mse, Inputs: new Dictionary<string, MicrobatchSpec> { ["x"] = UnevenRows }, Target: UnevenRows),
         // The fan-out model built on the meta device: each rank gives memory and seeded values to its own stages only.
         new GridFeature("lazy", () => LazyModel.Construct(() => new GridFanOut()), () => { var m = LazyModel.Construct(() => new GridFanOut()); LazyModel.Materialize(m, WeightInitialization.Seeded(11)); return m; },
             (m, e, o) => GridFanOut.Pipeline.Build((GridFanOut)m, e, o), (m, x) => new[] { ((GridFanOut)m).forward(x[0]) }, Floats(6), Mse, WeightInitialization.Seeded(11)),

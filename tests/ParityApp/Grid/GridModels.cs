@@ -1,4 +1,5 @@
 using Pippy;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -190,4 +191,58 @@ public sealed partial class GridList : Module<Tensor, Tensor>
         foreach (var block in blocks) h = block.forward(h).tanh();
         return output.forward(h);
     }
+}
+
+/// <summary>
+/// Feature "helpers and using": forward as TorchSharp users write it. It calls the model's own methods (Block uses
+/// submodules; [SplitEnd] on b and c, which only Block and Head name), a property (Scale), declares its temporaries with
+/// <c>using var</c> inside a dispose scope, and hands its result out through the scope.
+/// </summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridHelpers : Module<Tensor, Tensor>
+{
+    [SplitEnd] private readonly Linear a;
+    [SplitEnd] private readonly Linear b;
+    [SplitEnd] private readonly Linear c;
+    private readonly Linear d;
+    private readonly LayerNorm norm;
+
+    public GridHelpers() : base(nameof(GridHelpers))
+    {
+        a = Linear(6, 8); b = Linear(8, 8); c = Linear(8, 8); d = Linear(8, 4); norm = LayerNorm(8);
+        RegisterComponents();
+    }
+
+    private double Scale => 0.5;
+
+    private Tensor Block(Linear layer, Tensor x) => norm.forward(layer.forward(x)).tanh();
+
+    private Tensor Head(Tensor h) => d.forward(h) * Scale;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var h0 = a.forward(x).tanh();
+        using var h1 = Block(b, h0);
+        using var h2 = Block(c, h1) + h0;
+        return scope.MoveToOuter(Head(h2));
+    }
+}
+
+/// <summary>
+/// Feature "Sequential": forward is one Sequential of named children, divided into four stages by [SplitInto(4)]; the
+/// stages keep the model's parameter names (layers.fc1.weight), so checkpoints are interchangeable with the plain model's.
+/// </summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridSequential : Module<Tensor, Tensor>
+{
+    [SplitInto(4)] private readonly Sequential layers = Sequential(
+        ("fc1", Linear(6, 8)), ("act1", Tanh()),
+        ("fc2", Linear(8, 8)), ("act2", Tanh()),
+        ("fc3", Linear(8, 8)), ("act3", Tanh()),
+        ("fc4", Linear(8, 4)));
+
+    public GridSequential() : base(nameof(GridSequential)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => layers.forward(x);
 }

@@ -72,6 +72,8 @@ public static class ParityGrid
         Microbatches = schedule.Csv is null ? 4 : null,
         DataParallel = dataParallel,
         Initialization = feature.Initialization,
+        Inputs = feature.Inputs ?? new Dictionary<string, MicrobatchSpec>(),
+        Target = feature.Target ?? MicrobatchSpec.Split(0),
         PrintPlan = false,
         ReceiveTimeout = TimeSpan.FromSeconds(60),
     };
@@ -189,6 +191,9 @@ public static class ParityGrid
             default:
                 throw new ArgumentException($"unknown grid mode '{mode}'");
         }
+        var untrained = Parity.TrainedByNoStage(mpi, pipe, plain);
+        check.Count++;
+        if (untrained.Length > 0) check.Failures.Add($"trained by the plain model, held by no stage: {string.Join(", ", untrained)}");
         return (check.Ok, check.Ok ? $"ok ({check.Count} values)" : "MISMATCH " + string.Join("; ", check.Failures.Take(4)));
     }
 
