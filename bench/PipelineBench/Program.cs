@@ -6,6 +6,7 @@ using System.IO;
 using System.Linq;
 using PipelineBench;
 using Pippy.Runtime;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Materialization;
 using Pippy.Runtime.Transport;
 using Pippy.Schedules;
@@ -340,9 +341,9 @@ return 0;
 static List<string> SendBandwidth(PipelineEnvironment mpi, int[] sizesMiB)
 {
     var bandwidth = new List<string>();
-    var peers = SharedMemoryPeers.Discover(MpiU.MPI_COMM_WORLD, willing: true, TimeSpan.FromMinutes(5));
-    using var shared = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: peers);
-    using var mpiOnly = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true);
+    var peers = SharedMemoryPeers.Discover(MpiCommunicator.World(TimeSpan.FromMinutes(5)), willing: true);
+    using var shared = new TensorTransport(MpiCommunicator.World(System.Threading.Timeout.InfiniteTimeSpan), learn: true, sharedMemory: peers);
+    using var mpiOnly = new TensorTransport(MpiCommunicator.World(System.Threading.Timeout.InfiniteTimeSpan), learn: true);
     var paths = new[] { ("shared memory", shared), ("MPI", mpiOnly) };
     if (!shared.SharesMemoryWith(1 - mpi.Rank)) throw new InvalidOperationException("The two ranks cannot share memory here: the shared-memory path cannot be measured.");
     foreach (int mib in sizesMiB)

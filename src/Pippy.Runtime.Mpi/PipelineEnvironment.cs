@@ -1,9 +1,8 @@
 using System;
 using System.Threading;
-using MPI;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Native;
 using TorchSharp;
-using MpiU = MPI.Unsafe;
 
 namespace Pippy.Runtime
 {
@@ -35,14 +34,19 @@ namespace Pippy.Runtime
     public sealed class PipelineEnvironment : IDisposable
     {
         private static int _started;
-        private readonly MPI.Environment _mpi;
+        private readonly IDisposable _mpi;
+        private readonly MpiCommunicator _world;
         private bool _disposed;
 
-        private PipelineEnvironment(MPI.Environment mpi)
+        /// <summary>How long <see cref="Barrier"/>, <see cref="AllTrue"/> and <see cref="Sum"/> wait for the other ranks before the watchdog ends the job.</summary>
+        public static readonly TimeSpan CollectiveTimeout = TimeSpan.FromMinutes(10);
+
+        private PipelineEnvironment(IDisposable mpi)
         {
             _mpi = mpi;
-            Rank = Communicator.world.Rank;
-            Size = Communicator.world.Size;
+            _world = MpiCommunicator.World(CollectiveTimeout);
+            Rank = _world.Rank;
+            Size = _world.Size;
         }
 
         /// <summary>This process's rank in MPI_COMM_WORLD.</summary>
@@ -70,7 +74,7 @@ namespace Pippy.Runtime
             var chosen = progress ?? ProgressFromEnvironment();
             // MPICH reads its control variables from the C environment at MPI_Init (.NET's own environment block is not it).
             if (chosen == CommunicationProgress.MpichThread) MpiLibrary.SetNativeEnvironment("MPIR_CVAR_ASYNC_PROGRESS", "1");
-            var mpi = new MPI.Environment(ref args, chosen == CommunicationProgress.None ? Threading.Serialized : Threading.Multiple);
+            var mpi = MpiCommunicator.StartMpi(ref args, multipleThreads: chosen != CommunicationProgress.None);
             var environment = new PipelineEnvironment(mpi) { Progress = chosen };
             if (chosen == CommunicationProgress.PollingThread) environment.StartPolling();
             // One message first (a failed action names its rank, stage, action and microbatch), then the details.
@@ -83,26 +87,14 @@ namespace Pippy.Runtime
             return environment;
         }
 
-        /// <summary>Blocks until every rank reaches this call.</summary>
-        public void Barrier() => Communicator.world.Barrier();
+        /// <summary>Blocks until every rank reaches this call (or the watchdog's <see cref="CollectiveTimeout"/> ends the job).</summary>
+        public void Barrier() => _world.Barrier("PipelineEnvironment.Barrier");
 
         /// <summary>True on every rank when <paramref name="value"/> is true on every rank (a logical-and allreduce).</summary>
-        public unsafe bool AllTrue(bool value)
-        {
-            int mine = value ? 1 : 0, all = 0;
-            int code = MpiU.MPI_Allreduce((IntPtr)(&mine), (IntPtr)(&all), 1, MpiU.MPI_INT, MpiU.MPI_LAND, MpiU.MPI_COMM_WORLD);
-            if (code != 0) throw new InvalidOperationException($"MPI_Allreduce failed with MPI error {code}.");
-            return all != 0;
-        }
+        public bool AllTrue(bool value) => _world.Allreduce(value ? 1 : 0, ReduceOperation.LogicalAnd, "PipelineEnvironment.AllTrue") != 0;
 
         /// <summary>The sum of <paramref name="value"/> over every rank, on every rank.</summary>
-        public unsafe double Sum(double value)
-        {
-            double total = 0;
-            int code = MpiU.MPI_Allreduce((IntPtr)(&value), (IntPtr)(&total), 1, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, MpiU.MPI_COMM_WORLD);
-            if (code != 0) throw new InvalidOperationException($"MPI_Allreduce failed with MPI error {code}.");
-            return total;
-        }
+        public double Sum(double value) => _world.Allreduce(value, ReduceOperation.Sum, "PipelineEnvironment.Sum");
 
         /// <summary>Ends every rank of the job: prints <paramref name="message"/> on this rank, then MPI_Abort.</summary>
         public void Abort(string message, int exitCode = 1)
@@ -112,7 +104,7 @@ namespace Pippy.Runtime
             Console.Error.Flush();
             // Give the launcher a moment to forward this rank's output before MPI_Abort tears the job down.
             Thread.Sleep(TimeSpan.FromMilliseconds(300));
-            MpiU.MPI_Abort(MpiU.MPI_COMM_WORLD, exitCode);
+            MpiCommunicator.AbortJob(exitCode);
         }
 
         /// <summary>
@@ -145,7 +137,7 @@ namespace Pippy.Runtime
             {
                 while (_polling)
                 {
-                    MpiU.MPI_Iprobe(MpiU.MPI_ANY_SOURCE, MpiU.MPI_ANY_TAG, MpiU.MPI_COMM_WORLD, out _, out _);
+                    MpiCommunicator.Poke();
                     Thread.Sleep(1);
                 }
             }) { IsBackground = true, Name = "pippy MPI progress" };

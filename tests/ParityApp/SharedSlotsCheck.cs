@@ -2,10 +2,10 @@ using System;
 using System.Linq;
 using System.Threading;
 using Pippy.Runtime;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Transport;
 using TorchSharp;
 using static TorchSharp.torch;
-using MpiU = MPI.Unsafe;
 
 namespace ParityApp;
 
@@ -22,9 +22,9 @@ public static class SharedSlotsCheck
     public static bool Run(PipelineEnvironment mpi)
     {
         bool ok = true;
-        var peers = SharedMemoryPeers.Discover(MpiU.MPI_COMM_WORLD, willing: true, Timeout);
+        var peers = SharedMemoryPeers.Discover(MpiCommunicator.World(Timeout), willing: true);
         ok &= Check(mpi, peers.IsShared(1 - mpi.Rank), "the two ranks share memory");
-        using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: peers) { Timeout = Timeout })
+        using (var transport = new TensorTransport(MpiCommunicator.World(Timeout), learn: true, sharedMemory: peers))
         {
             // Rounds 0-2 give every buffer back at once; round 3 holds them until round 4 has arrived, so its sends find no free slot.
             var held = Array.Empty<ReceivedTensor>();
@@ -57,9 +57,9 @@ public static class SharedSlotsCheck
         }
 
         // A rank that will not share memory (PipelineOptions.SharedMemory = false there): both keep to MPI.
-        var unwilling = SharedMemoryPeers.Discover(MpiU.MPI_COMM_WORLD, willing: mpi.Rank == 0, Timeout);
+        var unwilling = SharedMemoryPeers.Discover(MpiCommunicator.World(Timeout), willing: mpi.Rank == 0);
         ok &= Check(mpi, unwilling.Count == 0, "with one rank unwilling, no rank shares memory");
-        using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, sharedMemory: unwilling) { Timeout = Timeout })
+        using (var transport = new TensorTransport(MpiCommunicator.World(Timeout), learn: true, sharedMemory: unwilling))
         {
             var received = Exchange(mpi, transport, 0);
             if (mpi.Rank == 1) ok &= Check(mpi, Compare(received, 0), $"through MPI, bit for bit: {string.Join(", ", Dtypes)}");

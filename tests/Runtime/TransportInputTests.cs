@@ -1,4 +1,5 @@
 using System;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Transport;
 using TorchSharp;
 using Xunit;
@@ -12,7 +13,7 @@ namespace Pippy.Tests.Runtime;
 [Collection(nameof(DefaultDeviceCollection))] // makes a meta tensor: keep away from tests creating tensors meanwhile
 public class TransportInputTests
 {
-    private static TensorTransport Transport() => new(communicator: 0, learn: true, staging: new DeviceStaging(mpiCudaAware: false));
+    private static TensorTransport Transport() => new(MpiCommunicator.Borrowed(0, TimeSpan.FromSeconds(1)), learn: true, staging: new DeviceStaging(mpiCudaAware: false));
 
     [Fact]
     public void ANonContiguousTensorIsAClearError()

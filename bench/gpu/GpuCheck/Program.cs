@@ -3,10 +3,10 @@ using System.Diagnostics;
 using System.Linq;
 using GpuCheck;
 using Pippy.Runtime;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Transport;
 using TorchSharp;
 using static TorchSharp.torch;
-using MpiU = MPI.Unsafe;
 
 // mpiexec -n 2 (or 4) dotnet GpuCheck.dll   (bench/gpu/run.sh): each rank on GPU rank % device count.
 // 1. Transport: CUDA tensors from rank 0 to rank 1, as device pointers when MPI reports CUDA support and through pinned
@@ -29,7 +29,7 @@ if (mpi.Rank == 0) Console.WriteLine($"{(onCpu ? "dry run on the CPU" : $"{cuda.
 // 1. Transport, both paths (ranks 0 and 1; the others wait).
 foreach (bool forceHost in new[] { false, true })
 {
-    using var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, staging: new DeviceStaging(aware, forceHost));
+    using var transport = new TensorTransport(MpiCommunicator.World(System.Threading.Timeout.InfiniteTimeSpan), learn: true, staging: new DeviceStaging(aware, forceHost));
     for (int round = 0; round < 2; round++) // the second round uses the learned, posted-ahead path
     {
         var expected = arange(1 << 20, dtype: ScalarType.Float32, device: device) * (round + 1);
@@ -71,7 +71,7 @@ using (var pipe = GpuTied.Pipeline.Build(model, mpi, new PipelineOptions { Print
 }
 
 // 3. Bandwidth of the send path for a 64 MiB device tensor, against a device-to-device copy.
-using (var transport = new TensorTransport(MpiU.MPI_COMM_WORLD, learn: true, staging: new DeviceStaging(aware)))
+using (var transport = new TensorTransport(MpiCommunicator.World(System.Threading.Timeout.InfiniteTimeSpan), learn: true, staging: new DeviceStaging(aware)))
 {
     var data = randn(16L << 20, device: device);
     void Synchronize() { if (!onCpu) cuda.synchronize(); }

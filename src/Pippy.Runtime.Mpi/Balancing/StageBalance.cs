@@ -2,9 +2,9 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Materialization;
 using static TorchSharp.torch;
-using MpiU = MPI.Unsafe;
 
 namespace Pippy.Runtime.Balancing
 {
@@ -35,8 +35,8 @@ namespace Pippy.Runtime.Balancing
         public static StageBalance ByTime(IReadOnlyDictionary<string, Tensor> sampleInputs, int repeats = 5) => new TimeBalance(sampleInputs, repeats);
 
         /// <summary>The cost of every block of each list, by list name; null to count parameters.</summary>
-        /// <param name="timeout">How long a rank waits for the others' measurements (the watchdog's, <see cref="PipelineOptions.ReceiveTimeout"/>).</param>
-        internal abstract IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model, TimeSpan timeout);
+        /// <param name="world">Every rank of the job, whose measurements are averaged (under the watchdog: <see cref="PipelineOptions.ReceiveTimeout"/>).</param>
+        internal abstract IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model, MpiCommunicator world);
 
         /// <summary>What a cost counts, for the printed plan.</summary>
         internal abstract string Unit { get; }
@@ -44,14 +44,14 @@ namespace Pippy.Runtime.Balancing
         private sealed class ParameterBalance : StageBalance
         {
             internal override string Unit => "parameters";
-            internal override IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model, TimeSpan timeout) => null;
+            internal override IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model, MpiCommunicator world) => null;
         }
 
         private sealed class TimeBalance(IReadOnlyDictionary<string, Tensor> samples, int repeats) : StageBalance
         {
             internal override string Unit => "µs measured";
 
-            internal override unsafe IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model, TimeSpan timeout)
+            internal override IReadOnlyDictionary<string, long[]>? Measure(IReadOnlyDictionary<string, IReadOnlyList<nn.Module>>? lists, string model, MpiCommunicator world)
             {
                 if (lists is null || lists.Count == 0)
                     throw new InvalidOperationException($"StageBalance.ByTime: {model} has no [SplitInto] module list to balance.");
@@ -66,10 +66,8 @@ namespace Pippy.Runtime.Balancing
                     // Every rank measured; the average is the same everywhere, so every rank divides the list alike.
                     var total = new double[times.Length];
                     // Non-blocking and polled with the watchdog's deadline: a rank that never measures ends the job with a message.
-                    fixed (double* mine = times, all = total)
-                        Transport.Collectives.Allreduce((IntPtr)mine, (IntPtr)all, times.Length, MpiU.MPI_DOUBLE, MpiU.MPI_SUM, MpiU.MPI_COMM_WORLD, timeout,
-                            $"the allreduce of the measured block times of StageBalance.ByTime ({model}.{name})");
-                    int size = MPI.Communicator.world.Size;
+                    world.Allreduce<double>(times, total, ReduceOperation.Sum, $"the allreduce of the measured block times of StageBalance.ByTime ({model}.{name})");
+                    int size = world.Size;
                     costs[name] = total.Select(t => Math.Max(1, (long)Math.Round(t / size))).ToArray();
                 }
                 return costs;

@@ -2,8 +2,7 @@ using System;
 using System.IO;
 using System.Runtime.ExceptionServices;
 using System.Text;
-using Pippy.Runtime.Transport;
-using MpiU = MPI.Unsafe;
+using Pippy.Runtime.Communication;
 
 namespace Pippy.Runtime.Checkpoints
 {
@@ -14,28 +13,26 @@ namespace Pippy.Runtime.Checkpoints
     /// stopped. Non-blocking collectives with the pipeline's watchdog: a rank that never comes ends the job instead of
     /// hanging it.
     /// </summary>
-    internal static unsafe class CheckpointAgreement
+    internal static class CheckpointAgreement
     {
         private const int None = 0, InvalidData = 1, InvalidOperation = 2, FileNotFound = 3, Io = 4, Other = 5;
 
-        public static void Agree(Exception? failure, int communicator, int rank, int size, TimeSpan timeout, string what)
+        public static void Agree(Exception? failure, MpiCommunicator world, string what)
         {
-            var mine = new int[size];
-            var all = new int[size];
+            int rank = world.Rank;
+            var mine = new int[world.Size];
+            var all = new int[world.Size];
             mine[rank] = Kind(failure);
-            fixed (int* send = mine)
-            fixed (int* receive = all)
-                Collectives.Allreduce((IntPtr)send, (IntPtr)receive, size, MpiU.MPI_INT, MpiU.MPI_SUM, communicator, timeout, what);
+            world.Allreduce<int>(mine, all, ReduceOperation.Sum, what);
             int first = Array.FindIndex(all, k => k != None);
             if (first < 0) return;
 
             // The first failing rank's message to every rank.
             var text = rank == first ? Encoding.UTF8.GetBytes(failure!.Message) : Array.Empty<byte>();
-            int length = text.Length;
-            Collectives.Broadcast((IntPtr)(&length), 1, MpiU.MPI_INT, first, communicator, timeout, what);
-            if (rank != first) text = new byte[length];
-            fixed (byte* buffer = text)
-                Collectives.Broadcast((IntPtr)buffer, length, MpiU.MPI_BYTE, first, communicator, timeout, what);
+            var length = new[] { text.Length };
+            world.Broadcast<int>(length, first, what);
+            if (rank != first) text = new byte[length[0]];
+            world.Broadcast<byte>(text, first, what);
             if (rank == first) ExceptionDispatchInfo.Capture(failure!).Throw();
             string message = Encoding.UTF8.GetString(text);
             throw all[first] switch

@@ -4,11 +4,10 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
-using Pippy.Runtime.Transport;
+using Pippy.Runtime.Communication;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using MpiU = MPI.Unsafe;
 
 namespace Pippy.Runtime.Checkpoints
 {
@@ -39,10 +38,10 @@ namespace Pippy.Runtime.Checkpoints
 
         private static string ShardName(int rank, long step) => $"rank{rank}.step{step}.pippy";
 
-        internal static unsafe void Save(string directory, PipelineRunner runner, StageGraph graph, OptimizerHelper? optimizer, long step)
+        internal static void Save(string directory, PipelineRunner runner, StageGraph graph, OptimizerHelper? optimizer, long step)
         {
             var environment = runner.Environment;
-            int world = MpiU.MPI_COMM_WORLD;
+            var world = runner.World;
             // Each shard's length and checksum, in its pipeline rank's pair of slots: rank 0 gathers them for the index.
             var mine = new ulong[2 * runner.PipelineRanks];
             Exception? failure = null;
@@ -79,12 +78,9 @@ namespace Pippy.Runtime.Checkpoints
                 failure = new IOException($"Rank {environment.Rank} could not write its checkpoint shard in {directory}: {e.Message} The index was not changed: it still names the previous checkpoint.", e);
             }
             // Every shard is in place before the index names it (and a rank that could not write stops every rank).
-            CheckpointAgreement.Agree(failure, world, environment.Rank, environment.Size, runner.CollectiveTimeout, "saving a checkpoint (every rank's shard written)");
+            CheckpointAgreement.Agree(failure, world, "saving a checkpoint (every rank's shard written)");
             var sums = new ulong[mine.Length];
-            fixed (ulong* send = mine)
-            fixed (ulong* receive = sums)
-                Collectives.Allreduce((IntPtr)send, (IntPtr)receive, mine.Length, MpiU.MPI_UNSIGNED_LONG_LONG, MpiU.MPI_BOR, world, runner.CollectiveTimeout,
-                    "saving a checkpoint (the shards' checksums to rank 0)");
+            world.Allreduce<ulong>(mine, sums, ReduceOperation.BitwiseOr, "saving a checkpoint (the shards' checksums to rank 0)");
             failure = null;
             if (environment.Rank == 0)
             {
@@ -107,7 +103,7 @@ namespace Pippy.Runtime.Checkpoints
                     failure = new IOException($"Rank 0 could not write the checkpoint index in {directory}: {e.Message}", e);
                 }
             }
-            CheckpointAgreement.Agree(failure, world, environment.Rank, environment.Size, runner.CollectiveTimeout, "saving a checkpoint (the index written)");
+            CheckpointAgreement.Agree(failure, world, "saving a checkpoint (the index written)");
         }
 
         internal static long Load(string directory, PipelineRunner runner, StageGraph graph, OptimizerHelper? optimizer)
@@ -136,8 +132,7 @@ namespace Pippy.Runtime.Checkpoints
             {
                 failure = e;
             }
-            CheckpointAgreement.Agree(failure, MpiU.MPI_COMM_WORLD, environment.Rank, environment.Size, runner.CollectiveTimeout,
-                "the check, before loading a checkpoint, that every rank can load its shard");
+            CheckpointAgreement.Agree(failure, runner.World, "the check, before loading a checkpoint, that every rank can load its shard");
 
             using (var reader = new BinaryReader(File.OpenRead(path!)))
             {

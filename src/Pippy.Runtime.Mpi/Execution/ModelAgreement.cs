@@ -3,8 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Security.Cryptography;
 using System.Text;
-using Pippy.Runtime.Transport;
-using MpiU = MPI.Unsafe;
+using Pippy.Runtime.Communication;
 
 namespace Pippy.Runtime.Execution
 {
@@ -14,7 +13,7 @@ namespace Pippy.Runtime.Execution
     /// constructor arguments) would otherwise send values of one shape to a stage written for another and fail deep
     /// inside a forward; here each such rank names its first tensor that differs from rank 0's, and every rank stops.
     /// </summary>
-    internal static unsafe class ModelAgreement
+    internal static class ModelAgreement
     {
         /// <summary>One line per tensor of every stage, in stage order: what must be equal on every rank.</summary>
         public static string[] Describe(IEnumerable<PipelineStage> allStages) =>
@@ -25,39 +24,35 @@ namespace Pippy.Runtime.Execution
                 .ToArray();
 
         /// <summary>
-        /// Compares this rank's description with rank 0's over <paramref name="communicator"/> (every rank of the job).
+        /// Compares this rank's description with rank 0's over <paramref name="world"/> (every rank of the job).
         /// Throws on every rank when any rank differs.
         /// </summary>
-        public static void Check(string modelName, string[] description, int communicator, int rank, int size, TimeSpan timeout)
+        public static void Check(string modelName, string[] description, MpiCommunicator world)
         {
             const string what = "the check that every rank built the same model";
+            int rank = world.Rank, size = world.Size;
             var text = Encoding.UTF8.GetBytes(string.Join("\n", description));
             var hash = SHA256.HashData(text);
             var rootHash = (byte[])hash.Clone();
-            fixed (byte* root = rootHash)
-                Collectives.Broadcast((IntPtr)root, rootHash.Length, MpiU.MPI_BYTE, 0, communicator, timeout, what);
+            world.Broadcast<byte>(rootHash, 0, what);
             var differs = new int[size];
             var differing = new int[size];
             differs[rank] = hash.AsSpan().SequenceEqual(rootHash) ? 0 : 1;
-            fixed (int* mine = differs)
-            fixed (int* all = differing)
-                Collectives.Allreduce((IntPtr)mine, (IntPtr)all, size, MpiU.MPI_INT, MpiU.MPI_SUM, communicator, timeout, what);
+            world.Allreduce<int>(differs, differing, ReduceOperation.Sum, what);
             var ranks = Enumerable.Range(0, size).Where(r => differing[r] != 0).ToArray();
             if (ranks.Length == 0) return;
 
             // Rank 0's description to the first rank that differs, which names its first tensor that differs; every
             // rank then stops with that same message, whichever of them ends the job first.
-            int length = text.Length;
-            Collectives.Broadcast((IntPtr)(&length), 1, MpiU.MPI_INT, 0, communicator, timeout, what);
-            var rootText = rank == 0 ? text : new byte[length];
-            fixed (byte* buffer = rootText)
-                Collectives.Broadcast((IntPtr)buffer, length, MpiU.MPI_BYTE, 0, communicator, timeout, what);
+            var length = new[] { text.Length };
+            world.Broadcast<int>(length, 0, what);
+            var rootText = rank == 0 ? text : new byte[length[0]];
+            world.Broadcast<byte>(rootText, 0, what);
             var difference = Encoding.UTF8.GetBytes(rank == ranks[0] ? FirstDifference(rank, description, Encoding.UTF8.GetString(rootText).Split('\n')) : "");
-            int differenceLength = difference.Length;
-            Collectives.Broadcast((IntPtr)(&differenceLength), 1, MpiU.MPI_INT, ranks[0], communicator, timeout, what);
-            if (rank != ranks[0]) difference = new byte[differenceLength];
-            fixed (byte* buffer = difference)
-                Collectives.Broadcast((IntPtr)buffer, differenceLength, MpiU.MPI_BYTE, ranks[0], communicator, timeout, what);
+            var differenceLength = new[] { difference.Length };
+            world.Broadcast<int>(differenceLength, ranks[0], what);
+            if (rank != ranks[0]) difference = new byte[differenceLength[0]];
+            world.Broadcast<byte>(difference, ranks[0], what);
             throw new InvalidOperationException(
                 $"{(ranks.Length == 1 ? $"Rank {ranks[0]}" : $"Ranks {string.Join(", ", ranks)}")} built a different {modelName} than rank 0 " +
                 $"({Encoding.UTF8.GetString(difference)}); nothing was run. Every rank must build the same model: the same constructor arguments and " +

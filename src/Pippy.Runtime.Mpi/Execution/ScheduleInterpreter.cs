@@ -16,17 +16,15 @@ namespace Pippy.Runtime.Execution
     /// action. The forward header carries the requires-grad flag, so both ends know which values get a gradient
     /// message back: token ids, masks and detached tensors get none. A backward is either one B, or an I (input
     /// gradients only, keeping the graph) followed later by a W (weight gradients from the same graph).
+    /// <para>
+    /// Longer than most files because it is the dispatch of every action kind over one step's state; each stage's own
+    /// state is <see cref="StageRun"/>, the timing <see cref="ActionMeter"/>, the errors ActionExceptions.cs.
+    /// </para>
     /// </summary>
     internal sealed class ScheduleInterpreter
     {
-        /// <summary>Time inside torch (stage forward, loss, autograd) and inside the transport (MPI), for the runtime's own overhead.</summary>
-        internal sealed class Meter
-        {
-            public long ComputeTicks, CommunicationTicks;
-            public static double Milliseconds(long ticks) => ticks * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
-        }
-
-        public Meter Time { get; } = new();
+        /// <summary>Time inside torch and inside the transport, for the runtime's own overhead.</summary>
+        public ActionMeter Time { get; } = new();
 
         private readonly Dictionary<int, StageRun> _stages;
         private readonly IReadOnlyList<int> _rankOfStage;
@@ -107,9 +105,9 @@ namespace Pippy.Runtime.Execution
                 }
                 Timeline.Add(new TimedAction(_rank, action, start, clock.Elapsed.TotalMilliseconds));
             }
-            long t = System.Diagnostics.Stopwatch.GetTimestamp();
+            long t = ActionMeter.Now;
             _transport.WaitForSends();
-            Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+            Time.AddCommunication(t);
         }
 
         private PendingReceive[]?[] _posted = Array.Empty<PendingReceive[]?>();
@@ -142,10 +140,10 @@ namespace Pippy.Runtime.Execution
             var pending = new PendingReceive[remote.Length];
             for (int k = 0; k < remote.Length; k++)
             {
-                long t = System.Diagnostics.Stopwatch.GetTimestamp();
+                long t = ActionMeter.Now;
                 pending[k] = _transport.Post(_rankOfStage[remote[k].FromStage], Tag(remote[k], false, mb), s.Device,
                     $"the value '{remote[k].Name}' from stage {remote[k].FromStage} (pipeline rank {_rankOfStage[remote[k].FromStage]}) for stage {s.Stage.Index}, microbatch {mb}");
-                Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+                Time.AddCommunication(t);
             }
             return pending;
         }
@@ -157,10 +155,10 @@ namespace Pippy.Runtime.Execution
             for (int k = 0; k < s.Outgoing.Length; k++)
                 if (sent[k] && !Local(s.Outgoing[k].ToStage))
                 {
-                    long t = System.Diagnostics.Stopwatch.GetTimestamp();
+                    long t = ActionMeter.Now;
                     pending.Add(_transport.Post(_rankOfStage[s.Outgoing[k].ToStage], Tag(s.Outgoing[k], true, mb), s.Device,
                         $"the gradient of '{s.Outgoing[k].Name}' from stage {s.Outgoing[k].ToStage} (pipeline rank {_rankOfStage[s.Outgoing[k].ToStage]}) for stage {s.Stage.Index}, microbatch {mb}"));
-                    Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+                    Time.AddCommunication(t);
                 }
             return pending.ToArray();
         }
@@ -173,7 +171,7 @@ namespace Pippy.Runtime.Execution
 
         private bool Local(int stage) => _rankOfStage[stage] == _rank;
 
-        private int Tag(ValueEdge edge, bool backward, int mb) => TensorTransport.MessageTag(edge.Id, backward, mb, _microbatches);
+        private int Tag(ValueEdge edge, bool backward, int mb) => Communication.MpiCommunicator.MessageTag(edge.Id, backward, mb, _microbatches);
 
         private void Execute(StageRun s, PipelineAction action, int index)
         {
@@ -244,18 +242,18 @@ namespace Pippy.Runtime.Execution
                 case ActionKind.BackwardInput:
                     CollectLocalGradients(s, mb);
                 {
-                    long t = System.Diagnostics.Stopwatch.GetTimestamp();
+                    long t = ActionMeter.Now;
                     if (action.Kind == ActionKind.Backward) s.Backward(mb, action);
                     else s.BackwardInput(mb, action);
-                    Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+                    Time.AddCompute(t);
                     break;
                 }
 
                 case ActionKind.BackwardWeight:
                 {
-                    long t = System.Diagnostics.Stopwatch.GetTimestamp();
+                    long t = ActionMeter.Now;
                     s.BackwardWeight(mb, action);
-                    Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+                    Time.AddCompute(t);
                     break;
                 }
 
@@ -280,20 +278,20 @@ namespace Pippy.Runtime.Execution
 
         private ReceivedTensor[] Complete(PendingReceive[] pending)
         {
-            long t = System.Diagnostics.Stopwatch.GetTimestamp();
+            long t = ActionMeter.Now;
             var received = _transport.Complete(pending);
-            Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+            Time.AddCommunication(t);
             return received;
         }
 
         private void Send(Tensor? value, int destination, int tag, ValueEdge edge, string what, int mb)
         {
-            long t = System.Diagnostics.Stopwatch.GetTimestamp();
+            long t = ActionMeter.Now;
             try
             {
                 // Values may be views (a transpose, a slice): they cross as contiguous copies; contiguous ones as they are.
                 _transport.Send(value?.contiguous(), destination, tag);
-                Time.CommunicationTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+                Time.AddCommunication(t);
             }
             catch (SignatureChangedException e)
             {
@@ -337,7 +335,7 @@ namespace Pippy.Runtime.Execution
                 if (inputs[i] is null)
                     throw new InvalidOperationException($"Stage {s.Stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
             }
-            long t = System.Diagnostics.Stopwatch.GetTimestamp();
+            long t = ActionMeter.Now;
             Tensor[] outputs;
             try
             {
@@ -348,14 +346,14 @@ namespace Pippy.Runtime.Execution
                 // Most often a value the stage cannot take (a shape or dtype it does not expect): say what it got and from where.
                 throw new StageForwardException(StageInputs.Describe(s.Spec, inputs!, _rankOfStage), e);
             }
-            Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+            Time.AddCompute(t);
             if (outputs.Length != s.Spec.Outputs.Count)
                 throw new InvalidOperationException($"Stage {s.Stage.Index} returned {outputs.Length} values but its plan has {s.Spec.Outputs.Count}.");
             s.Outputs[mb] = outputs;
             if (!s.IsLast) return;
             s.LastOutputs[mb] = outputs;
             if (!Training) return;
-            t = System.Diagnostics.Stopwatch.GetTimestamp();
+            t = ActionMeter.Now;
             Tensor loss;
             try
             {
@@ -366,236 +364,7 @@ namespace Pippy.Runtime.Execution
                 throw new LossFailedException(e);
             }
             s.Losses[mb] = _lossWeights is null ? loss : loss * _lossWeights[mb];
-            Time.ComputeTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
+            Time.AddCompute(t);
         }
-
-        /// <summary>One stage's state for one batch.</summary>
-        internal sealed class StageRun
-        {
-            private readonly bool[]?[] _needsGradient;
-            private readonly bool[]?[] _sentWithGradient;
-            private readonly Tensor?[]?[] _outputGradients;
-            private readonly (List<Tensor> Roots, List<Tensor>? Gradients)?[] _pendingWeight;
-
-            private readonly List<Tensor>?[] _leases;
-            private readonly bool[] _forwardSent;
-            private readonly Action<Tensor> _returnBuffer;
-
-            public StageRun(PipelineStage stage, StageGraph graph, int microbatches, Func<int, bool> isLocal, Action<Tensor> returnBuffer)
-            {
-                _returnBuffer = returnBuffer;
-                _leases = new List<Tensor>?[microbatches];
-                _forwardSent = new bool[microbatches];
-                Stage = stage;
-                Spec = graph.Stages[stage.Index];
-                IsLast = stage.Index == graph.StageCount - 1;
-                Incoming = graph.EdgesTo(stage.Index).ToArray();
-                Outgoing = graph.EdgesFrom(stage.Index).ToArray();
-                Inputs = new Tensor?[microbatches][];
-                InputGradients = new Tensor?[microbatches][];
-                Outputs = new Tensor[microbatches][];
-                Losses = new Tensor?[microbatches];
-                LastOutputs = new Tensor[microbatches][];
-                _needsGradient = new bool[microbatches][];
-                _sentWithGradient = new bool[microbatches][];
-                _outputGradients = new Tensor?[microbatches][];
-                _pendingWeight = new (List<Tensor>, List<Tensor>?)?[microbatches];
-                Parameters = stage.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
-                RemoteIncoming = Incoming.Where(e => !isLocal(e.FromStage)).ToArray();
-                Device = Parameters.FirstOrDefault()?.device ?? CPU;
-            }
-
-            /// <summary>Incoming values from stages on other ranks: those a ReceiveForward waits for.</summary>
-            public ValueEdge[] RemoteIncoming { get; }
-
-            /// <summary>Where the stage's parameters live: received values are put there.</summary>
-            public Device Device { get; }
-
-            /// <summary>Keeps a receive buffer until the microbatch's backward is done with it.</summary>
-            public void Lease(int mb, Tensor buffer) => (_leases[mb] ??= new List<Tensor>()).Add(buffer);
-
-            public void MarkForwardSent(int mb) => _forwardSent[mb] = true;
-
-            /// <summary>True once the microbatch's outputs were sent: which of them get a gradient back is known.</summary>
-            public bool ForwardSent(int mb) => _forwardSent[mb] || !Outgoing.Any();
-
-            public void ReleaseAllBuffers()
-            {
-                for (int mb = 0; mb < _leases.Length; mb++) ReleaseBuffers(mb);
-            }
-
-            private void ReleaseBuffers(int mb)
-            {
-                if (_leases[mb] is not { } leases) return;
-                foreach (var buffer in leases) _returnBuffer(buffer);
-                _leases[mb] = null;
-            }
-
-            public PipelineStage Stage { get; }
-            public StageSpec Spec { get; }
-            public bool IsLast { get; }
-            public ValueEdge[] Incoming { get; }
-            public ValueEdge[] Outgoing { get; }
-            public Tensor?[]?[] Inputs { get; }
-            public Tensor?[]?[] InputGradients { get; }
-            public Tensor[]?[] Outputs { get; }
-            public Tensor?[] Losses { get; }
-            public Tensor[]?[] LastOutputs { get; }
-            private List<Tensor> Parameters { get; }
-
-            public Tensor?[] InputsOf(int mb) => Inputs[mb] ??= new Tensor?[Spec.Inputs.Count];
-            public bool[] NeedsGradient(int mb) => _needsGradient[mb] ??= new bool[Incoming.Length];
-            public bool[] SentWithGradient(int mb) => _sentWithGradient[mb] ??= new bool[Outgoing.Length];
-
-            public Tensor[] OutputsOf(int mb, PipelineAction action) =>
-                Outputs[mb] ?? throw new InvalidOperationException($"{action}: stage {Stage.Index} has no outputs for microbatch {mb}; was its forward run?");
-
-            public void AddOutputGradient(int mb, int output, Tensor gradient)
-            {
-                var sums = _outputGradients[mb] ??= new Tensor?[Spec.Outputs.Count];
-                sums[output] = sums[output] is { } sum ? sum + gradient : gradient;
-            }
-
-            /// <summary>What the backward starts from: the loss, or the outputs that got a gradient and those gradients.</summary>
-            private (List<Tensor> Roots, List<Tensor>? Gradients) Roots(int mb, PipelineAction action)
-            {
-                if (IsLast)
-                    return (new List<Tensor> { Losses[mb] ?? throw new InvalidOperationException($"{action}: no loss for microbatch {mb}; was its forward run?") }, null);
-                var outputs = OutputsOf(mb, action);
-                var gradients = _outputGradients[mb] ?? new Tensor?[outputs.Length];
-                var chosen = Enumerable.Range(0, outputs.Length).Where(k => gradients[k] is not null && outputs[k].requires_grad).ToArray();
-                return (chosen.Select(k => outputs[k]).ToList(), chosen.Select(k => gradients[k]!).ToList());
-            }
-
-            private List<Tensor> InputsNeedingGradient(int mb)
-            {
-                var inputs = InputsOf(mb);
-                return Incoming.Where((edge, k) => NeedsGradient(mb)[k]).Select(edge => inputs[edge.ToInput]!).Distinct().ToList();
-            }
-
-            /// <summary>B: input and weight gradients in one backward.</summary>
-            public void Backward(int mb, PipelineAction action)
-            {
-                var (roots, gradients) = Roots(mb, action);
-                if (roots.Count > 0) autograd.backward(roots, gradients);
-                InputGradients[mb] = Unaliased(mb, InputsOf(mb).Select(input => input is { requires_grad: true } ? input.grad : null).ToArray());
-                Release(mb);
-            }
-
-            /// <summary>I: only the gradients of the stage's inputs; the graph is kept for the W that follows.</summary>
-            public void BackwardInput(int mb, PipelineAction action)
-            {
-                var (roots, gradients) = Roots(mb, action);
-                var inputs = InputsNeedingGradient(mb);
-                var result = new Tensor?[Spec.Inputs.Count];
-                if (roots.Count > 0 && inputs.Count > 0)
-                {
-                    var computed = autograd.grad(roots, inputs, gradients, retain_graph: true, allow_unused: true);
-                    var all = InputsOf(mb);
-                    for (int i = 0; i < all.Length; i++)
-                    {
-                        int k = inputs.IndexOf(all[i]!);
-                        if (k >= 0) result[i] = computed[k];
-                    }
-                }
-                InputGradients[mb] = Unaliased(mb, result);
-                _pendingWeight[mb] = (roots, gradients);
-                Outputs[mb] = null;
-            }
-
-            /// <summary>W: the parameters' gradients, from the graph the I kept; accumulated like a backward.</summary>
-            public void BackwardWeight(int mb, PipelineAction action)
-            {
-                var (roots, gradients) = _pendingWeight[mb] ?? throw new InvalidOperationException($"{action}: the input gradient (I) of microbatch {mb} has not run.");
-                if (roots.Count > 0 && Parameters.Count > 0) autograd.backward(roots, gradients, inputs: Parameters);
-                _pendingWeight[mb] = null;
-                Release(mb);
-            }
-
-            /// <summary>
-            /// Input gradients that do not share memory with this microbatch's receive buffers. Autograd hands a
-            /// gradient through identity-like operations unchanged (the gradient of <c>h0</c> in <c>y = f(x) + h0</c> is
-            /// y's gradient itself), so an input gradient can be the very buffer a gradient message arrived in. That
-            /// buffer goes back to the transport at this stage's release (B, or W), and a later message lands in it:
-            /// while a send of the input gradient is still in flight, or before a producer stage on this rank has
-            /// read it (a looped zero-bubble schedule runs the consumer's W before the producer's I). Such a gradient is
-            /// copied; any other is kept as it is.
-            /// </summary>
-            private Tensor?[] Unaliased(int mb, Tensor?[] gradients)
-            {
-                if (_leases[mb] is not { Count: > 0 } leases) return gradients;
-                for (int i = 0; i < gradients.Length; i++)
-                {
-                    if (gradients[i] is not { } gradient || gradient.NumberOfElements == 0) continue;
-                    if (!gradient.is_contiguous() || leases.Any(buffer => Overlap(buffer, gradient))) gradients[i] = gradient.contiguous().clone();
-                }
-                return gradients;
-            }
-
-            private static bool Overlap(Tensor buffer, Tensor gradient)
-            {
-                if (buffer.NumberOfElements == 0 || buffer.device_type != gradient.device_type || buffer.device_index != gradient.device_index) return false;
-                long a = (long)Native.TorchNative.DataPointer(buffer), b = (long)Native.TorchNative.DataPointer(gradient);
-                return a < b + gradient.NumberOfElements * gradient.ElementSize && b < a + buffer.NumberOfElements * buffer.ElementSize;
-            }
-
-            private void Release(int mb)
-            {
-                Outputs[mb] = null;
-                _outputGradients[mb] = null;
-                Inputs[mb] = null;
-                ReleaseBuffers(mb);
-            }
-        }
-    }
-
-    /// <summary>The user's loss function threw (inside the last stage's forward action).</summary>
-    internal sealed class LossFailedException(Exception inner) : Exception(inner.Message, inner);
-
-    /// <summary>A stage's own forward code threw; <see cref="Inputs"/> describes what it was given.</summary>
-    internal sealed class StageForwardException(string inputs, Exception inner) : Exception(inner.Message, inner)
-    {
-        public string Inputs { get; } = inputs;
-    }
-
-    /// <summary>An action of the schedule failed: which rank, stage, action and microbatch, and the original exception.</summary>
-    public sealed class PipelineActionException : Exception
-    {
-        internal PipelineActionException(int rank, PipelineAction action, Exception inner, string? part = null, string? inputs = null)
-            : base(Compose(rank, action, inner, part, inputs), inner)
-        {
-            Rank = rank;
-            Action = action;
-        }
-
-        /// <summary>The rank in its pipeline (the schedule's rank).</summary>
-        public int Rank { get; }
-
-        public PipelineAction Action { get; }
-
-        private static string Compose(int rank, PipelineAction action, Exception inner, string? part, string? inputs)
-        {
-            // LibTorch's errors carry its C++ backtrace after the message; the inner exception keeps it.
-            string message = inner.Message;
-            int trace = message.IndexOf("\nException raised from ", StringComparison.Ordinal);
-            if (trace >= 0) message = message.Substring(0, trace).TrimEnd();
-            string what = part ?? $"{Describe(action.Kind)} of microbatch {action.Microbatch}";
-            if (inputs is null) return $"Pipeline rank {rank}, stage {action.Stage}, action {action} ({what}) failed: {inner.GetType().Name}: {message}";
-            return $"Pipeline rank {rank}, stage {action.Stage}, action {action} ({what}, given {inputs}) failed: {inner.GetType().Name}: {message}" +
-                   (message.EndsWith('.') ? "" : ".") + " If an input is not what this stage's code takes, check the batch (shape, dtype, which dimension holds the batch) " +
-                   "and that every rank built the same model.";
-        }
-
-        private static string Describe(ActionKind kind) => kind switch
-        {
-            ActionKind.Forward => "the forward",
-            ActionKind.Backward => "the backward",
-            ActionKind.BackwardInput => "the input gradients",
-            ActionKind.BackwardWeight => "the weight gradients",
-            ActionKind.SendForward => "sending the values",
-            ActionKind.ReceiveForward => "receiving the values",
-            ActionKind.SendBackward => "sending the gradients",
-            _ => "receiving the gradients",
-        };
     }
 }

@@ -2,8 +2,8 @@ using System;
 using System.IO;
 using System.Linq;
 using System.Text;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Native;
-using MpiU = MPI.Unsafe;
 
 namespace Pippy.Runtime.Transport
 {
@@ -38,10 +38,9 @@ namespace Pippy.Runtime.Transport
         /// Collective over <paramref name="communicator"/>: every rank must call it, willing or not (a rank that is not
         /// willing, or cannot create shared memory, shares with no one, and no one with it).
         /// </summary>
-        public static unsafe SharedMemoryPeers Discover(int communicator, bool willing, TimeSpan timeout)
+        public static unsafe SharedMemoryPeers Discover(MpiCommunicator communicator, bool willing)
         {
-            MpiU.MPI_Comm_rank(communicator, out int rank);
-            MpiU.MPI_Comm_size(communicator, out int size);
+            int rank = communicator.Rank, size = communicator.Size;
             const int Fields = 4;
             SharedSegment? probe = null;
             try
@@ -64,8 +63,7 @@ namespace Pippy.Runtime.Transport
                 // same host), where the same process id is another process, is not taken for its peer.
                 mine[Fields * rank + 3] = *(int*)probe.Address = Random.Shared.Next(1, int.MaxValue);
             }
-            fixed (int* send = mine, receive = all)
-                Collectives.Allreduce((IntPtr)send, (IntPtr)receive, mine.Length, MpiU.MPI_INT, MpiU.MPI_SUM, communicator, timeout, "finding the ranks that share a machine");
+            communicator.Allreduce<int>(mine, all, ReduceOperation.Sum, "finding the ranks that share a machine");
 
             // Row r: which ranks' probes rank r could open.
             var opened = new int[size * size];
@@ -73,8 +71,7 @@ namespace Pippy.Runtime.Transport
             for (int peer = 0; peer < size; peer++)
                 if (probe is not null && peer != rank && all[Fields * peer] == all[Fields * rank] && Opens(all[Fields * peer + 1], all[Fields * peer + 2], all[Fields * peer + 3]))
                     opened[rank * size + peer] = 1;
-            fixed (int* send = opened, receive = openedAll)
-                Collectives.Allreduce((IntPtr)send, (IntPtr)receive, opened.Length, MpiU.MPI_INT, MpiU.MPI_SUM, communicator, timeout, "finding the ranks that share a machine");
+            communicator.Allreduce<int>(opened, openedAll, ReduceOperation.Sum, "finding the ranks that share a machine");
 
             var shared = new bool[size];
             var pids = new int[size];

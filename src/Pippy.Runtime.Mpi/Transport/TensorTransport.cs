@@ -1,10 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Pippy.Runtime.Communication;
 using Pippy.Runtime.Native;
 using TorchSharp;
 using static TorchSharp.torch;
-using MpiU = MPI.Unsafe;
 
 namespace Pippy.Runtime.Transport
 {
@@ -24,8 +24,13 @@ namespace Pippy.Runtime.Transport
     /// through a shared slot (<see cref="SharedSlots"/>) and MPI carries only a notice naming the slot; the header says
     /// which path a message takes, and that is learned with its shape.
     /// </para>
+    /// <para>
+    /// Longer than most files (the header protocol, the learned fast path and the shared-memory path are one state
+    /// machine per message, and splitting them would spread it): after a failed step, TensorTransport.Failure.cs; the
+    /// message records, TransportMessages.cs; MPI itself, the communicator seam (Communication/).
+    /// </para>
     /// </summary>
-    internal sealed unsafe class TensorTransport : IDisposable
+    internal sealed unsafe partial class TensorTransport : IDisposable
     {
         // Header: dtype, number of dimensions (or NoTensor), requires_grad (0/1), through shared memory (0/1), then the shape.
         private const int MaxDims = 8;
@@ -33,7 +38,7 @@ namespace Pippy.Runtime.Transport
         private const int NoticeLength = 3;
         private const long NoTensor = -1;
 
-        private readonly int _communicator;
+        private readonly MpiCommunicator _communicator;
         private readonly bool _learn;
         private readonly List<(int Request, Tensor Sent, Tensor Original, int Destination, int Tag)> _pending = new();
         private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, bool Shared)> _sent = new();
@@ -51,14 +56,14 @@ namespace Pippy.Runtime.Transport
         /// </summary>
         private static readonly List<Tensor> s_abandoned = new();
 
-        /// <param name="communicator">The MPI communicator (handle) whose ranks and tags the messages use.</param>
+        /// <param name="communicator">The communicator whose ranks and tags the messages use (its timeout is <see cref="Timeout"/>).</param>
         /// <param name="learn">Learn each message's signature on first use (the pipeline's messages); off for one-off messages.</param>
         /// <param name="staging">How device tensors reach MPI (null: CPU tensors only, or a CUDA-aware MPI).</param>
         /// <param name="sharedMemory">
         /// The ranks on this machine: CPU tensors to and from them go through <see cref="SharedSlots"/> (null: MPI alone).
         /// Only with <paramref name="learn"/>, whose receivers give every buffer back.
         /// </param>
-        public TensorTransport(int communicator, bool learn = false, DeviceStaging? staging = null, SharedMemoryPeers? sharedMemory = null)
+        public TensorTransport(MpiCommunicator communicator, bool learn = false, DeviceStaging? staging = null, SharedMemoryPeers? sharedMemory = null)
         {
             _communicator = communicator;
             _learn = learn;
@@ -79,7 +84,11 @@ namespace Pippy.Runtime.Transport
         public DeviceStaging Staging { get; }
 
         /// <summary>How long a wait for messages may last before the watchdog ends it (infinite: never).</summary>
-        public TimeSpan Timeout { get; set; } = System.Threading.Timeout.InfiniteTimeSpan;
+        public TimeSpan Timeout
+        {
+            get => _communicator.Timeout;
+            set => _communicator.Timeout = value;
+        }
 
         /// <summary>Which learned table the next messages use: the same tags mean different things in a training step and in a forward-only pass.</summary>
         public int Phase { get; set; }
@@ -170,12 +179,12 @@ namespace Pippy.Runtime.Transport
                 if (shared) return new PendingReceive(source, tag, device, signature, null, null, null, PostNotice(source, tag, out var notice)) { What = what, Notice = notice };
                 var buffer = NewBuffer(signature, device);
                 var target = Staging.ReceiveTarget(buffer);
-                Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out int request), "MPI_Irecv (data)", source, tag);
+                int request = _communicator.PostReceive(TorchNative.DataPointer(target), ByteCount(target), source, DataTag(tag));
                 _receiving[request] = target;
                 return new PendingReceive(source, tag, device, signature, null, buffer, target, request) { What = what };
             }
             var header = torch.empty(HeaderLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
-            Check(MpiU.MPI_Irecv(TorchNative.DataPointer(header), HeaderLength * sizeof(long), MpiU.MPI_BYTE, source, HeaderTag(tag), _communicator, out int headerRequest), "MPI_Irecv (header)", source, tag);
+            int headerRequest = _communicator.PostReceive(TorchNative.DataPointer(header), HeaderLength * sizeof(long), source, HeaderTag(tag));
             _receiving[headerRequest] = header;
             return new PendingReceive(source, tag, device, null, header, null, null, headerRequest) { What = what };
         }
@@ -235,7 +244,7 @@ namespace Pippy.Runtime.Transport
                 {
                     var buffer = NewBuffer(signature, p.Device);
                     var target = Staging.ReceiveTarget(buffer);
-                    Check(MpiU.MPI_Irecv(TorchNative.DataPointer(target), ByteCount(target), MpiU.MPI_BYTE, p.Source, DataTag(p.Tag), _communicator, out requests[second.Count]), "MPI_Irecv (data)", p.Source, p.Tag);
+                    requests[second.Count] = _communicator.PostReceive(TorchNative.DataPointer(target), ByteCount(target), p.Source, DataTag(p.Tag));
                     _receiving[requests[second.Count]] = target;
                     resolved[i] = p with { Known = signature, Buffer = buffer, Target = target };
                 }
@@ -263,7 +272,7 @@ namespace Pippy.Runtime.Transport
         private int PostNotice(int source, int tag, out Tensor notice)
         {
             notice = torch.empty(NoticeLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
-            Check(MpiU.MPI_Irecv(TorchNative.DataPointer(notice), NoticeLength * sizeof(long), MpiU.MPI_BYTE, source, DataTag(tag), _communicator, out int request), "MPI_Irecv (notice)", source, tag);
+            int request = _communicator.PostReceive(TorchNative.DataPointer(notice), NoticeLength * sizeof(long), source, DataTag(tag));
             _receiving[request] = notice;
             return request;
         }
@@ -294,7 +303,7 @@ namespace Pippy.Runtime.Transport
         }
 
         private void Wait(int* requests, int count, Func<int, string> what) =>
-            RequestWatchdog.WaitAll(requests, count, Timeout, what, "that rank is stuck, has failed, or runs another schedule.");
+            _communicator.WaitAll(requests, count, what, "that rank is stuck, has failed, or runs another schedule.");
 
         /// <summary>A learning transport's buffers come from its pool; a one-off receive gets a new tensor in the caller's dispose scope.</summary>
         private Tensor NewBuffer(TensorSignature signature, Device device) =>
@@ -323,22 +332,8 @@ namespace Pippy.Runtime.Transport
             _pending.Clear();
         }
 
-        /// <summary>
-        /// Every message of a pipeline step has its own tag, from the value edge, direction and microbatch; the
-        /// header and data of one message use the two tags 2k and 2k+1.
-        /// </summary>
-        public static int MessageTag(int edge, bool backward, int microbatch, int microbatches)
-        {
-            long tag = ((long)edge * 2 + (backward ? 1 : 0)) * microbatches + microbatch;
-            if (DataTag(tag) > MpiTagUpperBound)
-                throw new InvalidOperationException($"Too many messages per step for MPI's tags ({edge + 1} edges x {microbatches} microbatches, MPI_TAG_UB {MpiTagUpperBound}); use fewer microbatches.");
-            return (int)tag;
-        }
-
-        private static readonly int MpiTagUpperBound = MpiLibrary.TagUpperBound();
-
-        private static int HeaderTag(long tag) => (int)(2 * tag);
-        private static int DataTag(long tag) => (int)(2 * tag + 1);
+        private static int HeaderTag(int tag) => MpiCommunicator.HeaderTag(tag);
+        private static int DataTag(int tag) => MpiCommunicator.DataTag(tag);
 
         private void StartData(Tensor data, int destination, int tag, bool shared)
         {
@@ -356,22 +351,11 @@ namespace Pippy.Runtime.Transport
             // The tensors are owned here until the send completes: out of the caller's dispose scope.
             sent.DetachFromDisposeScope();
             original.DetachFromDisposeScope();
-            Check(MpiU.MPI_Isend(TorchNative.DataPointer(sent), ByteCount(sent), MpiU.MPI_BYTE, destination, tag, _communicator, out int request), "MPI_Isend", destination, tag);
+            int request = _communicator.PostSend(TorchNative.DataPointer(sent), ByteCount(sent), destination, tag);
             _pending.Add((request, sent, original, destination, tag));
         }
 
-        private static int ByteCount(Tensor tensor)
-        {
-            long bytes = tensor.NumberOfElements * tensor.ElementSize;
-            if (bytes > int.MaxValue)
-                throw new NotSupportedException($"A {bytes / (1 << 20)} MiB tensor is larger than one MPI message can carry (2 GiB); use more microbatches.");
-            return (int)bytes;
-        }
-
-        private static void Check(int code, string call, int peer, int tag)
-        {
-            if (code != 0) throw new InvalidOperationException($"{call} with rank {peer}, tag {tag} failed with MPI error {code}.");
-        }
+        private static int ByteCount(Tensor tensor) => MpiCommunicator.ByteCount(tensor.NumberOfElements * tensor.ElementSize);
 
         public void Dispose()
         {
@@ -380,98 +364,5 @@ namespace Pippy.Runtime.Transport
             _slots?.Dispose(Timeout);
             Staging.Clear();
         }
-
-        /// <summary>
-        /// Closes the transport after a failed step without waiting for anything a failed step will never see done:
-        /// every posted receive is cancelled (MPI_Cancel, then polled for up to <paramref name="grace"/>; one whose
-        /// cancellation does not complete keeps its memory alive until the process exits), every send not completed by
-        /// then is left to MPI with its memory kept alive (MPICH cannot always cancel a send, and a send's memory must
-        /// not be freed under it), and shared-memory slots a receiver has not freed stay mapped until the process
-        /// exits (a receiver may still open one). Returns at once when nothing is pending, within
-        /// <paramref name="grace"/> otherwise. The job still has to end: the failed rank exits or aborts, and the other
-        /// ranks, which wait for its messages, are ended by the abort or by their watchdog.
-        /// </summary>
-        public (int CancelledReceives, int AbandonedReceives, int AbandonedSends) DisposeAfterFailure(TimeSpan grace)
-        {
-            long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(grace.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-            var receives = _receiving.ToList();
-            _receiving.Clear();
-            var open = new List<(int Request, Tensor Memory)>();
-            foreach (var (request, memory) in receives)
-            {
-                int r = request;
-                MpiU.MPI_Cancel(ref r);
-                open.Add((r, memory));
-            }
-            var sends = _pending.Select(p => (p.Request, p.Sent, p.Original)).ToList();
-            _pending.Clear();
-            // Both kinds complete only while MPI is polled: test until all are done or the grace period is over.
-            bool[] receiveDone = new bool[open.Count], sendDone = new bool[sends.Count];
-            int cancelled = 0;
-            while (true)
-            {
-                bool all = true;
-                for (int k = 0; k < open.Count; k++)
-                {
-                    if (receiveDone[k]) continue;
-                    int r = open[k].Request;
-                    if (MpiU.MPI_Test(ref r, out int flag, out _) == 0 && flag != 0) { receiveDone[k] = true; cancelled++; }
-                    else all = false;
-                }
-                for (int k = 0; k < sends.Count; k++)
-                {
-                    if (sendDone[k]) continue;
-                    int r = sends[k].Request;
-                    if (MpiU.MPI_Test(ref r, out int flag, out _) == 0 && flag != 0) sendDone[k] = true;
-                    else all = false;
-                }
-                if (all || System.Diagnostics.Stopwatch.GetTimestamp() > deadline) break;
-                System.Threading.Thread.Yield();
-            }
-            int abandonedSends = 0;
-            lock (s_abandoned)
-            {
-                for (int k = 0; k < open.Count; k++)
-                    if (!receiveDone[k]) s_abandoned.Add(open[k].Memory);
-                for (int k = 0; k < sends.Count; k++)
-                {
-                    if (sendDone[k])
-                    {
-                        Staging.Release(sends[k].Sent, sends[k].Original);
-                        if (!ReferenceEquals(sends[k].Sent, sends[k].Original)) sends[k].Original.Dispose();
-                        else sends[k].Sent.Dispose();
-                        continue;
-                    }
-                    abandonedSends++;
-                    s_abandoned.Add(sends[k].Sent);
-                    s_abandoned.Add(sends[k].Original);
-                }
-            }
-            _buffers.Clear();
-            _slots?.DisposeKeepingUnfreed();
-            Staging.Clear();
-            return (cancelled, open.Count - cancelled, abandonedSends);
-        }
-    }
-
-    /// <summary>A posted receive: learned (straight into <see cref="Buffer"/>) or waiting for its header first.</summary>
-    internal sealed record PendingReceive(int Source, int Tag, Device Device, TensorSignature? Known, Tensor? Header, Tensor? Buffer, Tensor? Target, int Request)
-    {
-        /// <summary>Where a shared-memory message's notice (which slot holds it) lands.</summary>
-        public Tensor? Notice { get; init; }
-
-        /// <summary>What the message is, for the watchdog's message ("the value 'x' from stage 0 on rank 0 (microbatch 3)").</summary>
-        public string What { get; init; } = $"the message with tag {Tag} from rank {Source}";
-    }
-
-    /// <summary>A received tensor (null when the sender had none; a buffer of the pool otherwise) and whether the sender's tensor required a gradient.</summary>
-    internal readonly record struct ReceivedTensor(Tensor? Value, bool RequiresGrad);
-
-    /// <summary>A message's tensor differs from what was learned for it on earlier steps.</summary>
-    internal sealed class SignatureChangedException(TensorSignature learned, TensorSignature now)
-        : InvalidOperationException($"it was {learned} in earlier steps and is {now} now")
-    {
-        public TensorSignature Learned { get; } = learned;
-        public TensorSignature Now { get; } = now;
     }
 }

@@ -1,0 +1,154 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Pippy.Runtime.Execution;
+using Pippy.Runtime.Transport;
+using Pippy.Schedules;
+using static TorchSharp.torch;
+
+namespace Pippy.Runtime.Runner
+{
+    /// <summary>
+    /// One batch through this rank's part of the pipeline: divides it into this replica's microbatches, runs this
+    /// rank's actions with a <see cref="ScheduleInterpreter"/>, and gathers what the step returns (the outputs merged
+    /// on the last stage; the loss on every rank) and what it measured (<see cref="StepStatistics"/>).
+    /// </summary>
+    internal sealed class PipelineStepper(
+        StageGraph graph, PipelineOptions options, IReadOnlyList<PipelineStage> stages, IReadOnlyList<int> rankOfStage, ScheduleTable schedule,
+        PipelineTopology topology, TensorTransport transport, GradientReduction gradients)
+    {
+        private const int StepPhase = 0, ForwardPhase = 1;
+        private readonly string?[] _shapesOfPhase = new string?[2];
+
+        public bool IsLastStage => rankOfStage[graph.StageCount - 1] == topology.PipelineRank;
+
+        /// <summary>What this rank sent and measured in the last step.</summary>
+        public StepStatistics LastStep { get; private set; }
+
+        /// <summary>Forward without gradients; the merged outputs on the last stage's rank, null elsewhere.</summary>
+        public Tensor[]? Forward(Tensor[] inputs)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var interpreter = Interpreter(Divide(inputs, target: null).Inputs, targets: null, loss: null, phase: ForwardPhase);
+            // A run that throws leaves its buffers where they are (receives may still be posted into them): the
+            // runner's Dispose deals with them.
+            interpreter.Run(schedule.ForwardOnly().ActionsOf(topology.PipelineRank));
+            try
+            {
+                if (!IsLastStage) return null;
+                // Copies, so that no output shares memory with a receive buffer that the next call reuses.
+                var merged = MergeOutputs(interpreter).Select(o => o.clone()).ToArray();
+                foreach (var output in merged) output.MoveToOuterDisposeScope();
+                return merged;
+            }
+            finally
+            {
+                interpreter.ReleaseBuffers();
+            }
+        }
+
+        /// <summary>Forward, loss and backward of one batch; the batch's loss on every rank.</summary>
+        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss)
+        {
+            using var scope = NewDisposeScope();
+            var (chunks, targets) = Divide(inputs, target);
+            var interpreter = Interpreter(chunks, targets, loss, phase: StepPhase, LossWeights(target, targets!));
+            if (options.TraceDirectory is not null) topology.World.Barrier("the start of a traced step"); // one start for every rank's clock
+            int buffersBefore = transport.BuffersAllocated, slotsBefore = transport.SharedSlotsCreated;
+            var sendsBefore = transport.SendCounts;
+            gradients.BeforeStep();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            interpreter.Run(schedule.ActionsOf(topology.PipelineRank));
+            double runMs = clock.Elapsed.TotalMilliseconds;
+            interpreter.ReleaseBuffers();
+            var sends = transport.SendCounts;
+            LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray())
+            {
+                ReceiveBuffersAllocated = transport.BuffersAllocated - buffersBefore,
+                SharedSlotsCreated = transport.SharedSlotsCreated - slotsBefore,
+                MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
+                MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
+                RunMilliseconds = runMs,
+                StartTimestamp = interpreter.StartTimestamp,
+                HostStagingBuffers = transport.Staging.Allocated,
+                ComputeMilliseconds = ActionMeter.Milliseconds(interpreter.Time.ComputeTicks),
+                CommunicationMilliseconds = ActionMeter.Milliseconds(interpreter.Time.CommunicationTicks),
+            };
+            if (options.TraceDirectory is { } directory) TraceFiles.WriteRank(directory, topology.World.Rank, interpreter.Timeline);
+            gradients.AfterStep();
+            Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
+            var batchLoss = BroadcastFromLastStage(total);
+            if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
+            return batchLoss.MoveToOuterDisposeScope();
+        }
+
+        /// <summary>For <see cref="LossReduction.Mean"/>: each microbatch's share of the target's rows (1/m each when it is replicated).</summary>
+        private double[]? LossWeights(Tensor target, Tensor[] parts)
+        {
+            if (options.LossReduction == LossReduction.Sum) return null;
+            // A custom division is weighed by its parts' rows (dimension 0).
+            if (options.Target.IsCustom && target.dim() > 0) return parts.Select(p => (double)p.shape[0] / target.shape[0]).ToArray();
+            if (options.Target.Dimension is not int dimension) return Enumerable.Repeat(1.0 / parts.Length, parts.Length).ToArray();
+            int dim = dimension < 0 ? dimension + (int)target.dim() : dimension;
+            return parts.Select(p => (double)p.shape[dim] / target.shape[dim]).ToArray();
+        }
+
+        /// <summary>
+        /// Divides the inputs (and the target) into this rank's microbatches: first this replica's share when there are
+        /// data-parallel replicas, then the microbatches, each value as its spec says (a custom spec given to several
+        /// values divides them together, the target last).
+        /// </summary>
+        private (Tensor[][] Inputs, Tensor[]? Targets) Divide(Tensor[] inputs, Tensor? target)
+        {
+            if (inputs is null || inputs.Length != graph.ModelInputs.Count)
+                throw new ArgumentException(
+                    $"{graph.ModelName}.forward takes {graph.ModelInputs.Count} input(s) ({string.Join(", ", graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
+                    nameof(inputs));
+            var values = inputs.Select((t, i) => (What: $"Input '{graph.ModelInputs[i]}'", Value: t, Spec: InputSpec(graph.ModelInputs[i]))).ToList();
+            if (target is not null) values.Add(("The target", target, options.Target));
+            if (topology.DataParallelSize > 1)
+            {
+                var shares = Microbatching.Divide(values, topology.DataParallelSize, "data-parallel replicas");
+                values = values.Select((v, i) => (v.What, shares[i][topology.DataParallelRank], v.Spec)).ToList();
+            }
+            var parts = Microbatching.Divide(values, schedule.Microbatches);
+            return (parts.Take(inputs.Length).ToArray(), target is null ? null : parts[inputs.Length]);
+        }
+
+        private ScheduleInterpreter Interpreter(Tensor[][] chunks, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null)
+        {
+            // The messages' shapes follow from the microbatches' shapes, which every rank of the pipeline computes
+            // alike: when they change, every rank forgets what it learned, and the step sends headers again.
+            string shapes = string.Join(";", chunks.SelectMany(c => c).Select(t => $"{t.dtype}[{string.Join(",", t.shape)}]"));
+            if (_shapesOfPhase[phase] != shapes)
+            {
+                if (_shapesOfPhase[phase] is not null) transport.Forget(phase);
+                _shapesOfPhase[phase] = shapes;
+            }
+            transport.Phase = phase;
+            return new ScheduleInterpreter(stages, graph, rankOfStage, topology.PipelineRank, transport, schedule.Microbatches, chunks, targets, loss, lossWeights);
+        }
+
+        private MicrobatchSpec InputSpec(string name) => options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);
+
+        private Tensor[] MergeOutputs(ScheduleInterpreter interpreter) =>
+            Enumerable.Range(0, graph.OutputCount)
+                .Select(k => (k < options.Outputs.Count ? options.Outputs[k] : OutputMerge.Concat(0))
+                    .Merge(interpreter.LastStage!.LastOutputs.Select(o => o![k]).ToArray()))
+                .ToArray();
+
+        /// <summary>The last stage's loss on every rank, with its dtype.</summary>
+        private Tensor BroadcastFromLastStage(Tensor? value)
+        {
+            Span<double> message = stackalloc double[2];
+            if (value is not null)
+            {
+                message[0] = value.to_type(ScalarType.Float64).item<double>();
+                message[1] = (double)value.dtype;
+            }
+            topology.Pipeline.Broadcast(message, rankOfStage[graph.StageCount - 1], "the broadcast of the step's loss");
+            return value ?? tensor(message[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)message[1]);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.Collections.Generic;
+using Pippy.Schedules;
+
+namespace Pippy.Runtime
+{
+    /// <summary>What one rank did in one step: messages sent, and each action's measured start and end (milliseconds).</summary>
+    public readonly record struct StepStatistics(int ActivationsSent, int GradientsSent, IReadOnlyList<TimedAction> Timeline)
+    {
+        /// <summary>Receive buffers this step had to create (none once the shapes are learned: buffers are reused).</summary>
+        public int ReceiveBuffersAllocated { get; init; }
+
+        /// <summary>Shared-memory slots this step had to create to send from (none once every message size has enough slots in flight).</summary>
+        public int SharedSlotsCreated { get; init; }
+
+        /// <summary>Messages sent with a shape header (the first step, or after the batch's shapes changed).</summary>
+        public int MessagesWithHeader { get; init; }
+
+        /// <summary>Messages sent as the tensor's memory alone, into a receive posted in advance.</summary>
+        public int MessagesMemoryOnly { get; init; }
+
+        /// <summary>Host staging buffers created so far (for device tensors without a CUDA-aware MPI).</summary>
+        public int HostStagingBuffers { get; init; }
+
+        /// <summary>When this rank's action list started: Stopwatch ticks of the machine's monotonic clock, which its processes share.</summary>
+        public long StartTimestamp { get; init; }
+
+        /// <summary>How long this rank's action list took, in milliseconds.</summary>
+        public double RunMilliseconds { get; init; }
+
+        /// <summary>Of that, the time inside torch: the stages' forward, the loss and autograd.</summary>
+        public double ComputeMilliseconds { get; init; }
+
+        /// <summary>Of that, the time inside the transport: posting, sending and waiting for messages.</summary>
+        public double CommunicationMilliseconds { get; init; }
+
+        /// <summary>The rest, per action: what the runtime itself costs (bookkeeping between torch and MPI).</summary>
+        public double OverheadMicrosecondsPerAction =>
+            Timeline.Count == 0 ? 0 : (RunMilliseconds - ComputeMilliseconds - CommunicationMilliseconds) * 1000 / Timeline.Count;
+    }
+}
