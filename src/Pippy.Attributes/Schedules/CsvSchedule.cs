@@ -8,10 +8,23 @@ namespace Pippy.Schedules
     /// Custom schedules as CSV, in torch.distributed.pipelining's format: one row per rank, one action per cell
     /// (<c>0F0,0F1,,0B0</c>; empty cells are idle slots). A table of compute actions only is lowered here; a table
     /// that already has sends and receives is taken as written. Either way it is validated and simulated, and every
-    /// problem names the cell.
+    /// problem names the cell. As the definition of <see cref="ScheduleKind.Custom"/> it computes nothing: the CSV
+    /// places the stages (the row that runs a stage's actions), and <see cref="ScheduleBuilder"/> refuses to compute it.
     /// </summary>
-    public static class CsvSchedule
+    public sealed class CsvSchedule : ScheduleDefinition
     {
+        private const string NotComputed = "a Custom schedule is read from its CSV file ([Pipeline(ScheduleFile = ...)]), not computed";
+
+        public override ScheduleKind Kind => ScheduleKind.Custom;
+        public override string Description => "A table of your own, read from a CSV file in torch.distributed.pipelining's format ([Pipeline(ScheduleFile = ...)]).";
+        public override StageLayout Layout => StageLayout.FromTable;
+        public override bool IsComputed => false;
+
+        /// <summary>Always refused: a custom table is loaded with <see cref="Load"/>, not computed from counts.</summary>
+        public override IReadOnlyList<string> CheckPlacement(int stageCount, int stagesPerRank) => new List<string> { NotComputed };
+
+        public override ScheduleTable ComputeOnly(StageLinks links, int microbatches) => throw new InvalidScheduleException(NotComputed);
+
         /// <summary>Parses, lowers if needed, validates and simulates; throws <see cref="InvalidScheduleException"/> naming the cell.</summary>
         public static ScheduleTable Load(string csv, string fileName, IReadOnlyList<(int From, int To)> edges, int stageCount)
         {

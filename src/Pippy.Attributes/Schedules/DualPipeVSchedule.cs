@@ -13,11 +13,20 @@ namespace Pippy.Schedules
     /// them split into I (b on odd ranks, a on even ranks, never stage 0); (7) p-r-1 input gradients of a (a full
     /// backward on stage 0); (8) the W's still owed, by microbatch.
     /// </summary>
-    public static class DualPipeVSchedule
+    public sealed class DualPipeVSchedule : ScheduleDefinition
     {
-        public static ScheduleTable ComputeOnly(int stageCount, int microbatches)
+        public override ScheduleKind Kind => ScheduleKind.DualPipeV;
+        public override string Description => "DualPipeV: two stages per rank in a V, forward and backward of different microbatches paired in the steady state, a split drain.";
+        public override StageLayout Layout => StageLayout.V;
+
+        protected override string? CheckMicrobatches(int ranks, int microbatches) =>
+            microbatches < 2 * ranks
+                ? $"DualPipeV needs at least twice as many microbatches as ranks ({2 * ranks}), but Microbatches = {microbatches}"
+                : null;
+
+        public override ScheduleTable ComputeOnly(StageLinks links, int microbatches)
         {
-            int p = stageCount / 2;
+            int stageCount = links.StageCount, p = stageCount / 2;
             var ranks = new List<PipelineAction>[p];
             for (int r = 0; r < p; r++)
             {
@@ -74,7 +83,7 @@ namespace Pippy.Schedules
                 actions.AddRange(owed);
                 ranks[r] = actions;
             }
-            return new ScheduleTable(ScheduleKind.DualPipeV, stageCount, microbatches, ranks);
+            return new ScheduleTable(Kind, stageCount, microbatches, ranks);
         }
     }
 }

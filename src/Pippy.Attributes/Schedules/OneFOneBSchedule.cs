@@ -5,11 +5,22 @@ namespace Pippy.Schedules
     /// <summary>
     /// 1F1B: rank r runs p-1-r warm-up forwards, then alternates one forward and one backward, then runs the remaining
     /// backwards. Its bubble equals GPipe's, but it holds at most p-r microbatches' activations instead of m.
+    /// One stage per rank; at least as many microbatches as ranks.
     /// </summary>
-    public static class OneFOneBSchedule
+    public sealed class OneFOneBSchedule : ScheduleDefinition
     {
-        public static ScheduleTable ComputeOnly(int stageCount, int microbatches)
+        public override ScheduleKind Kind => ScheduleKind.OneFOneB;
+        public override string Description => "One forward, one backward: after a warm-up each rank alternates, holding at most p - r microbatches, one stage per rank.";
+        public override StageLayout Layout => StageLayout.OneStagePerRank;
+
+        protected override string? CheckMicrobatches(int ranks, int microbatches) =>
+            microbatches < ranks
+                ? $"1F1B needs at least as many microbatches as ranks ({ranks}), but Microbatches = {microbatches}; use more microbatches or GPipe"
+                : null;
+
+        public override ScheduleTable ComputeOnly(StageLinks links, int microbatches)
         {
+            int stageCount = links.StageCount;
             var ranks = new List<PipelineAction>[stageCount];
             for (int stage = 0; stage < stageCount; stage++)
             {
@@ -25,7 +36,7 @@ namespace Pippy.Schedules
                 while (backward < microbatches) actions.Add(new PipelineAction(stage, ActionKind.Backward, backward++));
                 ranks[stage] = actions;
             }
-            return new ScheduleTable(ScheduleKind.OneFOneB, stageCount, microbatches, ranks);
+            return new ScheduleTable(Kind, stageCount, microbatches, ranks);
         }
     }
 }

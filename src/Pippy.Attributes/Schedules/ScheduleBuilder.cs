@@ -12,7 +12,8 @@ namespace Pippy.Schedules
 
     /// <summary>
     /// The one entry point used at build time (by the generator) and at run time (by the runtime, for a microbatch
-    /// count chosen then): compute the table for a schedule kind, lower it to communication, validate, simulate.
+    /// count chosen then): compute the table for a schedule kind (its <see cref="ScheduleDefinition"/>), lower it to
+    /// communication, validate, simulate.
     /// </summary>
     public static class ScheduleBuilder
     {
@@ -23,7 +24,7 @@ namespace Pippy.Schedules
         public static IReadOnlyList<string> CheckRequest(ScheduleKind kind, int stageCount, int stagesPerRank, int microbatches)
         {
             var problems = new List<string>();
-            if (!Enum.IsDefined(typeof(ScheduleKind), kind)) problems.Add($"{kind} is not a known schedule");
+            if (ScheduleDefinitions.TryFor(kind) is null) problems.Add($"{kind} is not a known schedule");
             if (stageCount < 1) problems.Add($"a pipeline needs at least one stage, not {stageCount}");
             if (microbatches < 1) problems.Add($"Microbatches = {microbatches}: there must be at least one microbatch");
             if (microbatches > MaxMicrobatches) problems.Add($"Microbatches = {microbatches}: at most {MaxMicrobatches} microbatches (each is a slice of the batch)");
@@ -46,20 +47,11 @@ namespace Pippy.Schedules
             int stagesPerRank = links.StageCount / links.RankCount;
             var problems = CheckRequest(kind, links.StageCount, stagesPerRank, microbatches);
             if (problems.Count > 0) throw new InvalidScheduleException(string.Join("; ", problems));
-            var expected = SchedulePlacement.Ranks(kind, links.StageCount, stagesPerRank);
+            var definition = ScheduleDefinitions.For(kind);
+            var expected = definition.Ranks(links.StageCount, stagesPerRank);
             if (Enumerable.Range(0, links.StageCount).Any(s => links.RankOf(s) != expected[s]))
                 throw new InvalidScheduleException($"{kind} places stage s on rank {string.Join(", ", expected)} for s = 0, 1, ...; the links place them otherwise");
-            var computeOnly = kind switch
-            {
-                ScheduleKind.GPipe => GPipeSchedule.ComputeOnly(links.StageCount, microbatches),
-                ScheduleKind.OneFOneB => OneFOneBSchedule.ComputeOnly(links.StageCount, microbatches),
-                ScheduleKind.Interleaved1F1B => InterleavedSchedules.Interleaved1F1B(links.StageCount, stagesPerRank, microbatches),
-                ScheduleKind.LoopedBFS => InterleavedSchedules.LoopedBfs(links.StageCount, stagesPerRank, microbatches),
-                ScheduleKind.InterleavedZeroBubble or ScheduleKind.ZeroBubbleV => ZeroBubbleSchedules.ComputeOnly(kind, links, microbatches),
-                ScheduleKind.DualPipeV => DualPipeVSchedule.ComputeOnly(links.StageCount, microbatches),
-                _ => throw new InvalidScheduleException($"{kind} is not a known schedule"),
-            };
-            var lowered = ScheduleLowering.AddCommunication(computeOnly, links);
+            var lowered = ScheduleLowering.AddCommunication(definition.ComputeOnly(links, microbatches), links);
             Check(lowered, links);
             return lowered;
         }

@@ -13,11 +13,15 @@ namespace Pippy.Schedules
     /// paper's 2p stage-activations over both of the rank's stages), else the oldest ready W (filling what would be a bubble).
     /// Memory is counted until W, since the runtime's I keeps the autograd graph until its W.
     /// Since the order is what a feasible run did, its lowered table cannot deadlock (the simulator checks anyway).
+    /// Shared by the definitions <see cref="InterleavedZeroBubbleSchedule"/> (looped) and <see cref="ZeroBubbleVSchedule"/> (in a V).
     /// </summary>
     public static class ZeroBubbleSchedules
     {
-        public static ScheduleTable ComputeOnly(ScheduleKind kind, StageLinks links, int microbatches)
+        /// <summary>The compute actions of <paramref name="schedule"/>, a zero-bubble kind, its memory bound chosen by its layout.</summary>
+        public static ScheduleTable ComputeOnly(ScheduleDefinition schedule, StageLinks links, int microbatches)
         {
+            var kind = schedule.Kind;
+            bool v = schedule.Layout == StageLayout.V;
             int stages = links.StageCount, ranks = links.RankCount, m = microbatches;
             var done = new Dictionary<PipelineAction, int>(); // action -> finish time
             var order = Enumerable.Range(0, ranks).Select(_ => new List<PipelineAction>()).ToArray();
@@ -31,7 +35,7 @@ namespace Pippy.Schedules
                 for (int r = 0; r < ranks; r++)
                 {
                     if (busyUntil[r] > time) continue;
-                    var next = Pick(kind, r, local[r], links, m, done, time);
+                    var next = Pick(v, r, local[r], links, m, done, time);
                     if (next is not PipelineAction action) continue;
                     done[action] = time + 1;
                     busyUntil[r] = time + 1;
@@ -45,14 +49,13 @@ namespace Pippy.Schedules
             return new ScheduleTable(kind, stages, microbatches, order);
         }
 
-        private static PipelineAction? Pick(ScheduleKind kind, int rank, int[] local, StageLinks links, int m, Dictionary<PipelineAction, int> done, int time)
+        private static PipelineAction? Pick(bool v, int rank, int[] local, StageLinks links, int m, Dictionary<PipelineAction, int> done, int time)
         {
             bool Done(PipelineAction a) => done.TryGetValue(a, out int t) && t <= time;
             bool Started(PipelineAction a) => done.ContainsKey(a);
             var candidates = new List<(int Priority, int Microbatch, int Stage, PipelineAction Action)>();
             int first = local[0];
             int holding, limit;
-            bool v = SchedulePlacement.IsV(kind);
             if (v)
             {
                 // ZB-V, as the paper bounds its memory: 1F1B's p microbatches of a whole stage, which is 2p activations

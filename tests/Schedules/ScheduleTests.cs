@@ -2,7 +2,7 @@ using System.Linq;
 using Pippy.Schedules;
 using Xunit;
 
-namespace Pippy.Tests.Runtime;
+namespace Pippy.Tests.Schedules;
 
 public class ScheduleTests
 {

@@ -5,7 +5,7 @@ using Pippy.Schedules;
 using Xunit;
 using Xunit.Abstractions;
 
-namespace Pippy.Tests.Runtime;
+namespace Pippy.Tests.Schedules;
 
 /// <summary>Every schedule over a grid of ranks, stages per rank and microbatches: valid, free of deadlock, and as costly as its formula.</summary>
 public class ScheduleGridTests(ITestOutputHelper log)
