@@ -12,15 +12,6 @@ using static TorchSharp.torch;
 namespace Pippy.Runtime.Checkpoints
 {
     /// <summary>
-    /// What a checkpoint's index says: the model, its stages and ranks, the step, each rank's shard file, and the
-    /// index's own checksum (XxHash3 of the file with this value's digits as zeros).
-    /// </summary>
-    public sealed record CheckpointIndex(string Model, int Stages, int Ranks, long Step, IReadOnlyList<CheckpointShard> Shards, string? Checksum = null);
-
-    /// <summary>One rank's shard file, the stages it holds, and its length and checksum (XxHash3) as saved.</summary>
-    public sealed record CheckpointShard(int Rank, string File, IReadOnlyList<int> Stages, long? Length = null, string? Checksum = null);
-
-    /// <summary>
     /// Checkpoints of a pipeline: each rank writes a shard (its stages' parameters and buffers in TorchSharp's module
     /// format, then its optimizer state, the step and torch's RNG state), and rank 0 then writes <c>checkpoint.json</c>,
     /// the index, which records each shard's length and checksum and ends with its own checksum. Every file is written

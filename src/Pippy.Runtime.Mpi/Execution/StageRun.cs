@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
-using Pippy.Runtime.Transport;
 using Pippy.Schedules;
 using static TorchSharp.torch;
 
