@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.CodeAnalysis;
+using Pippy.Schedules;
 
 namespace Pippy.Generators.Diagnostics
 {
@@ -101,12 +102,11 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0020", "[SplitInto] needs at least two stages",
             "[SplitInto({1})] on '{0}' must divide the list into at least 2 stages; use [SplitEnd] to end a stage after the whole list");
 
-        /// <summary>More stages than any pipeline runs: also keeps a typo from planning billions of stages.</summary>
-        public const int MaxStages = 1024;
-
         public static readonly DiagnosticDescriptor SplitIntoTooMany = Create(
             "PIPPY0023", "[SplitInto] asks for too many stages",
-            "[SplitInto({1})] on '{0}' asks for more than 1024 stages; a pipeline has one stage per rank or a few, so use a count near the number of ranks");
+            // The limit is the schedule library's (ScheduleBuilder.MaxStages): more stages than any pipeline runs, which
+            // also keeps a typo from planning billions of stages.
+            $"[SplitInto({{1}})] on '{{0}}' asks for more than {ScheduleBuilder.MaxStages} stages; a pipeline has one stage per rank or a few, so use a count near the number of ranks");
 
         public static readonly DiagnosticDescriptor SplitIntoNotOneLoop = Create(
             "PIPPY0021", "[SplitInto] list must be run by one loop",

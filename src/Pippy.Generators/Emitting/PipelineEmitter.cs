@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using Pippy.Generators.Model;
+using Pippy.Schedules;
 
 namespace Pippy.Generators.Emitting
 {
@@ -31,7 +32,9 @@ namespace Pippy.Generators.Emitting
         private static IEnumerable<string> Header(PipelinePlan plan, string what)
         {
             yield return $"// Pippy.NET generated {what}, cut from {plan.Type.Name}.forward at build time.";
-            yield return $"// Schedule: {plan.ScheduleName}, {plan.Microbatches} microbatches, {plan.StagesPerRank} stage(s) per rank, {plan.ScheduleLines.Count} rank(s).";
+            yield return EvenStagesPerRank(plan) is int perRank
+                ? $"// Schedule: {plan.Schedule}, {plan.Microbatches} microbatches, {perRank} stage(s) per rank, {plan.RankCount} rank(s)."
+                : $"// Schedule: {plan.Schedule}, {plan.Microbatches} microbatches, {plan.RankCount} rank(s) of {StageCounts(plan)} stage(s).";
             yield return "// Stages:";
             foreach (var stage in plan.Stages)
             {
@@ -39,18 +42,30 @@ namespace Pippy.Generators.Emitting
                     : string.Join(", ", stage.Modules.Select(m => m.IsListPart ? $"{m.Member.Name} (part {m.Part + 1} of {m.Parts})" : m.Member.Name));
                 string inputs = string.Join(", ", stage.Inputs.Select(i => i.FromStage < 0 ? $"{i.Variable.Name} (forward's)" : $"{i.Variable.Name} (stage {i.FromStage})"));
                 string outputs = stage.Index == plan.Stages.Count - 1 ? "the output" : string.Join(", ", stage.Outputs.Select(o => o.Name));
-                yield return $"//   {stage.Index} on rank {RankOf(plan, stage.Index)}: statements {stage.FirstStatement + 1}-{stage.LastStatement + 1}, {modules}; in: {inputs}; out: {outputs}";
+                yield return $"//   {stage.Index} on rank {stage.Rank}: statements {stage.FirstStatement + 1}-{stage.LastStatement + 1}, {modules}; in: {inputs}; out: {outputs}";
             }
         }
 
-        /// <summary>The rank whose line of the schedule table runs the stage's actions.</summary>
-        private static int RankOf(PipelinePlan plan, int stage)
+        /// <summary>The number of stages each rank runs in the planned table, in rank order.</summary>
+        private static IEnumerable<int> StagesOfEachRank(PipelinePlan plan) =>
+            Enumerable.Range(0, plan.RankCount).Select(rank => plan.Stages.Count(s => s.Rank == rank));
+
+        /// <summary>The stages per rank when every rank runs as many, as every computed schedule places them; null for a custom table that does not.</summary>
+        private static int? EvenStagesPerRank(PipelinePlan plan) =>
+            StagesOfEachRank(plan).Distinct().ToList() is { Count: 1 } counts ? counts[0] : null;
+
+        /// <summary>The stages per rank (<c>2</c>), or each rank's number of stages where they differ (<c>2, 1</c>).</summary>
+        private static string StageCounts(PipelinePlan plan) =>
+            EvenStagesPerRank(plan) is int even ? even.ToString(CultureInfo.InvariantCulture) : string.Join(", ", StagesOfEachRank(plan));
+
+        /// <summary>Where the planned table runs the stage: its rank, and the other stages on that rank.</summary>
+        private static string Placement(PipelinePlan plan, StagePlan stage)
         {
-            string prefix = stage.ToString(CultureInfo.InvariantCulture);
-            for (int rank = 0; rank < plan.ScheduleLines.Count; rank++)
-                foreach (var token in plan.ScheduleLines[rank].Split(' '))
-                    if (token.StartsWith(prefix, StringComparison.Ordinal) && token.Length > prefix.Length && char.IsLetter(token[prefix.Length])) return rank;
-            return -1;
+            var others = plan.Stages.Where(s => s.Rank == stage.Rank && s.Index != stage.Index).Select(s => s.Index.ToString(CultureInfo.InvariantCulture)).ToList();
+            string with = others.Count == 0 ? ""
+                : others.Count == 1 ? $", with stage {others[0]}"
+                : $", with stages {string.Join(", ", others.Take(others.Count - 1))} and {others[others.Count - 1]}";
+            return $"In the build-time {plan.Schedule} table, pipeline rank {stage.Rank} runs it{with}.";
         }
 
         /// <summary>A file holding <paramref name="body"/> inside the model's type, with the model file's usings for copied code.</summary>
@@ -90,6 +105,7 @@ namespace Pippy.Generators.Emitting
             w.Line("/// <summary>");
             w.Line($"/// Stage {stage.Index} of {plan.Stages.Count} of <see cref=\"{plan.Type.Name}\"/>: statements {stage.FirstStatement + 1} to {stage.LastStatement + 1} of forward.");
             w.Line($"/// Takes {takes}; returns {gives}.{string.Concat(parts)}");
+            w.Line($"/// {Placement(plan, stage)}");
             w.Line("/// </summary>");
             w.Line(GeneratedCode);
             w.Open($"public sealed partial class Stage{stage.Index} : global::Pippy.Runtime.PipelineStage");
@@ -141,8 +157,9 @@ namespace Pippy.Generators.Emitting
             int stageCount = plan.Stages.Count;
 
             w.Line("/// <summary>");
-            int ranks = plan.Stages.Count / plan.StagesPerRank;
-            w.Line($"/// The pipeline of <see cref=\"{plan.Type.Name}\"/>, planned at build time: {stageCount} stage{(stageCount == 1 ? "" : "s")} on {ranks} rank{(ranks == 1 ? "" : "s")}, {plan.StagesPerRank} per rank;");
+            int ranks = plan.RankCount;
+            string perRank = EvenStagesPerRank(plan) is int even ? $", {even} per rank" : $" of {StageCounts(plan)} stages";
+            w.Line($"/// The pipeline of <see cref=\"{plan.Type.Name}\"/>, planned at build time: {stageCount} stage{(stageCount == 1 ? "" : "s")} on {ranks} rank{(ranks == 1 ? "" : "s")}{perRank};");
             w.Line("/// which rank runs which stage is the <see cref=\"Schedule\"/>'s placement. PipelineOptions may choose another schedule or");
             w.Line("/// stage placement at start, and PipelineOptions.DataParallel runs several such pipelines side by side.");
             w.Line("/// </summary>");
@@ -188,11 +205,13 @@ namespace Pippy.Generators.Emitting
             w.Line();
 
             w.Line("/// <summary>");
-            w.Line($"/// The {plan.ScheduleName} table for {plan.Microbatches} microbatches, one line per rank ({plan.Stages.Count / plan.StagesPerRank} ranks of {plan.StagesPerRank} stage(s)), validated and simulated at build time.");
-            w.Line("/// A run with another microbatch count computes its table with the same schedule code.");
+            w.Line($"/// The {plan.Schedule} table for {plan.Microbatches} microbatches, one line per rank ({plan.RankCount} ranks of {StageCounts(plan)} stage(s)), validated and simulated at build time.");
+            w.Line(plan.Schedule == ScheduleKind.Custom
+                ? "/// A custom table runs only as written: for another microbatch count give PipelineOptions.ScheduleCsv a table for it, or choose a computed PipelineOptions.Schedule."
+                : "/// A run with another microbatch count computes its table with the same schedule code.");
             w.Line("/// </summary>");
             w.Line("public static global::Pippy.Schedules.ScheduleTable Schedule { get; } = global::Pippy.Schedules.ScheduleTable.Parse(");
-            w.Line($"    global::Pippy.Schedules.ScheduleKind.{plan.ScheduleName}, {stageCount}, {plan.Microbatches}, new string[]");
+            w.Line($"    global::Pippy.Schedules.ScheduleKind.{plan.Schedule}, {stageCount}, {plan.Microbatches}, new string[]");
             w.Line("    {");
             foreach (var line in plan.ScheduleLines) w.Line($"        {Quote(line)},");
             w.Line("    });");

@@ -1,11 +1,16 @@
 using System.Linq;
+using Pippy.Schedules;
 
 namespace Pippy.Generators.Model
 {
-    /// <summary>What the parser reads off a [Pipeline] class: everything the planner and emitter need, as plain data.</summary>
+    /// <summary>
+    /// What the parser reads off a [Pipeline] class: everything the planner and emitter need, as plain data.
+    /// <see cref="Schedule"/> is the attribute's value as written (possibly not a defined kind, which the planner
+    /// reports); a non-empty <see cref="ScheduleFile"/> makes the schedule <see cref="ScheduleKind.Custom"/> whatever it says.
+    /// </summary>
     internal sealed record PipelineModelSpec(
         TypeSpec Type,
-        int Schedule,
+        ScheduleKind Schedule,
         int Microbatches,
         int StagesPerRank,
         string ScheduleFile,

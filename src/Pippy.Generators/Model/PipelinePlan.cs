@@ -1,26 +1,36 @@
+using Pippy.Schedules;
+
 namespace Pippy.Generators.Model
 {
-    /// <summary>The planner's result: the stages, the replicated parameters and the schedule table, ready to emit.</summary>
+    /// <summary>
+    /// The planner's result: the stages, the replicated parameters and the schedule table, ready to emit.
+    /// <see cref="Schedule"/> is the table's kind (<see cref="ScheduleKind.Custom"/> for a CSV file),
+    /// <see cref="RankCount"/> its number of ranks (lines), and each stage's <see cref="StagePlan.Rank"/> the line
+    /// that runs it, so the emitter never reads the table's text.
+    /// </summary>
     internal sealed record PipelinePlan(
         TypeSpec Type,
         EquatableArray<VariableSpec> Inputs,
         OutputSpec Output,
         EquatableArray<StagePlan> Stages,
         EquatableArray<ReplicaGroupPlan> Replicated,
-        string ScheduleName,
+        ScheduleKind Schedule,
         int Microbatches,
-        int StagesPerRank,
+        int RankCount,
         EquatableArray<string> ScheduleLines);
 
     /// <summary>
-    /// One stage: the statements it runs and the values it takes and makes. <see cref="Locals"/> are variables of
-    /// forward declared before the stage (or forward's arguments) that the stage assigns without reading first.
+    /// One stage: the statements it runs, the rank that runs it in the build-time schedule table (<see cref="Rank"/>,
+    /// as the table places it: one stage per rank, looped, in a V, or a CSV's rows) and the values it takes and makes.
+    /// <see cref="Locals"/> are variables of forward declared before the stage (or forward's arguments) that the stage
+    /// assigns without reading first.
     /// <see cref="ReopenedScopes"/> are the <c>using var scope = torch.NewDisposeScope();</c> statements of earlier
     /// stages, which the stage opens again (forward's scope lasts to its end); <see cref="OpenScopes"/> the scope
     /// variables open when the stage returns (outermost first), out of which it moves its outputs.
     /// </summary>
     internal sealed record StagePlan(
         int Index,
+        int Rank,
         int FirstStatement,
         int LastStatement,
         EquatableArray<StageInputPlan> Inputs,

@@ -89,7 +89,7 @@ namespace Pippy.Generators.Parsing
                 if (node is not IdentifierNameSyntax identifier || SymbolLookup.IsOtherMemberName(identifier)) continue;
                 var symbol = symbolOf(identifier);
                 if (symbol is null || symbol.IsStatic || !SymbolEqualityComparer.Default.Equals(symbol.ContainingType, _model)) continue;
-                bool inBranch = PipelineParser.IsInBranch(identifier, root);
+                bool inBranch = StatementReader.IsInBranch(identifier, root);
                 switch (symbol)
                 {
                     case IFieldSymbol or IPropertySymbol when IsModelModule(symbol):

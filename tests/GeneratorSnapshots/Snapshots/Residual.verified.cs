@@ -114,6 +114,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 4 of <see cref="Residual"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns h0.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -161,6 +162,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 4 of <see cref="Residual"/>: statements 2 to 2 of forward.
         /// Takes h0 (from stage 0); returns h1.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
@@ -208,6 +210,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 2 of 4 of <see cref="Residual"/>: statements 3 to 3 of forward.
         /// Takes h1 (from stage 1); returns h2.
+        /// In the build-time GPipe table, pipeline rank 2 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
@@ -255,6 +258,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 3 of 4 of <see cref="Residual"/>: statements 4 to 4 of forward.
         /// Takes h0 (from stage 0), h2 (from stage 2); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 3 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage3 : global::Pippy.Runtime.PipelineStage

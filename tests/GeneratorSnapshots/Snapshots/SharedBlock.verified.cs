@@ -110,6 +110,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 3 of <see cref="SharedBlock"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns x.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -159,6 +160,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 3 of <see cref="SharedBlock"/>: statements 2 to 2 of forward.
         /// Takes x (from stage 0); returns x.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
@@ -205,6 +207,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 2 of 3 of <see cref="SharedBlock"/>: statements 3 to 3 of forward.
         /// Takes x (from stage 1); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 2 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage

@@ -106,6 +106,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 3 of <see cref="SixInputs"/>: statements 1 to 1 of forward.
         /// Takes a (argument of forward), b (argument of forward); returns h.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -153,6 +154,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 3 of <see cref="SixInputs"/>: statements 2 to 2 of forward.
         /// Takes c (argument of forward), d (argument of forward), h (from stage 0); returns h.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
@@ -201,6 +203,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 2 of 3 of <see cref="SixInputs"/>: statements 3 to 3 of forward.
         /// Takes e (argument of forward), f (argument of forward), h (from stage 1); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 2 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage

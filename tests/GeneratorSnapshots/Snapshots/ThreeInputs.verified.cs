@@ -106,6 +106,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 3 of <see cref="ThreeInputs"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns l.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -152,6 +153,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 3 of <see cref="ThreeInputs"/>: statements 2 to 3 of forward.
         /// Takes l (from stage 0), y (argument of forward); returns r.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
@@ -207,6 +209,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 2 of 3 of <see cref="ThreeInputs"/>: statements 4 to 7 of forward.
         /// Takes r (from stage 1), bias (argument of forward); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 2 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage

@@ -125,6 +125,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 4 of <see cref="TinyGpt"/>: statements 1 to 2 of forward.
         /// Takes ids (argument of forward); returns x.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -176,6 +177,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 4 of <see cref="TinyGpt"/>: statements 3 to 3 of forward.
         /// Takes x (from stage 0); returns x. Runs part 1 of 2 of blocks.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
@@ -224,6 +226,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 2 of 4 of <see cref="TinyGpt"/>: statements 3 to 4 of forward.
         /// Takes x (from stage 1); returns x. Runs part 2 of 2 of blocks.
+        /// In the build-time GPipe table, pipeline rank 2 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage
@@ -276,6 +279,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 3 of 4 of <see cref="TinyGpt"/>: statements 5 to 5 of forward.
         /// Takes x (from stage 2); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 3 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage3 : global::Pippy.Runtime.PipelineStage
@@ -410,6 +414,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 2 of <see cref="TinyGptTwoStages"/>: statements 1 to 3 of forward.
         /// Takes ids (argument of forward); returns x. Runs part 1 of 2 of blocks.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -464,6 +469,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 2 of <see cref="TinyGptTwoStages"/>: statements 3 to 4 of forward.
         /// Takes x (from stage 0); returns the model's output. Runs part 2 of 2 of blocks.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage

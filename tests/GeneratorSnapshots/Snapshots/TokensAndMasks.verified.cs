@@ -99,6 +99,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 2 of <see cref="TokensAndMasks"/>: statements 1 to 5 of forward.
         /// Takes tokens (argument of forward); returns ids, hidden, mask, frozen, gate.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -152,6 +153,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 2 of <see cref="TokensAndMasks"/>: statements 6 to 7 of forward.
         /// Takes ids (from stage 0), hidden (from stage 0), mask (from stage 0), frozen (from stage 0), gate (from stage 0); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage

@@ -98,6 +98,7 @@ namespace Scenarios
         /// <summary>
         /// Stage 0 of 2 of <see cref="TwoValues"/>: statements 1 to 2 of forward.
         /// Takes x (argument of forward); returns g, h.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -146,6 +147,7 @@ namespace Scenarios
         /// <summary>
         /// Stage 1 of 2 of <see cref="TwoValues"/>: statements 3 to 5 of forward.
         /// Takes x (argument of forward), g (from stage 0), h (from stage 0); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage

@@ -108,6 +108,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 3 of <see cref="UsingEncoder"/>: statements 1 to 4 of forward.
         /// Takes keep (argument of forward), x (argument of forward); returns h1, mask.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -167,6 +168,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 3 of <see cref="UsingEncoder"/>: statements 5 to 6 of forward.
         /// Takes h1 (from stage 0), mask (from stage 0); returns h2.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
@@ -224,6 +226,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 2 of 3 of <see cref="UsingEncoder"/>: statements 7 to 9 of forward.
         /// Takes keep (argument of forward), h2 (from stage 1); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 2 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage2 : global::Pippy.Runtime.PipelineStage

@@ -102,6 +102,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 0 of 2 of <see cref="Vae"/>: statements 1 to 1 of forward.
         /// Takes x (argument of forward); returns mu, logvar.
+        /// In the build-time GPipe table, pipeline rank 0 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage0 : global::Pippy.Runtime.PipelineStage
@@ -158,6 +159,7 @@ namespace ParityApp.Models
         /// <summary>
         /// Stage 1 of 2 of <see cref="Vae"/>: statements 2 to 3 of forward.
         /// Takes eps (argument of forward), mu (from stage 0), logvar (from stage 0); returns the model's output.
+        /// In the build-time GPipe table, pipeline rank 1 runs it.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Pippy.Generators", "0.1.0.0")]
         public sealed partial class Stage1 : global::Pippy.Runtime.PipelineStage
