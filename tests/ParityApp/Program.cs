@@ -22,6 +22,11 @@ bool ok = scenario switch
     "residual" => Parity.Check(mpi, () => new Residual(), (m, e, o) => Residual.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(20, 16) }, randn(20, 8), mse, new PipelineOptions { Microbatches = 5 }),
 
+    // A custom table that places the stages unevenly: stages 0, 1 and 2 on rank 0, stage 3 on rank 1.
+    "uneven-csv" => Parity.Check(mpi, () => new Residual(), (m, e, o) => Residual.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(10, 16) }, randn(10, 8), mse,
+        new PipelineOptions { ScheduleCsv = "0F0,1F0,2F0,0F1,1F1,2F1,2B0,1B0,0B0,2B1,1B1,0B1\n3F0,3B0,3F1,3B1\n" }),
+
     "fanout" => Parity.Check(mpi, () => new FanOut(), (m, e, o) => FanOut.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(9, 12) }, randn(9, 6), mse, new PipelineOptions()),
 

@@ -32,6 +32,15 @@ public class ScheduleParityTests(ITestOutputHelper log)
         Assert.Contains("[rank 1 stage 1+5] checked", output);
     }
 
+    /// <summary>A custom table (PipelineOptions.ScheduleCsv) may place the stages unevenly: three on rank 0, one on rank 1.</summary>
+    [Fact]
+    public void ACustomTableThatPlacesStagesUnevenlyRuns()
+    {
+        var output = Run("uneven-csv", 2);
+        Assert.Contains("[rank 0 stage 0+1+2] checked 6 gradients", output);
+        Assert.Contains("[rank 1 stage 3] checked 2 gradients", output);
+    }
+
     [Fact]
     public void LoopedBfsOnTwoRanks() => Assert.Contains("[rank 0 stage 0+2] checked", Run("looped-bfs", 2));
 

@@ -27,20 +27,24 @@ namespace Pippy.Runtime.Runner
                 }
             }
             var kind = options.Schedule ?? buildTimeSchedule.Kind;
-            int stagesPerRank = options.StagesPerRank ?? buildTimeSchedule.StageCount / buildTimeSchedule.RankCount;
+            // A custom table places its stages itself, not necessarily as many on every rank.
+            bool wholeTable = kind == ScheduleKind.Custom && options.StagesPerRank is null;
+            int stagesPerRank = options.StagesPerRank ?? Math.Max(1, buildTimeSchedule.StageCount / buildTimeSchedule.RankCount);
             int microbatches = options.Microbatches ?? buildTimeSchedule.Microbatches;
             int replicas = options.DataParallel;
             if (replicas < 1) throw new ArgumentOutOfRangeException(nameof(options), replicas, "PipelineOptions.DataParallel must be at least 1.");
-            if (stagesPerRank < 1 || graph.StageCount % stagesPerRank != 0)
+            if (!wholeTable && (stagesPerRank < 1 || graph.StageCount % stagesPerRank != 0))
                 throw new ArgumentException($"{graph.ModelName} has {graph.StageCount} stages, which cannot be placed {stagesPerRank} per rank; choose a divisor of {graph.StageCount} for PipelineOptions.StagesPerRank.");
-            int pipelineRanks = graph.StageCount / stagesPerRank;
+            int pipelineRanks = wholeTable ? buildTimeSchedule.RankCount : graph.StageCount / stagesPerRank;
             if (jobSize != pipelineRanks * replicas)
                 throw new InvalidOperationException(
-                    $"{graph.ModelName} has {graph.StageCount} stages and runs {stagesPerRank} stage(s) per rank ({kind}), so a pipeline takes {pipelineRanks} rank(s)" +
+                    $"{graph.ModelName} has {graph.StageCount} stages and " +
+                    (wholeTable ? $"its schedule table places them on {pipelineRanks} rank(s)" : $"runs {stagesPerRank} stage(s) per rank ({kind}), so a pipeline takes {pipelineRanks} rank(s)") +
                     (replicas > 1 ? $", and DataParallel = {replicas} asks for {replicas} pipelines" : "") +
                     $", but this job has {jobSize} rank(s): start it with mpiexec -n {pipelineRanks * replicas}.");
             CheckOptions(graph, options);
-            bool buildTime = kind == buildTimeSchedule.Kind && stagesPerRank * buildTimeSchedule.RankCount == buildTimeSchedule.StageCount && microbatches == buildTimeSchedule.Microbatches;
+            bool buildTime = kind == buildTimeSchedule.Kind && microbatches == buildTimeSchedule.Microbatches
+                && (wholeTable || stagesPerRank * buildTimeSchedule.RankCount == buildTimeSchedule.StageCount);
             if (kind == ScheduleKind.Custom && !buildTime)
                 throw new ArgumentException(
                     $"{graph.ModelName}'s custom schedule is written for {buildTimeSchedule.Microbatches} microbatches on {buildTimeSchedule.RankCount} ranks; " +
