@@ -1,10 +1,6 @@
-using System.Linq;
 using System.Text;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Text;
 using Pippy.Generators.Emitting;
-using Pippy.Generators.Model;
 using Pippy.Generators.Parsing;
 using Pippy.Generators.Planning;
 

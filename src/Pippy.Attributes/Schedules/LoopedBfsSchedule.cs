@@ -23,7 +23,7 @@ namespace Pippy.Schedules
                 var actions = new List<PipelineAction>();
                 foreach (int stage in local)
                     actions.AddRange(Enumerable.Range(0, microbatches).Select(mb => new PipelineAction(stage, ActionKind.Forward, mb)));
-                foreach (int stage in local.Reverse())
+                foreach (int stage in Enumerable.Reverse(local))
                     actions.AddRange(Enumerable.Range(0, microbatches).Reverse().Select(mb => new PipelineAction(stage, ActionKind.Backward, mb)));
                 ranks[r] = actions;
             }

@@ -1,6 +1,3 @@
-using System.Collections.Generic;
-using System.Linq;
-using Microsoft.CodeAnalysis;
 using Pippy.Schedules;
 
 namespace Pippy.Generators.Diagnostics

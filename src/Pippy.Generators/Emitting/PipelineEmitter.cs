@@ -1,8 +1,4 @@
-using System;
-using System.Collections.Generic;
 using System.Globalization;
-using System.Linq;
-using Pippy.Generators.Model;
 using Pippy.Schedules;
 
 namespace Pippy.Generators.Emitting

@@ -1,6 +1,3 @@
-using System.Linq;
-using Microsoft.CodeAnalysis;
-
 namespace Pippy.Generators.Model
 {
     /// <summary>A diagnostic as plain data: reported apart from source output so that it does not break caching.</summary>

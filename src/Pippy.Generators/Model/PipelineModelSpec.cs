@@ -1,4 +1,3 @@
-using System.Linq;
 using Pippy.Schedules;
 
 namespace Pippy.Generators.Model

@@ -1,6 +1,3 @@
-using System.Linq;
-using Microsoft.CodeAnalysis;
-
 namespace Pippy.Generators.Parsing
 {
     /// <summary>The TorchSharp types the parser recognises, looked up once per compilation.</summary>

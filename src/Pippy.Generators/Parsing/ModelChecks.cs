@@ -1,11 +1,3 @@
-using System.Collections.Generic;
-using System.Linq;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Pippy.Generators.Diagnostics;
-using Pippy.Generators.Model;
-
 namespace Pippy.Generators.Parsing
 {
     /// <summary>

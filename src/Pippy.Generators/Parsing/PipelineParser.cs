@@ -1,12 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
 using System.Threading;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Pippy.Generators.Diagnostics;
-using Pippy.Generators.Model;
 using Pippy.Schedules;
 
 namespace Pippy.Generators.Parsing

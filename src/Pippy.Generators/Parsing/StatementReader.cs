@@ -1,10 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
 using System.Threading;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Pippy.Generators.Model;
 
 namespace Pippy.Generators.Parsing
 {

@@ -1,10 +1,3 @@
-using System.Collections.Generic;
-using System.Linq;
-using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Pippy.Generators.Model;
-
 namespace Pippy.Generators.Parsing
 {
     /// <summary>The model's type, forward's result and forward's variables as plain data, with types named as generated code names them.</summary>

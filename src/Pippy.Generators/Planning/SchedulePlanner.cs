@@ -1,8 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using Pippy.Generators.Diagnostics;
-using Pippy.Generators.Model;
 using Pippy.Schedules;
 
 namespace Pippy.Generators.Planning

@@ -1,9 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using Pippy.Generators.Diagnostics;
-using Pippy.Generators.Model;
-
 namespace Pippy.Generators.Planning
 {
     /// <summary>
