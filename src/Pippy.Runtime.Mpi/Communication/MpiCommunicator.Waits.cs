@@ -13,21 +13,24 @@ namespace Pippy.Runtime.Communication
         /// </summary>
         private static class Waits
         {
-            /// <summary>
-            /// Polls without giving up the core before yielding it between polls, where this machine runs more ranks
-            /// than it has cores (MPICH's launcher says how many in MPI_LOCALNRANKS); otherwise it never yields. Yielding lets the
-            /// rank that is waited for run sooner where it shares the core (the 4-rank parity grid took 115 s spinning and
-            /// 71 s yielding on 2 cores), but costs where the core is not shared by ranks: every yield may hand it to any
-            /// other process, and a large collective, which moves only while it is polled, then took half as long again.
-            /// </summary>
-            private const int SpinRounds = 64;
-
-            private static readonly bool Oversubscribed =
-                int.TryParse(Environment.GetEnvironmentVariable("MPI_LOCALNRANKS"), out int local) && local > Environment.ProcessorCount;
+            /// <summary>After <paramref name="idle"/> polls in a row that found nothing new: keep spinning, yield, or sleep a growing while.</summary>
+            private static void Pause(WaitPolicy policy, int idle)
+            {
+                if (policy.Mode == WaitMode.Spin || idle < policy.SpinRounds) return;
+                if (policy.Mode == WaitMode.Yield)
+                {
+                    System.Threading.Thread.Yield();
+                    return;
+                }
+                int doublings = Math.Min(16, idle - policy.SpinRounds);
+                long micros = Math.Min((long)policy.FirstSleepMicroseconds << doublings, policy.MaxSleepMicroseconds);
+                Native.Libc.SleepMicroseconds((uint)micros);
+            }
 
             public static void All(int* requests, int count, TimeSpan timeout, Func<int, string> what, string why)
             {
                 if (count == 0) return;
+                var policy = WaitPolicy.Current;
                 var done = new bool[count];
                 int remaining = count;
                 long deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? long.MaxValue
@@ -44,10 +47,9 @@ namespace Pippy.Runtime.Communication
                     }
                     if (remaining == 0) return;
                     // Where ranks outnumber cores, the rank this one waits for may need this core: after a short spin,
-                    // give it up between polls (sched_yield returns at once when nothing else wants the core).
-                    if (progressed || !Oversubscribed) idle = 0;
-                    else if (idle < SpinRounds) idle++;
-                    else System.Threading.Thread.Yield();
+                    // give it up between polls (WaitPolicy), the pause growing while nothing arrives.
+                    if (progressed) idle = 0;
+                    else Pause(policy, idle = Math.Min(idle + 1, 1 << 20));
                     if ((round & 1023) == 1023 && Stopwatch.GetTimestamp() > deadline)
                     {
                         var missing = Enumerable.Range(0, count).Where(k => !done[k]).Select(what);
