@@ -65,6 +65,7 @@ public static class SeedQuickstart
         foreach (var kind in new[] { ScheduleKind.GPipe, ScheduleKind.OneFOneB })
             foreach (int m in new[] { 8, 16, 64 }) cells.Add((kind, m));
         var times = cells.ToDictionary(c => c, _ => new List<double>());
+        var early = cells.ToDictionary(c => c, _ => 0);
         var random = new Random(18);
         for (int round = 0; round < Rounds; round++)
         {
@@ -79,6 +80,7 @@ public static class SeedQuickstart
                     foreach (var p in pipe.Parameters()) p.grad?.zero_();
                     pipe.Step(x, y, loss);
                 });
+                early[cell] = (int)mpi.Sum(pipe.LastStep.ForwardsRunEarly);
                 // The slowest rank's median is the pipeline's step.
                 times[cell].Add(MaxOverRanks(mpi, step));
             }
@@ -94,7 +96,7 @@ public static class SeedQuickstart
             report.AppendLine($"| {kind} | " + string.Join(" | ", new[] { 8, 16, 64 }.Select(m =>
             {
                 double ms = times[(kind, m)].Min();
-                return $"{ms:0.0} ms = {ms / plain:0.00}x ({ms / chunked[m]:0.00}x)";
+                return $"{ms:0.0} ms = {ms / plain:0.00}x ({ms / chunked[m]:0.00}x)" + (early[(kind, m)] > 0 ? $", {early[(kind, m)]} forwards early" : "");
             })) + " |");
         return report.ToString();
     }

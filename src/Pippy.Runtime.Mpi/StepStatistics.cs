@@ -21,6 +21,9 @@ namespace Pippy.Runtime
         /// <summary>Host staging buffers created so far (for device tensors without a CUDA-aware MPI).</summary>
         public int HostStagingBuffers { get; init; }
 
+        /// <summary>Forwards this rank ran before their turn in the table while it waited for a gradient (dynamic execution, PIPPY_DYNAMIC).</summary>
+        public int ForwardsRunEarly { get; init; }
+
         /// <summary>When this rank's action list started: Stopwatch ticks of the machine's monotonic clock, which its processes share.</summary>
         public long StartTimestamp { get; init; }
 

@@ -16,10 +16,10 @@ namespace Pippy.Tests.Runtime;
 /// </summary>
 public class ParityGridTests(ITestOutputHelper log)
 {
-    private string Grid(int ranks, string filter = "")
+    private string Grid(int ranks, string filter = "", params (string Name, string? Value)[] environment)
     {
         string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"pippy-grid-{System.Guid.NewGuid():N}");
-        var run = MpiLauncher.Parity(ranks, $"grid {directory} \"{filter}\"", log);
+        var run = MpiLauncher.Parity(ranks, $"grid {directory} \"{filter}\"", log, environment);
         if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
         var summary = Regex.Match(run.Output, @"GRID \d+ ranks: (\d+) cells equal the plain model, (\d+) refused as expected, (\d+) failed");
         Assert.True(summary.Success, "the grid printed no summary");
@@ -81,5 +81,16 @@ public class ParityGridTests(ITestOutputHelper log)
         Assert.Contains("accumulate-no-sync: ok", output);
         output = Grid(4, "| data-parallel-accumulate");
         Assert.Equal(11 * 6, Cells(output));
+    }
+
+    /// <summary>
+    /// Dynamic execution (PIPPY_DYNAMIC=2: forwards run before their turn while a gradient is awaited, up to two
+    /// microbatches beyond the table's peak): every feature, schedule and mode with one stage per rank equals the plain model.
+    /// </summary>
+    [Fact]
+    public void DynamicExecutionEqualsThePlainModel()
+    {
+        var output = Grid(4, "(1 stage per rank)", ("PIPPY_DYNAMIC", "2"));
+        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(output));
     }
 }

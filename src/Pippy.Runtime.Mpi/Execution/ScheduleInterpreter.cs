@@ -21,7 +21,7 @@ namespace Pippy.Runtime.Execution
     /// state is <see cref="StageRun"/>, the timing <see cref="ActionMeter"/>, the errors ActionExceptions.cs.
     /// </para>
     /// </summary>
-    internal sealed class ScheduleInterpreter
+    internal sealed partial class ScheduleInterpreter
     {
         /// <summary>Time inside torch and inside the transport, for the runtime's own overhead.</summary>
         public ActionMeter Time { get; } = new();
@@ -78,18 +78,23 @@ namespace Pippy.Runtime.Execution
             StartTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             _posted = new PendingReceive[]?[actions.Count];
+            _done = new bool[actions.Count];
             _nextToPost = 0;
+            _inFlightBound = Dynamic ? InFlightBound(actions) : null;
+            _inFlight.Clear();
             if (Timeline.Capacity < actions.Count) Timeline.Capacity = actions.Count;
             for (int i = 0; i < actions.Count; i++)
             {
                 var action = actions[i];
                 if (!_stages.TryGetValue(action.Stage, out var stage))
                     throw new InvalidOperationException($"Action {action} belongs to stage {action.Stage}, which runs on rank {_rankOfStage[action.Stage]}, not on rank {_rank}.");
+                PostAhead(actions, i);
+                if (_done[i]) continue; // run earlier, while an action before it waited
+                if (Dynamic && action.Kind == ActionKind.ReceiveBackward) RunReadyForwardsWhileWaiting(actions, i, clock);
                 double start = clock.Elapsed.TotalMilliseconds;
                 try
                 {
-                    PostAhead(actions, i);
-                    Execute(stage, action, i);
+                    RunAction(stage, action, i);
                 }
                 catch (LossFailedException e)
                 {
@@ -111,6 +116,7 @@ namespace Pippy.Runtime.Execution
         }
 
         private PendingReceive[]?[] _posted = Array.Empty<PendingReceive[]?>();
+        private bool[] _done = Array.Empty<bool>();
         private int _nextToPost;
 
         /// <summary>
@@ -124,6 +130,7 @@ namespace Pippy.Runtime.Execution
             for (; _nextToPost <= last; _nextToPost++)
             {
                 var action = actions[_nextToPost];
+                if (_done[_nextToPost] || _posted[_nextToPost] is not null) continue; // run or posted already, out of order
                 if (action.Kind == ActionKind.ReceiveForward) _posted[_nextToPost] = PostForward(_stages[action.Stage], action.Microbatch);
                 else if (action.Kind == ActionKind.ReceiveBackward)
                 {

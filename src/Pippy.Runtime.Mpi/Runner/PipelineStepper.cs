@@ -69,6 +69,7 @@ namespace Pippy.Runtime.Runner
                 SharedSlotsCreated = transport.SharedSlotsCreated - slotsBefore,
                 MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
                 MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
+                ForwardsRunEarly = interpreter.ForwardsRunEarly,
                 RunMilliseconds = runMs,
                 StartTimestamp = interpreter.StartTimestamp,
                 HostStagingBuffers = transport.Staging.Allocated,

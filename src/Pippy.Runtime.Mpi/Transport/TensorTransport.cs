@@ -262,6 +262,26 @@ namespace Pippy.Runtime.Transport
             return received;
         }
 
+        /// <summary>
+        /// Whether every posted receive of <paramref name="pending"/> has arrived, without waiting (MPI_Test). Only
+        /// learned messages (no header to read first) can be ready; a request found complete is replaced by 0 in the
+        /// array, so that <see cref="Complete"/> then takes it without waiting.
+        /// </summary>
+        public bool TryFinish(PendingReceive[] pending)
+        {
+            for (int i = 0; i < pending.Length; i++)
+            {
+                var p = pending[i];
+                if (p.Header is not null) return false;
+                if (p.Request == 0) continue;
+                int request = p.Request;
+                if (!MpiCommunicator.TryComplete(ref request)) return false;
+                _receiving.Remove(p.Request);
+                pending[i] = p with { Request = 0 };
+            }
+            return true;
+        }
+
         private Tensor Land(Tensor? target, Tensor buffer)
         {
             if (target is not null) Staging.Land(target, buffer);
