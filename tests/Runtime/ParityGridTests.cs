@@ -85,12 +85,14 @@ public class ParityGridTests(ITestOutputHelper log)
 
     /// <summary>
     /// Dynamic execution (PIPPY_DYNAMIC=2: forwards run before their turn while a gradient is awaited, up to two
-    /// microbatches beyond the table's peak): every feature, schedule and mode with one stage per rank equals the plain model.
+    /// microbatches beyond the table's peak): the whole grid again, every feature, schedule, placement and mode.
     /// </summary>
     [Fact]
     public void DynamicExecutionEqualsThePlainModel()
     {
-        var output = Grid(4, "(1 stage per rank)", ("PIPPY_DYNAMIC", "2"));
-        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(output));
+        var dynamic = ("PIPPY_DYNAMIC", (string?)"2");
+        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(Grid(2, "", dynamic)));
+        Assert.Equal(11 * 6 * 5 + 11 * 6 * 2 + 11 * 2, Cells(Grid(4, "", dynamic)));
+        Assert.Equal(11 * 6 * 2, Cells(Grid(8, "", dynamic)));
     }
 }
