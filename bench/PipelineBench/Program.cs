@@ -22,6 +22,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
 //   PipelineBench accumulation <results>    DataParallel = 2: k accumulated Steps with and without NoSync (accumulation.md)
 //   PipelineBench seed <results>            on 3 ranks: the seed quickstart against its plain step (seed.<wait policy>.md)
+//   PipelineBench gpt <results>             on 4 ranks: samples/Gpt's model pipelined against it in one process (gpt.md)
 // and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench transport
 // (pipelines through shared memory against MPI alone), PipelineBench generator.
 // Times are the fastest of Repeats steps after Warmup steps (the least disturbed on a shared machine), medians beside them.
@@ -60,6 +61,16 @@ if (mode == "seed")
     {
         Console.WriteLine(report);
         File.WriteAllText(Path.Combine(results, $"seed.{Pippy.Runtime.Communication.WaitPolicy.Current.Mode}.md"), report + "\n");
+    }
+    return 0;
+}
+if (mode == "gpt")
+{
+    string report = PipelineBench.GptSample.Measure(mpi);
+    if (mpi.Rank == 0)
+    {
+        Console.WriteLine(report);
+        File.WriteAllText(Path.Combine(results, "gpt.md"), report + "\n");
     }
     return 0;
 }

@@ -64,6 +64,14 @@ public static class SeedQuickstart
         var cells = new List<(ScheduleKind Kind, int Microbatches)>();
         foreach (var kind in new[] { ScheduleKind.GPipe, ScheduleKind.OneFOneB })
             foreach (int m in new[] { 8, 16, 64 }) cells.Add((kind, m));
+        // SEED_CELLS=OneFOneB:64,GPipe:64 measures only those cells (to study one); SEED_TRACE=dir writes their traces.
+        string? only = Environment.GetEnvironmentVariable("SEED_CELLS");
+        if (!string.IsNullOrWhiteSpace(only))
+        {
+            var wanted = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            cells.RemoveAll(c => !wanted.Contains($"{c.Kind}:{c.Microbatches}"));
+        }
+        string? traces = Environment.GetEnvironmentVariable("SEED_TRACE");
         var times = cells.ToDictionary(c => c, _ => new List<double>());
         var early = cells.ToDictionary(c => c, _ => 0);
         var random = new Random(18);
@@ -74,7 +82,7 @@ public static class SeedQuickstart
             {
                 manual_seed(1);
                 var model = new SeedNet();
-                using var pipe = SeedNet.Pipeline.Build(model, mpi, new PipelineOptions { Schedule = cell.Kind, Microbatches = cell.Microbatches, PrintPlan = false });
+                using var pipe = SeedNet.Pipeline.Build(model, mpi, new PipelineOptions { Schedule = cell.Kind, Microbatches = cell.Microbatches, PrintPlan = false, TraceDirectory = traces is null ? null : System.IO.Path.Combine(traces, $"{cell.Kind}-{cell.Microbatches}") });
                 double step = Median(() =>
                 {
                     foreach (var p in pipe.Parameters()) p.grad?.zero_();
@@ -95,8 +103,9 @@ public static class SeedQuickstart
         foreach (var kind in new[] { ScheduleKind.GPipe, ScheduleKind.OneFOneB })
             report.AppendLine($"| {kind} | " + string.Join(" | ", new[] { 8, 16, 64 }.Select(m =>
             {
-                double ms = times[(kind, m)].Min();
-                return $"{ms:0.0} ms = {ms / plain:0.00}x ({ms / chunked[m]:0.00}x)" + (early[(kind, m)] > 0 ? $", {early[(kind, m)]} forwards early" : "");
+                if (!times.TryGetValue((kind, m), out var measured)) return "-";
+                double ms = measured.Min();
+                return $"{ms:0.0} ms = {ms / plain:0.00}x ({ms / chunked[m]:0.00}x)" + (early.GetValueOrDefault((kind, m)) > 0 ? $", {early[(kind, m)]} forwards early" : "");
             })) + " |");
         return report.ToString();
     }

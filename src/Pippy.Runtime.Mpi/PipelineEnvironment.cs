@@ -70,6 +70,8 @@ namespace Pippy.Runtime
         {
             if (Interlocked.Exchange(ref _started, 1) == 1)
                 throw new InvalidOperationException("PipelineEnvironment.Start was already called in this process; MPI can be started only once.");
+            // Before anything allocates much: freed tensor memory is kept for reuse (PIPPY_MALLOC; why: MallocTuning).
+            MallocTuning.Apply();
             MpiLibrary.Bind();
             var chosen = progress ?? ProgressFromEnvironment();
             // MPICH reads its control variables from the C environment at MPI_Init (.NET's own environment block is not it).

@@ -31,6 +31,7 @@ namespace Pippy.Runtime
         private readonly PipelineOptions _options;
         private readonly PipelineTopology _topology;
         private readonly TensorTransport _transport;
+        private readonly SharedMemoryPeers _peers;
         private readonly TensorTransport _replicaTransport;
         private readonly ReplicaSync _replicas;
         private readonly GradientReduction _gradients;
@@ -63,8 +64,8 @@ namespace Pippy.Runtime
             bool throughHost = System.Environment.GetEnvironmentVariable("PIPPY_STAGE_THROUGH_HOST") == "1";
             // Ranks of one machine pass CPU tensors through shared memory (not when testing host staging, which is MPI's path).
             bool sharedMemory = _options.SharedMemory && _options.LearnShapes && !throughHost && System.Environment.GetEnvironmentVariable(SharedMemoryVariable) != "0";
-            var peers = SharedMemoryPeers.Discover(_topology.Pipeline, sharedMemory);
-            _transport = new TensorTransport(_topology.Pipeline, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost), peers);
+            _peers = SharedMemoryPeers.Discover(_topology.Pipeline, sharedMemory);
+            _transport = new TensorTransport(_topology.Pipeline, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost), _peers);
             _replicaTransport = new TensorTransport(_topology.Replicas);
             _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
@@ -274,6 +275,8 @@ namespace Pippy.Runtime
                 _transport.Dispose();
                 _replicaTransport.Dispose();
             }
+            // Peers ring their own mappings of this rank's doorbell: closing it here leaves theirs valid.
+            _peers.Dispose();
             _topology.Dispose();
             foreach (var stage in Stages) stage.Dispose();
         }

@@ -23,7 +23,8 @@ namespace Pippy.Runtime.Communication
         /// <summary>Waits for every request (under the watchdog: <see cref="Timeout"/>, then an error naming what was waited for).</summary>
         /// <param name="what">What request k is, for the message.</param>
         /// <param name="why">The likely causes, for the message.</param>
-        public void WaitAll(int* requests, int count, Func<int, string> what, string why) => Waits.All(requests, count, Timeout, what, why);
+        /// <param name="bell">Where every awaited message's sender rings this rank's doorbell: the waits sleep on it.</param>
+        public void WaitAll(int* requests, int count, Func<int, string> what, string why, IWakeSignal? bell = null) => Waits.All(requests, count, Timeout, what, why, bell);
 
         /// <summary>True when the request has completed (MPI_Test), which also drives MPI's progress; false on an MPI error too.</summary>
         public static bool TryComplete(ref int request) => MpiU.MPI_Test(ref request, out int flag, out _) == 0 && flag != 0;

@@ -13,14 +13,18 @@ namespace Pippy.Runtime.Communication
     /// <see cref="MaxSleepMicroseconds"/> (the default where MPI_LOCALNRANKS exceeds the cores).</item>
     /// <item><c>PIPPY_WAIT_SPIN=n</c>: polls before backing off (default <see cref="DefaultSpinRounds"/>).</item>
     /// <item><c>PIPPY_WAIT_SLEEP_US=n</c>: the longest sleep between polls, in microseconds (default <see cref="DefaultMaxSleepMicroseconds"/>).</item>
+    /// <item><c>PIPPY_WAIT_BELL_US=n</c>: with sleep, a rank waiting for a message from a rank of its machine sleeps on its
+    /// doorbell (<see cref="Transport.Doorbell"/>), which the sender rings, for up to n microseconds between polls
+    /// (default <see cref="DefaultBellMicroseconds"/>; 0: no doorbell, timed sleeps only).</item>
     /// </list>
     /// </summary>
-    internal sealed record WaitPolicy(WaitMode Mode, int SpinRounds, int FirstSleepMicroseconds, int MaxSleepMicroseconds)
+    internal sealed record WaitPolicy(WaitMode Mode, int SpinRounds, int FirstSleepMicroseconds, int MaxSleepMicroseconds, int BellMicroseconds)
     {
         public const int DefaultSpinRounds = 64;
         public const int DefaultMaxSleepMicroseconds = 50;
+        public const int DefaultBellMicroseconds = 2000;
 
-        /// <summary>The policy of this process, from PIPPY_WAIT, PIPPY_WAIT_SPIN, PIPPY_WAIT_SLEEP_US and MPI_LOCALNRANKS.</summary>
+        /// <summary>The policy of this process, from PIPPY_WAIT, PIPPY_WAIT_SPIN, PIPPY_WAIT_SLEEP_US, PIPPY_WAIT_BELL_US and MPI_LOCALNRANKS.</summary>
         public static WaitPolicy Current { get; } = FromEnvironment(Environment.GetEnvironmentVariable, Environment.ProcessorCount);
 
         /// <param name="variable">Reads an environment variable (a test gives its own).</param>
@@ -38,7 +42,8 @@ namespace Pippy.Runtime.Communication
             };
             int spin = Number(variable, "PIPPY_WAIT_SPIN", DefaultSpinRounds, minimum: 0);
             int maxSleep = Number(variable, "PIPPY_WAIT_SLEEP_US", DefaultMaxSleepMicroseconds, minimum: 1);
-            return new WaitPolicy(mode, spin, Math.Min(10, maxSleep), maxSleep);
+            int bell = Number(variable, "PIPPY_WAIT_BELL_US", DefaultBellMicroseconds, minimum: 0);
+            return new WaitPolicy(mode, spin, Math.Min(10, maxSleep), maxSleep, bell);
         }
 
         private static int Number(Func<string, string?> variable, string name, int fallback, int minimum)

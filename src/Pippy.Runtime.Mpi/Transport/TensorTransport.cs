@@ -203,7 +203,7 @@ namespace Pippy.Runtime.Transport
             int waiting = 0;
             for (int i = 0; i < count; i++)
                 if (pending[i].Request != 0) { waitingFor[waiting] = pending[i]; requests[waiting++] = pending[i].Request; }
-            Wait(requests, waiting, k => waitingFor[k].What);
+            Wait(requests, waiting, k => waitingFor[k].What, BellFor(waitingFor.Take(waiting).Select(p => p.Source)));
             for (int k = 0; k < waiting; k++) _receiving.Remove(waitingFor[k].Request);
 
             var received = new ReceivedTensor[count];
@@ -252,7 +252,7 @@ namespace Pippy.Runtime.Transport
             }
             int* secondRequests = stackalloc int[Math.Max(second.Count, 1)];
             for (int k = 0; k < second.Count; k++) secondRequests[k] = requests[k];
-            Wait(requests, second.Count, k => resolved[second[k]].What);
+            Wait(requests, second.Count, k => resolved[second[k]].What, BellFor(second.Select(i => resolved[i].Source)));
             for (int k = 0; k < second.Count; k++) _receiving.Remove(secondRequests[k]);
             foreach (int i in second)
             {
@@ -322,8 +322,12 @@ namespace Pippy.Runtime.Transport
             return Complete(pending);
         }
 
-        private void Wait(int* requests, int count, Func<int, string> what) =>
-            _communicator.WaitAll(requests, count, what, "that rank is stuck, has failed, or runs another schedule.");
+        private void Wait(int* requests, int count, Func<int, string> what, IWakeSignal? bell = null) =>
+            _communicator.WaitAll(requests, count, what, "that rank is stuck, has failed, or runs another schedule.", bell);
+
+        /// <summary>This rank's doorbell when every one of <paramref name="sources"/> rings it on sending (all share its memory), else null.</summary>
+        private IWakeSignal? BellFor(IEnumerable<int> sources) =>
+            _peers?.Doorbell is { } bell && sources.All(_peers.IsShared) ? bell : null;
 
         /// <summary>A learning transport's buffers come from its pool; a one-off receive gets a new tensor in the caller's dispose scope.</summary>
         private Tensor NewBuffer(TensorSignature signature, Device device) =>
@@ -373,6 +377,8 @@ namespace Pippy.Runtime.Transport
             original.DetachFromDisposeScope();
             int request = _communicator.PostSend(TorchNative.DataPointer(sent), ByteCount(sent), destination, tag);
             _pending.Add((request, sent, original, destination, tag));
+            // The receiver may sleep on its doorbell until a message comes (after the post, so that it finds it).
+            if (SharesMemoryWith(destination)) _peers!.Ring(destination);
         }
 
         private static int ByteCount(Tensor tensor) => MpiCommunicator.ByteCount(tensor.NumberOfElements * tensor.ElementSize);
