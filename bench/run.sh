@@ -18,3 +18,15 @@ mpiexec.mpich -n 2 dotnet "$bench" memory "$results" lazy
 rm -f "$results"/accumulation.md
 mpiexec.mpich -n 2 dotnet "$bench" accumulation "$results"
 mpiexec.mpich -n 2 dotnet "$bench" pipeline "$results"
+# Ranks that outnumber the cores (issue 18): the seed quickstart on 3 ranks, samples/Gpt's model on 4 (seed.Sleep.md, gpt.md).
+mpiexec.mpich -n 3 dotnet "$bench" seed "$results"
+mpiexec.mpich -n 4 dotnet "$bench" gpt "$results"
+# Peak memory with and without activation recomputation (activations.rows.txt: one row per job).
+rm -f "$results"/activations.rows.txt
+mpiexec.mpich -n 1 dotnet "$bench" activations "$results"
+for schedule in GPipe OneFOneB; do
+  for recompute in off on; do
+    mpiexec.mpich -n 4 dotnet "$bench" activations "$results" "$schedule" "$recompute"
+  done
+done
+

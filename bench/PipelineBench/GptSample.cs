@@ -30,6 +30,7 @@ public static class GptSample
     {
         var plainOne = new List<double>();
         var plainAll = new List<double>();
+        var plainChunks = new List<double>();
         var piped = new List<double>();
         int threads = get_num_threads();
         for (int round = 0; round < Rounds; round++)
@@ -38,6 +39,7 @@ public static class GptSample
             {
                 set_num_threads(1);
                 plainOne.Add(Plain());
+                plainChunks.Add(Plain(Microbatches));
                 set_num_threads(Environment.ProcessorCount);
                 plainAll.Add(Plain());
                 set_num_threads(threads);
@@ -45,6 +47,7 @@ public static class GptSample
             mpi.Barrier();
             if (mpi.Size > 1) piped.Add(Pipelined(mpi));
         }
+        double chunks = mpi.Sum(plainChunks.DefaultIfEmpty().Max());
         double one = mpi.Sum(plainOne.DefaultIfEmpty().Max()), all = mpi.Sum(plainAll.DefaultIfEmpty().Max()), pipe = piped.DefaultIfEmpty().Max();
         if (mpi.Size == 1)
             return $"samples/Gpt's model in one process ({Batch} x {Context} characters per step): {one:N0} tokens/s on 1 torch thread, {all:N0} on {Environment.ProcessorCount} " +
@@ -54,13 +57,16 @@ public static class GptSample
                "| | tokens/s | pipeline / this |\n|---|---|---|\n" +
                $"| one process, 1 torch thread | {one:N0} | {pipe / one:0.00}x |\n" +
                $"| one process, {Environment.ProcessorCount} torch threads | {all:N0} | {pipe / all:0.00}x |\n" +
+               $"| one process, 1 torch thread, the batch in {Microbatches} chunks (the pipeline's matrix sizes) | {chunks:N0} | {pipe / chunks:0.00}x |\n" +
+               $"| the bound: that on all {Environment.ProcessorCount} cores, perfectly shared | {chunks * Environment.ProcessorCount:N0} | {pipe / (chunks * Environment.ProcessorCount):0.00}x |\n" +
                $"| pipeline, {mpi.Size} ranks | {pipe:N0} | |\n\n" +
                "Per round (tokens/s): one process on 1 thread " + string.Join(" / ", plainOne.Select(v => v.ToString("N0"))) +
                $", on {Environment.ProcessorCount} threads " + string.Join(" / ", plainAll.Select(v => v.ToString("N0"))) +
                ", pipeline " + string.Join(" / ", piped.Select(v => v.ToString("N0")));
     }
 
-    private static double Plain()
+    /// <param name="chunks">Forward and backward on this many slices of the batch, gradients accumulated (1: the whole batch).</param>
+    private static double Plain(int chunks = 1)
     {
         manual_seed(1);
         var model = new CharGpt(Vocabulary, Context);
@@ -69,7 +75,9 @@ public static class GptSample
         {
             var (input, target) = Batches(step);
             optimizer.zero_grad();
-            Loss(model.forward(input), target).backward();
+            var inputs = input.tensor_split(chunks);
+            var targets = target.tensor_split(chunks);
+            for (int k = 0; k < chunks; k++) (Loss(model.forward(inputs[k]), targets[k]) / chunks).backward();
             nn.utils.clip_grad_norm_(model.parameters(), 1.0);
             optimizer.step();
         });

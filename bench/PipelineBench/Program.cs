@@ -22,6 +22,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
 //   PipelineBench accumulation <results>    DataParallel = 2: k accumulated Steps with and without NoSync (accumulation.md)
 //   PipelineBench seed <results>            on 3 ranks: the seed quickstart against its plain step (seed.<wait policy>.md)
+//   PipelineBench activations <results> <schedule> <on|off>   on 4 ranks (1: the plain model): peak memory with and without recomputation
 //   PipelineBench gpt <results>             on 4 ranks: samples/Gpt's model pipelined against it in one process (gpt.md)
 // and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench transport
 // (pipelines through shared memory against MPI alone), PipelineBench generator.
@@ -61,6 +62,16 @@ if (mode == "seed")
     {
         Console.WriteLine(report);
         File.WriteAllText(Path.Combine(results, $"seed.{Pippy.Runtime.Communication.WaitPolicy.Current.Mode}.md"), report + "\n");
+    }
+    return 0;
+}
+if (mode == "activations")
+{
+    string row = PipelineBench.ActivationMemory.Measure(mpi, args.Length > 2 ? args[2] : "GPipe", args.Length > 3 && args[3] == "on");
+    if (mpi.Rank == 0)
+    {
+        Console.WriteLine(row);
+        File.AppendAllText(Path.Combine(results, "activations.rows.txt"), row + "\n");
     }
     return 0;
 }

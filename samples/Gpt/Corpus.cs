@@ -43,11 +43,17 @@ public sealed class Corpus
         return new Corpus(text, $"{files.Length} fortunes databases in {FortunesFolder}");
     }
 
-    /// <summary>A batch of random windows, the same on every rank for the same step: inputs and next-character targets.</summary>
-    public (Tensor Input, Tensor Target) Batch(int batch, int context, int step, ulong seed)
+    /// <summary>
+    /// A batch of random windows, the same on every rank for the same step: inputs and next-character targets. Training
+    /// windows come from the first 90 % of the text, validation windows (<paramref name="validation"/>) from the last 10 %,
+    /// which training never sees.
+    /// </summary>
+    public (Tensor Input, Tensor Target) Batch(int batch, int context, int step, ulong seed, bool validation = false)
     {
-        var generator = new Generator(seed * 1_000_003UL + (ulong)step);
-        var starts = randint(0, Length - context - 1, new long[] { batch }, generator: generator).data<long>().ToArray();
+        long split = Length * 9 / 10;
+        var (from, to) = validation ? (split, Length - context - 1) : (0L, split - context - 1);
+        var generator = new Generator(seed * 1_000_003UL + (ulong)step + (validation ? 1UL << 40 : 0));
+        var starts = randint(from, to, new long[] { batch }, generator: generator).data<long>().ToArray();
         var windows = starts.Select(s => _ids.AsSpan((int)s, context + 1).ToArray()).ToArray();
         var all = tensor(windows.SelectMany(w => w).ToArray(), new long[] { batch, context + 1 });
         return (all[.., ..context], all[.., 1..]);

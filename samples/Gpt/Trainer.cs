@@ -15,7 +15,10 @@ namespace Gpt;
 public static class Trainer
 {
     public sealed record Settings(string Schedule, int Microbatches, int DataParallel, int Steps, int Batch, int Context, double LearningRate,
-        string Checkpoint, string? Trace, string? Text, int Seed, int Sample);
+        string Checkpoint, string? Trace, string? Text, int Seed, int Sample, bool Recompute = false, int EvalEvery = 100);
+
+    /// <summary>Held-out windows per validation loss.</summary>
+    private const int ValidationWindows = 64;
 
     public static int Run(PipelineEnvironment mpi, Settings s)
     {
@@ -46,20 +49,21 @@ public static class Trainer
         using var pipe = CharGpt.Pipeline.Build(model, mpi, new PipelineOptions
         {
             Schedule = kind, StagesPerRank = stagesPerRank, Microbatches = s.Microbatches, DataParallel = s.DataParallel,
-            LossReduction = LossReduction.Mean, Initialization = initialization,
+            LossReduction = LossReduction.Mean, Initialization = initialization, Recompute = s.Recompute,
         });
         var optimizer = optim.AdamW(pipe.Parameters(), s.LearningRate, weight_decay: 0.01);
         long parameters = (long)mpi.Sum(pipe.DataParallelRank == 0 ? pipe.Parameters().Sum(p => p.NumberOfElements) : 0);
         if (mpi.Rank == 0) Console.WriteLine($"model: {parameters:N0} parameters (a tied weight counted on each rank that holds it), {s.Batch} x {s.Context} characters per step");
 
         double firstLoss = double.NaN, lastLoss = double.NaN;
+        Func<Tensor, Tensor, Tensor> crossEntropy = (logits, t) => functional.cross_entropy(logits.reshape(-1, vocabulary), t.reshape(-1));
         for (int step = 1; step <= s.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
             using var scope = NewDisposeScope();
             var (input, target) = corpus.Batch(s.Batch, s.Context, step, (ulong)s.Seed);
             optimizer.zero_grad();
-            var loss = pipe.Step(input, target, (logits, t) => functional.cross_entropy(logits.reshape(-1, vocabulary), t.reshape(-1)));
+            var loss = pipe.Step(input, target, crossEntropy);
             pipe.ClipGradNorm(1.0);
             optimizer.step();
             double seconds = clock.Elapsed.TotalSeconds;
@@ -70,6 +74,13 @@ public static class Trainer
             lastLoss = value;
             if (mpi.Rank == 0)
                 Console.WriteLine($"step {step,4}/{s.Steps}  loss {value:F3}  {s.Batch * s.Context / seconds,8:N0} tokens/s  bubble {1 - busy / Math.Max(total, 1e-9):P0}");
+            if (s.EvalEvery > 0 && step % s.EvalEvery == 0)
+            {
+                // The same held-out windows each time, in eval mode (no gradients; the stages go back to training after).
+                var (heldOut, heldOutTarget) = corpus.Batch(ValidationWindows, s.Context, 0, (ulong)s.Seed, validation: true);
+                double validation = pipe.Evaluate(heldOut, heldOutTarget, crossEntropy).item<float>();
+                if (mpi.Rank == 0) Console.WriteLine($"validation loss {validation:F3} after step {step} ({ValidationWindows} held-out windows, eval mode)");
+            }
             if (step == s.Steps && s.Trace is not null)
             {
                 pipe.WriteTrace(s.Trace);

@@ -77,6 +77,16 @@ namespace Pippy.Runtime
         /// </summary>
         public TimeSpan ReceiveTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+        /// <summary>
+        /// Activation recomputation (activation checkpointing) for every stage: a stage's forward keeps only its inputs
+        /// (and what it sends), and its backward first runs the forward again to rebuild the activations, once per
+        /// microbatch (also when the backward is split into input and weight parts). Peak activation memory falls to
+        /// the stage inputs of the microbatches in flight plus one microbatch's activations, for one more forward per
+        /// microbatch (docs/large-models.md). Gradients are the plain model's: the random generator's state is put back
+        /// for the second forward, so dropout draws the same masks. PIPPY_RECOMPUTE=1 turns it on too.
+        /// </summary>
+        public bool Recompute { get; init; }
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

@@ -170,6 +170,37 @@ namespace Pippy.Runtime
         }
 
         /// <summary>
+        /// Like <see cref="StepOutputs"/>, and also returns the outputs of forward (each merged over the microbatches)
+        /// on the last stage's rank, null on the others.
+        /// </summary>
+        public Tensor StepOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            if (target is null) throw new ArgumentNullException(nameof(target));
+            ThrowIfAwaitingCheckpoint();
+            Tensor[]? merged = null;
+            var value = RunOrMarkFailed(() => _stepper.Step(inputs, target, loss, out merged, withOutputs: true));
+            outputs = merged;
+            return value;
+        }
+
+        /// <summary>
+        /// Evaluation on tensor arrays: the loss of a batch with every stage in eval mode (dropout off, restored after),
+        /// without gradients. Every rank calls it; each gets the batch's loss. With <paramref name="withOutputs"/>, the
+        /// last stage's rank also gets the outputs in <paramref name="outputs"/>.
+        /// </summary>
+        public Tensor EvaluateOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs = true)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            if (target is null) throw new ArgumentNullException(nameof(target));
+            ThrowIfAwaitingCheckpoint();
+            Tensor[]? merged = null;
+            var value = RunOrMarkFailed(() => _stepper.Evaluate(inputs, target, loss, out merged, withOutputs));
+            outputs = merged;
+            return value;
+        }
+
+        /// <summary>
         /// Runs a step's work; an exception that leaves it marks this runner failed, so that <see cref="Dispose"/> (run
         /// while that exception unwinds through the user's <c>using</c>) returns within seconds instead of waiting for
         /// messages and shared-memory slots that the failed step will never see taken.

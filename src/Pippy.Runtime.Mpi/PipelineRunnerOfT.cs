@@ -48,5 +48,40 @@ namespace Pippy.Runtime
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             return StepOutputs(inputs, target, (outputs, t) => loss(_assemble(outputs), t));
         }
+
+        /// <summary>
+        /// <see cref="Step(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/> that also gives the batch's output
+        /// (merged over the microbatches) on the last stage's rank, and default on the others.
+        /// </summary>
+        public Tensor Step(Tensor[] inputs, Tensor target, Func<TOutput, Tensor, Tensor> loss, out TOutput? output)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            var value = StepOutputs(inputs, target, (outputs, t) => loss(_assemble(outputs), t), out var merged);
+            output = merged is null ? default : _assemble(merged);
+            return value;
+        }
+
+        /// <summary>Evaluation of one batch with one model input. See <see cref="Evaluate(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/>.</summary>
+        public Tensor Evaluate(Tensor input, Tensor target, Func<TOutput, Tensor, Tensor> loss) => Evaluate(new[] { input }, target, loss);
+
+        /// <summary>
+        /// The loss of a batch with the model in eval mode: the forward-only schedule, every stage in eval mode
+        /// (dropout off; each stage's mode is restored after), no gradients, the microbatch losses combined as in
+        /// <c>Step</c> (so a mean loss is the batch's mean). Every rank calls it and gets the loss; parameters and
+        /// their gradients are untouched.
+        /// </summary>
+        public Tensor Evaluate(Tensor[] inputs, Tensor target, Func<TOutput, Tensor, Tensor> loss) => Evaluate(inputs, target, loss, out _);
+
+        /// <summary>
+        /// <see cref="Evaluate(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/> that also gives the batch's output on the
+        /// last stage's rank (default on the others).
+        /// </summary>
+        public Tensor Evaluate(Tensor[] inputs, Tensor target, Func<TOutput, Tensor, Tensor> loss, out TOutput? output)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            var value = EvaluateOutputs(inputs, target, (outputs, t) => loss(_assemble(outputs), t), out var merged);
+            output = merged is null ? default : _assemble(merged);
+            return value;
+        }
     }
 }

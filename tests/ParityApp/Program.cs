@@ -95,6 +95,8 @@ bool ok = scenario switch
     "embedding-bag" => BagParity(mpi, dataParallel: 1),
 
     // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
+    // Evaluate on a model with dropout left in training mode: eval mode on every stage, then training mode back.
+    "evaluate-dropout" => EvaluateWithDropout(mpi, Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "libtorch-conv-nan" => LibtorchConvCheck.Run(oneDnnOff: args.Length > 1 && args[1] == "onednn-off"),
     _ when scenario.StartsWith("corpus-", StringComparison.Ordinal) => CorpusParity(mpi, scenario["corpus-".Length..], Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "embedding-bag-dp" => BagParity(mpi, dataParallel: 2),
@@ -282,6 +284,37 @@ static bool BagParity(PipelineEnvironment mpi, int dataParallel, Pippy.Schedules
         ok &= Parity.Compare(who, $"grad {name}", parameter.grad!, referenceParameters[name].grad!);
     Console.WriteLine($"{who} checked {pipe.Stages.Sum(s => s.named_parameters().Count())} gradients");
     return ok;
+}
+
+// Evaluate: the corpus LSTM (dropout 0.2) built and left in training mode. Evaluate must switch every stage to eval
+// mode (dropout off: the plain model's eval loss and outputs), put training mode back, and leave the gradients alone.
+static bool EvaluateWithDropout(PipelineEnvironment mpi, Pippy.Schedules.ScheduleKind schedule)
+{
+    manual_seed(0);
+    var model = new CorpusLstmLm();
+    manual_seed(0);
+    var plain = new CorpusLstmLm();
+    using var pipe = CorpusLstmLm.Pipeline.Build(model, mpi, new PipelineOptions { Schedule = schedule, PrintPlan = false, LossReduction = LossReduction.Mean });
+    manual_seed(5);
+    var x = randint(0, 24, new long[] { 8, 6 });
+    var y = randint(0, 24, new long[] { 8, 6 });
+    Func<Tensor, Tensor, Tensor> loss = (logits, t) => functional.cross_entropy(logits.reshape(-1, 24), t.reshape(-1));
+    var first = pipe.Evaluate(new[] { x }, y, loss, out var output);
+    var second = pipe.Evaluate(x, y, loss);
+    plain.eval();
+    Tensor expectedOutput, expected;
+    using (no_grad()) { expectedOutput = plain.forward(x); expected = loss(expectedOutput, y); }
+    bool ok = true;
+    void Check(string what, bool passed) { if (!passed) { ok = false; Console.WriteLine($"[rank {mpi.Rank}] MISMATCH {what}"); } }
+    Check($"loss {first.item<float>()} against the plain model's {expected.item<float>()} in eval mode", allclose(first, expected, rtol: 1e-5, atol: 1e-6));
+    Check("a second Evaluate gave another loss (dropout on?)", first.item<float>() == second.item<float>());
+    if (pipe.IsLastStage) Check("outputs", output is not null && allclose(output, expectedOutput, rtol: 1e-5, atol: 1e-6));
+    else Check("outputs on a rank without the last stage", output is null);
+    Check("a stage left in eval mode", pipe.Stages.All(s => s.training));
+    Check("a gradient after Evaluate", pipe.Parameters().All(p => p.grad is null));
+    bool all = mpi.AllTrue(ok);
+    if (mpi.Rank == 0) Console.WriteLine(all ? $"PASS evaluate-dropout {schedule}: loss {first.item<float>():F5} equals the plain model's in eval mode" : "FAIL evaluate-dropout");
+    return all;
 }
 
 // The corpus: models as their users write them, annotated minimally, each checked against the plain model (outputs,

@@ -55,4 +55,19 @@ public class CorpusParityTests(ITestOutputHelper log)
             Assert.True(int.Parse(checkedLine.Split(' ')[5]) > 0, checkedLine);
         }
     }
+
+    /// <summary>
+    /// Evaluate on the corpus LSTM (dropout 0.2) left in training mode: the loss and outputs of the plain model in eval
+    /// mode, the same loss twice (dropout off), every stage back in training mode and no gradient made.
+    /// </summary>
+    [Theory]
+    [InlineData(ScheduleKind.GPipe)]
+    [InlineData(ScheduleKind.OneFOneB)]
+    [InlineData(ScheduleKind.InterleavedZeroBubble)]
+    public void EvaluateRunsEveryStageInEvalModeAndPutsTrainingModeBack(ScheduleKind schedule)
+    {
+        var run = MpiLauncher.Parity(3, $"evaluate-dropout {schedule}", log);
+        Assert.Contains($"PASS evaluate-dropout {schedule}: loss ", run.Output);
+        Assert.DoesNotContain("MISMATCH", run.Output);
+    }
 }

@@ -54,6 +54,27 @@ public class GptSampleTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void RecomputationTrainsTheSameAndValidationLossesComeFromHeldOutText()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "pippy-gpt-test-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var plain = Train("--steps 12 --sample 0 --eval-every 6", directory).Output;
+            var recomputed = Train("--steps 12 --sample 0 --eval-every 6 --recompute", directory).Output;
+            // Recomputation changes what is kept, not what is computed: the same losses to the printed digit.
+            Assert.Equal(Losses(plain), Losses(recomputed));
+            var validation = System.Text.RegularExpressions.Regex.Matches(recomputed, @"validation loss (\d+\.\d{3}) after step (\d+) \(64 held-out windows, eval mode\)");
+            Assert.Equal(new[] { "6", "12" }, validation.Select(m => m.Groups[2].Value));
+            Assert.Equal(validation.Select(m => m.Groups[1].Value), System.Text.RegularExpressions.Regex.Matches(plain, @"validation loss (\d+\.\d{3})").Select(m => m.Groups[1].Value));
+            Assert.All(validation, m => Assert.InRange(double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), 0.5, 6));
+        }
+        finally
+        {
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void TwoInterleavedPipelinesSideBySide()
     {
         string directory = Path.Combine(Path.GetTempPath(), "pippy-gpt-test-" + Guid.NewGuid().ToString("N"));

@@ -95,4 +95,17 @@ public class ParityGridTests(ITestOutputHelper log)
         Assert.Equal(11 * 6 * 5 + 11 * 6 * 2 + 11 * 2, Cells(Grid(4, "", dynamic)));
         Assert.Equal(11 * 6 * 2, Cells(Grid(8, "", dynamic)));
     }
+
+    /// <summary>
+    /// Activation recomputation (PIPPY_RECOMPUTE=1: every stage keeps only its inputs, and runs its forward again before
+    /// its backward, once per microbatch, also before the input part of a split backward): the whole grid again.
+    /// </summary>
+    [Fact]
+    public void RecomputationEqualsThePlainModel()
+    {
+        var recompute = ("PIPPY_RECOMPUTE", (string?)"1");
+        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(Grid(2, "", recompute)));
+        Assert.Equal(11 * 6 * 5 + 11 * 6 * 2 + 11 * 2, Cells(Grid(4, "", recompute)));
+        Assert.Equal(11 * 6 * 2, Cells(Grid(8, "", recompute)));
+    }
 }

@@ -39,8 +39,10 @@ namespace Pippy.Runtime.Execution
         /// <param name="lossWeights">Per microbatch, what its loss is multiplied by (null: 1), so that the summed losses are the batch's.</param>
         public ScheduleInterpreter(
             IEnumerable<PipelineStage> stages, StageGraph graph, IReadOnlyList<int> rankOfStage, int rank, TensorTransport transport, int microbatches,
-            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null)
+            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null, bool recompute = false, bool evaluating = false)
         {
+            _evaluating = evaluating;
+            _recompute = recompute || System.Environment.GetEnvironmentVariable("PIPPY_RECOMPUTE") == "1";
             _lossWeights = lossWeights;
             _rankOfStage = rankOfStage;
             _rank = rank;
@@ -53,7 +55,13 @@ namespace Pippy.Runtime.Execution
             LastStage = _stages.Values.FirstOrDefault(s => s.IsLast);
         }
 
-        private bool Training => _loss is not null;
+        private bool Training => _loss is not null && !_evaluating;
+
+        /// <summary>Evaluation: a forward-only run that computes the loss on the last stage (no gradients).</summary>
+        private readonly bool _evaluating;
+
+        /// <summary>Activation recomputation (PipelineOptions.Recompute, or PIPPY_RECOMPUTE=1).</summary>
+        private readonly bool _recompute;
 
         /// <summary>The last stage's state, when this rank holds it.</summary>
         public StageRun? LastStage { get; }
@@ -176,6 +184,12 @@ namespace Pippy.Runtime.Execution
             foreach (var stage in _stages.Values) stage.ReleaseAllBuffers();
         }
 
+        /// <summary>Frees the activations still held (those of a step that failed before their backward).</summary>
+        public void FreeActivations()
+        {
+            foreach (var stage in _stages.Values) stage.FreeAllActivations();
+        }
+
         private bool Local(int stage) => _rankOfStage[stage] == _rank;
 
         private int Tag(ValueEdge edge, bool backward, int mb) => Communication.MpiCommunicator.MessageTag(edge.Id, backward, mb, _microbatches);
@@ -249,6 +263,7 @@ namespace Pippy.Runtime.Execution
                 case ActionKind.BackwardInput:
                     CollectLocalGradients(s, mb);
                 {
+                    Recompute(s, mb);
                     long t = ActionMeter.Now;
                     if (action.Kind == ActionKind.Backward) s.Backward(mb, action);
                     else s.BackwardInput(mb, action);
@@ -342,26 +357,94 @@ namespace Pippy.Runtime.Execution
                 if (inputs[i] is null)
                     throw new InvalidOperationException($"Stage {s.Stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
             }
+            if (!Training)
+            {
+                s.Outputs[mb] = Compute(s, mb, inputs!, out var value);
+                if (s.IsLast)
+                {
+                    s.LastOutputs[mb] = s.Outputs[mb]!;
+                    s.Losses[mb] = value;
+                }
+                return;
+            }
+            if (_recompute) s.RandomStates[mb] = get_rng_state().DetachFromDisposeScope();
+            // The microbatch's own scope: every tensor its forward makes (the activations its backward needs) is
+            // freed when that backward is done (StageRun.Release), not at the end of the step, so that a schedule
+            // that backwards early (1F1B) holds fewer microbatches' activations at once.
+            using var scope = NewDisposeScope();
+            var outputs = Compute(s, mb, inputs!, out var loss);
+            if (_recompute)
+            {
+                // Only the inputs are kept: the outputs go on without their graph (requiring a gradient as before,
+                // so that their consumers send one back), and the backward runs the forward again (Recompute).
+                outputs = outputs.Select(o => o.requires_grad ? o.detach().requires_grad_(true) : o.detach()).ToArray();
+                loss = loss?.detach();
+                s.AwaitsRecompute[mb] = true;
+            }
+            // What outlives the backward (the last stage's outputs and loss, which the step returns) moves to the step's scope.
+            if (s.IsLast)
+            {
+                foreach (var output in outputs) output.MoveToOuterDisposeScope();
+                loss!.MoveToOuterDisposeScope();
+            }
+            s.Outputs[mb] = outputs;
+            if (s.IsLast)
+            {
+                s.LastOutputs[mb] = outputs;
+                s.Losses[mb] = loss;
+            }
+            // Recomputing, only the outputs stay; everything else the forward made is freed now, at the scope's end.
+            var made = scope.DisposablesView.ToArray();
+            var kept = _recompute ? made.Where(d => outputs.Any(o => ReferenceEquals(o, d))).ToArray() : made;
+            scope.Detach(kept);
+            s.KeepUntilBackward(mb, kept);
+        }
+
+        /// <summary>
+        /// Recomputation: runs the microbatch's forward again, with the random generator as it was the first time,
+        /// so that the backward has the graph the first forward dropped. Once per microbatch (the I of a split
+        /// backward recomputes; its W uses the same graph).
+        /// </summary>
+        private void Recompute(StageRun s, int mb)
+        {
+            if (!s.AwaitsRecompute[mb]) return;
+            s.AwaitsRecompute[mb] = false;
+            using var current = get_rng_state();
+            set_rng_state(s.RandomStates[mb]!);
+            try
+            {
+                using var scope = NewDisposeScope();
+                s.Outputs[mb] = Compute(s, mb, s.InputsOf(mb)!, out var loss);
+                if (s.IsLast) s.Losses[mb] = loss!.MoveToOuterDisposeScope();
+                s.KeepUntilBackward(mb, scope.DisposablesView.ToArray());
+                scope.Detach(scope.DisposablesView.ToArray());
+            }
+            finally
+            {
+                set_rng_state(current);
+            }
+        }
+
+        /// <summary>The stage's forward (and the loss, weighted, on the last stage when training).</summary>
+        private Tensor[] Compute(StageRun s, int mb, Tensor[] inputs, out Tensor? loss)
+        {
+            loss = null;
             long t = ActionMeter.Now;
             Tensor[] outputs;
             try
             {
-                outputs = s.Stage.forward(inputs!);
+                outputs = s.Stage.forward(inputs);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Most often a value the stage cannot take (a shape or dtype it does not expect): say what it got and from where.
-                throw new StageForwardException(StageInputs.Describe(s.Spec, inputs!, _rankOfStage), e);
+                throw new StageForwardException(StageInputs.Describe(s.Spec, inputs, _rankOfStage), e);
             }
             Time.AddCompute(t);
             if (outputs.Length != s.Spec.Outputs.Count)
                 throw new InvalidOperationException($"Stage {s.Stage.Index} returned {outputs.Length} values but its plan has {s.Spec.Outputs.Count}.");
-            s.Outputs[mb] = outputs;
-            if (!s.IsLast) return;
-            s.LastOutputs[mb] = outputs;
-            if (!Training) return;
+            if (!s.IsLast || _loss is null) return outputs;
             t = ActionMeter.Now;
-            Tensor loss;
             try
             {
                 loss = _loss!(outputs, _targets![mb]);
@@ -370,8 +453,9 @@ namespace Pippy.Runtime.Execution
             {
                 throw new LossFailedException(e);
             }
-            s.Losses[mb] = _lossWeights is null ? loss : loss * _lossWeights[mb];
+            if (_lossWeights is not null) loss = loss * _lossWeights[mb];
             Time.AddCompute(t);
+            return outputs;
         }
     }
 }

@@ -15,6 +15,7 @@ namespace Pippy.Runtime.Execution
         private readonly (List<Tensor> Roots, List<Tensor>? Gradients)?[] _pendingWeight;
 
         private readonly List<Tensor>?[] _leases;
+        private readonly IDisposable[]?[] _activations;
         private readonly bool[] _forwardSent;
         private readonly Action<Tensor> _returnBuffer;
 
@@ -22,6 +23,9 @@ namespace Pippy.Runtime.Execution
         {
             _returnBuffer = returnBuffer;
             _leases = new List<Tensor>?[microbatches];
+            _activations = new IDisposable[]?[microbatches];
+            AwaitsRecompute = new bool[microbatches];
+            RandomStates = new Tensor?[microbatches];
             _forwardSent = new bool[microbatches];
             Stage = stage;
             Spec = graph.Stages[stage.Index];
@@ -52,6 +56,19 @@ namespace Pippy.Runtime.Execution
         public void Lease(int mb, Tensor buffer) => (_leases[mb] ??= new List<Tensor>()).Add(buffer);
 
         public void MarkForwardSent(int mb) => _forwardSent[mb] = true;
+
+        /// <summary>What a microbatch's forward made (its activations): freed when its backward is done.</summary>
+        public void KeepUntilBackward(int mb, IDisposable[] made)
+        {
+            var kept = _activations[mb];
+            _activations[mb] = kept is null ? made : kept.Concat(made).ToArray();
+        }
+
+        /// <summary>With recomputation: the microbatch's forward dropped its graph, and its backward runs it again first.</summary>
+        public bool[] AwaitsRecompute { get; }
+
+        /// <summary>With recomputation: the random generator's state before each microbatch's forward.</summary>
+        public Tensor?[] RandomStates { get; }
 
         /// <summary>True once the microbatch's outputs were sent: which of them get a gradient back is known.</summary>
         public bool ForwardSent(int mb) => _forwardSent[mb] || !Outgoing.Any();
@@ -182,6 +199,25 @@ namespace Pippy.Runtime.Execution
             _outputGradients[mb] = null;
             Inputs[mb] = null;
             ReleaseBuffers(mb);
+            FreeActivations(mb);
+        }
+
+        private void FreeActivations(int mb)
+        {
+            if (_activations[mb] is { } made)
+                foreach (var tensor in made) tensor.Dispose();
+            _activations[mb] = null;
+            RandomStates[mb]?.Dispose();
+            RandomStates[mb] = null;
+        }
+
+        /// <summary>
+        /// After the step: frees the activations of microbatches whose backward did not run (a failed step, or a
+        /// forward-only pass), but not their receive buffers, which a receive may still be posted into.
+        /// </summary>
+        public void FreeAllActivations()
+        {
+            for (int mb = 0; mb < _activations.Length; mb++) FreeActivations(mb);
         }
     }
 }

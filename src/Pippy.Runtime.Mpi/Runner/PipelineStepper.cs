@@ -49,7 +49,13 @@ namespace Pippy.Runtime.Runner
         }
 
         /// <summary>Forward, loss and backward of one batch; the batch's loss on every rank.</summary>
-        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss)
+        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss) => Step(inputs, target, loss, out _, withOutputs: false);
+
+        /// <summary>
+        /// Forward, loss and backward of one batch; the batch's loss on every rank, and with <paramref name="withOutputs"/>
+        /// the merged outputs on the last stage's rank (null elsewhere).
+        /// </summary>
+        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
         {
             using var scope = NewDisposeScope();
             var (chunks, targets) = Divide(inputs, target);
@@ -59,7 +65,14 @@ namespace Pippy.Runtime.Runner
             var sendsBefore = transport.SendCounts;
             gradients.BeforeStep();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            interpreter.Run(schedule.ActionsOf(topology.PipelineRank));
+            try
+            {
+                interpreter.Run(schedule.ActionsOf(topology.PipelineRank));
+            }
+            finally
+            {
+                interpreter.FreeActivations();
+            }
             double runMs = clock.Elapsed.TotalMilliseconds;
             interpreter.ReleaseBuffers();
             var sends = transport.SendCounts;
@@ -81,7 +94,52 @@ namespace Pippy.Runtime.Runner
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
             var batchLoss = BroadcastFromLastStage(total);
             if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
+            outputs = withOutputs && IsLastStage ? Detached(MergeOutputs(interpreter)) : null;
             return batchLoss.MoveToOuterDisposeScope();
+        }
+
+        /// <summary>
+        /// Evaluation: the forward-only table with every stage of this rank in eval mode (dropout off; restored after),
+        /// without gradients, and the loss of each microbatch on the last stage. Returns the batch's loss (reduced as
+        /// <see cref="PipelineOptions.LossReduction"/> says, summed over data-parallel replicas) on every rank, and with
+        /// <paramref name="withOutputs"/> the merged outputs on the last stage's rank.
+        /// </summary>
+        public Tensor Evaluate(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var (chunks, targets) = Divide(inputs, target);
+            var wasTraining = stages.Select(s => s.training).ToArray();
+            foreach (var stage in stages) stage.eval();
+            try
+            {
+                var interpreter = Interpreter(chunks, targets, loss, phase: ForwardPhase, LossWeights(target, targets!), evaluating: true);
+                interpreter.Run(schedule.ForwardOnly().ActionsOf(topology.PipelineRank));
+                try
+                {
+                    Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
+                    var batchLoss = BroadcastFromLastStage(total);
+                    if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
+                    outputs = withOutputs && IsLastStage ? Detached(MergeOutputs(interpreter)) : null;
+                    return batchLoss.MoveToOuterDisposeScope();
+                }
+                finally
+                {
+                    interpreter.ReleaseBuffers();
+                }
+            }
+            finally
+            {
+                for (int i = 0; i < stages.Count; i++) stages[i].train(wasTraining[i]);
+            }
+        }
+
+        /// <summary>Copies out of the step's scope, sharing memory with no receive buffer that the next step reuses.</summary>
+        private static Tensor[] Detached(Tensor[] merged)
+        {
+            var copies = merged.Select(o => o.detach().clone()).ToArray();
+            foreach (var copy in copies) copy.MoveToOuterDisposeScope();
+            return copies;
         }
 
         /// <summary>For <see cref="LossReduction.Mean"/>: each microbatch's share of the target's rows (1/m each when it is replicated).</summary>
@@ -117,7 +175,7 @@ namespace Pippy.Runtime.Runner
             return (parts.Take(inputs.Length).ToArray(), target is null ? null : parts[inputs.Length]);
         }
 
-        private ScheduleInterpreter Interpreter(Tensor[][] chunks, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null)
+        private ScheduleInterpreter Interpreter(Tensor[][] chunks, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null, bool evaluating = false)
         {
             // The messages' shapes follow from the microbatches' shapes, which every rank of the pipeline computes
             // alike: when they change, every rank forgets what it learned, and the step sends headers again.
@@ -128,7 +186,7 @@ namespace Pippy.Runtime.Runner
                 _shapesOfPhase[phase] = shapes;
             }
             transport.Phase = phase;
-            return new ScheduleInterpreter(stages, graph, rankOfStage, topology.PipelineRank, transport, schedule.Microbatches, chunks, targets, loss, lossWeights);
+            return new ScheduleInterpreter(stages, graph, rankOfStage, topology.PipelineRank, transport, schedule.Microbatches, chunks, targets, loss, lossWeights, options.Recompute && !evaluating, evaluating);
         }
 
         private MicrobatchSpec InputSpec(string name) => options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);

@@ -114,14 +114,32 @@ public static class ParityGrid
             {
                 var (inputs, target) = feature.Batch(0, Rows);
                 var outputs = pipe.ForwardOutputs(inputs);
-                var loss = pipe.StepOutputs(inputs, target, feature.Loss);
+                // Evaluation first: it must leave the gradients (checked below) and the stages' training mode alone.
+                var evaluated = pipe.EvaluateOutputs(inputs, target, feature.Loss, out var evaluatedOutputs);
+                if (pipe.Stages.Any(s => !s.training)) check.Failures.Add("a stage was left in eval mode after Evaluate");
+                var loss = pipe.StepOutputs(inputs, target, feature.Loss, out var stepOutputs);
                 Tensor[] expectedOutputs;
-                using (no_grad()) expectedOutputs = feature.PlainForward(plain, inputs);
+                Tensor expectedEvaluation;
+                plain.eval();
+                using (no_grad())
+                {
+                    expectedOutputs = feature.PlainForward(plain, inputs);
+                    expectedEvaluation = feature.Loss(expectedOutputs, target);
+                }
+                plain.train();
                 var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
                 expectedLoss.backward();
                 if (pipe.IsLastStage)
                     for (int k = 0; k < expectedOutputs.Length; k++)
-                        check.Values($"output {k}", outputs![k], expectedOutputs[k].tensor_split(pipe.DataParallelSize, 0)[pipe.DataParallelRank]);
+                    {
+                        var share = expectedOutputs[k].tensor_split(pipe.DataParallelSize, 0)[pipe.DataParallelRank];
+                        check.Values($"output {k}", outputs![k], share);
+                        check.Values($"evaluated output {k}", evaluatedOutputs![k], share);
+                        check.Values($"step output {k}", stepOutputs![k], share);
+                    }
+                else if (evaluatedOutputs is not null || stepOutputs is not null) check.Failures.Add("outputs returned on a rank without the last stage");
+                // The plain loss is the whole batch's; with data parallelism each replica's evaluation sums to it too.
+                check.Values("evaluated loss", evaluated, expectedEvaluation);
                 check.Values("loss", loss, expectedLoss.detach());
                 check.Gradients(plain);
                 break;
