@@ -29,4 +29,8 @@ for schedule in GPipe OneFOneB; do
     mpiexec.mpich -n 4 dotnet "$bench" activations "$results" "$schedule" "$recompute"
   done
 done
-
+# AdamW's state per rank with and without sharding across the data-parallel replicas (optimizer.rows.txt).
+rm -f "$results"/optimizer.rows.txt
+for state in full sharded; do
+  mpiexec.mpich -n 4 dotnet "$bench" optimizer "$results" "$state"
+done

@@ -253,6 +253,29 @@ namespace Pippy.Runtime
         }
 
         /// <summary>
+        /// Shards the optimizer's state across the data-parallel replicas (ZeRO-1): returns this replica's share of
+        /// <see cref="Parameters"/> for the optimizer, and <see cref="OptimizerShard.Gather"/> to call after each of its
+        /// steps. With one replica the share is every parameter.
+        /// </summary>
+        public OptimizerShard ShardOptimizerState()
+        {
+            _sharded = DataParallelSize > 1;
+            return new OptimizerShard(Parameters(), DataParallelSize, DataParallelRank, _topology.DataParallel, _transport.Staging);
+        }
+
+        private bool _sharded;
+
+        /// <summary>Whether an optimizer's state was sharded across replicas (its checkpoint would hold one replica's share).</summary>
+        internal bool OptimizerStateSharded => _sharded;
+
+        /// <summary>Whether each of <see cref="Parameters"/> counts in a gradient norm (one copy of each replicated parameter does).</summary>
+        internal bool[] CountedInNorm() => Parameters().Select(p => !_replicas.IsSecondaryCopy(p)).ToArray();
+
+        /// <summary>Clips other tensors' gradients (mixed precision's float32 masters) by the pipeline-wide norm; see <see cref="ClipGradNorm(double)"/>.</summary>
+        internal double ClipGradNorm(IReadOnlyList<TorchSharp.Modules.Parameter> parameters, IReadOnlyList<bool> counted, double maxNorm) =>
+            TrainingUtilities.ClipGradNorm(parameters, counted, _topology.Pipeline, maxNorm);
+
+        /// <summary>
         /// Frees, on this rank, the memory of every parameter and buffer of <paramref name="model"/> that this rank's
         /// stages do not hold (the other ranks' stages), so each rank keeps only its share of the model. Call it after
         /// <c>Build</c>; afterwards the model itself can no longer run here (its other parts are disposed), only the
@@ -265,12 +288,22 @@ namespace Pippy.Runtime
         /// Saves a checkpoint in <paramref name="directory"/> (every rank calls it): each rank's stages, the optimizer's
         /// state, <paramref name="step"/> and the RNG state, with an index, each file written atomically.
         /// </summary>
-        public void SaveCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null, long step = 0) =>
+        public void SaveCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null, long step = 0)
+        {
+            if (optimizer is not null && _sharded)
+                throw new NotSupportedException(
+                    "SaveCheckpoint with an optimizer whose state is sharded across data-parallel replicas (ShardOptimizerState) is not supported: " +
+                    "each replica holds a different share. Save without the optimizer (the parameters, which MergeCheckpoint merges into the plain model).");
             Checkpoints.PipelineCheckpoint.Save(directory, this, _graph, optimizer, step);
+        }
 
         /// <summary>Restores a checkpoint saved by <see cref="SaveCheckpoint"/> (every rank calls it); returns its step.</summary>
         public long LoadCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null)
         {
+            if (optimizer is not null && _sharded)
+                throw new NotSupportedException(
+                    "LoadCheckpoint into an optimizer whose state is sharded across data-parallel replicas (ShardOptimizerState) is not supported; " +
+                    "load the parameters alone (no optimizer) and let the optimizer start afresh.");
             long step = Checkpoints.PipelineCheckpoint.Load(directory, this, _graph, optimizer);
             _awaitingCheckpoint = false;
             return step;

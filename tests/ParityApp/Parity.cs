@@ -125,15 +125,16 @@ public static class Parity
     /// <summary>
     /// The comparison every parity check makes: allclose with rtol 1e-5 and an absolute tolerance of 1e-5 of the
     /// reference's largest magnitude (or <paramref name="absoluteTolerance"/>, if larger); a shape mismatch is never close.
+    /// Low-precision models give a larger <paramref name="relativeTolerance"/> (both the rtol and the share of the magnitude).
     /// </summary>
-    public static (bool Close, double MaxDiff, double Scale) Closeness(Tensor actual, Tensor expected, double absoluteTolerance = 0)
+    public static (bool Close, double MaxDiff, double Scale) Closeness(Tensor actual, Tensor expected, double absoluteTolerance = 0, double relativeTolerance = 1e-5)
     {
         actual = actual.to_type(ScalarType.Float64);
         expected = expected.to_type(ScalarType.Float64);
         bool sameShape = actual.shape.SequenceEqual(expected.shape);
         double maxDiff = sameShape ? (actual - expected).abs().max().item<double>() : double.PositiveInfinity;
         double scale = expected.abs().max().item<double>();
-        bool close = sameShape && actual.allclose(expected, rtol: 1e-5, atol: Math.Max(1e-5 * Math.Max(scale, 1e-12), absoluteTolerance));
+        bool close = sameShape && actual.allclose(expected, rtol: relativeTolerance, atol: Math.Max(relativeTolerance * Math.Max(scale, 1e-12), absoluteTolerance));
         return (close, maxDiff, scale);
     }
 }

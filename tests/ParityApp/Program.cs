@@ -96,6 +96,7 @@ bool ok = scenario switch
 
     // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
     // Evaluate on a model with dropout left in training mode: eval mode on every stage, then training mode back.
+"mixed-precision" => ParityApp.MixedPrecisionCheck.Run(mpi, args[1], args.Length > 2 && args[2] == "data-parallel"),
     "evaluate-dropout" => EvaluateWithDropout(mpi, Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "libtorch-conv-nan" => LibtorchConvCheck.Run(oneDnnOff: args.Length > 1 && args[1] == "onednn-off"),
     _ when scenario.StartsWith("corpus-", StringComparison.Ordinal) => CorpusParity(mpi, scenario["corpus-".Length..], Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),

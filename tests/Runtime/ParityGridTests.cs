@@ -8,14 +8,20 @@ namespace Pippy.Tests.Runtime;
 /// <summary>
 /// The parity grid (tests/ParityApp/Grid): every model feature (chain, a value read by several later stages, no-grad
 /// values, several inputs and a tuple output, a tied weight, a submodule used by two stages, a [SplitInto] list, helper
-/// methods with `using` and a dispose scope, a [SplitInto] Sequential, MicrobatchSpec.Custom, a lazily built model) x every schedule kind (CSV included) on every placement (1 stage per rank, 2 per rank looped, 2 per rank
-/// in a V) x every training mode (one Step; 3 Steps accumulated, with and without NoSync; data parallel 2, alone and
-/// accumulated; AdamW with global clipping for 3 steps; checkpoint and resume), each cell against the plain model at
+/// methods with `using` and a dispose scope, a [SplitInto] Sequential, MicrobatchSpec.Custom, a lazily built model, the tied model in bf16 compared at rtol 2e-2) x every schedule kind (CSV included) on every placement (1 stage per rank, 2 per rank looped, 2 per rank
+/// in a V) x every training mode (one Step; 3 Steps accumulated, with and without NoSync; data parallel 2, alone,
+/// accumulated and with the optimizer's state sharded (ZeRO-1); AdamW with global clipping for 3 steps; checkpoint and resume), each cell against the plain model at
 /// rtol 1e-5, and every unsupported combination refused by Build with the message the grid expects. One mpiexec job per
 /// rank count; each cell's line goes to the test output.
 /// </summary>
 public class ParityGridTests(ITestOutputHelper log)
 {
+    /// <summary>The grid's model features (ParityApp/Grid/GridFeatures.cs).</summary>
+    private const int Features = 12;
+
+    /// <summary>The grid's data-parallel modes: one Step, accumulated Steps, and AdamW with its state sharded across the replicas.</summary>
+    private const int DataParallelModes = 3;
+
     private string Grid(int ranks, string filter = "", params (string Name, string? Value)[] environment)
     {
         string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"pippy-grid-{System.Guid.NewGuid():N}");
@@ -31,12 +37,12 @@ public class ParityGridTests(ITestOutputHelper log)
 
     private static int Cells(string output) => output.Split('\n').Count(line => line.StartsWith("CELL"));
 
-    /// <summary>2 stages per rank, looped and in a V: 11 features x 6 schedules x 5 modes, and the refusals of one-stage-per-rank schedules.</summary>
+    /// <summary>2 stages per rank, looped and in a V: 12 features x 6 schedules x 5 modes, and the refusals of one-stage-per-rank schedules.</summary>
     [Fact]
     public void EveryCellOnTwoRanksEqualsThePlainModel()
     {
         var output = Grid(2);
-        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(output));
+        Assert.Equal(Features * 6 * 5 + Features * 2, Cells(output));
     }
 
     /// <summary>1 stage per rank on 4 ranks, and 2 per rank with data parallelism 2.</summary>
@@ -44,7 +50,7 @@ public class ParityGridTests(ITestOutputHelper log)
     public void EveryCellOnFourRanksEqualsThePlainModel()
     {
         var output = Grid(4);
-        Assert.Equal(11 * 6 * 5 + 11 * 6 * 2 + 11 * 2, Cells(output));
+        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(output));
     }
 
     /// <summary>1 stage per rank with data parallelism 2.</summary>
@@ -52,7 +58,7 @@ public class ParityGridTests(ITestOutputHelper log)
     public void EveryCellOnEightRanksEqualsThePlainModel()
     {
         var output = Grid(8);
-        Assert.Equal(11 * 6 * 2, Cells(output));
+        Assert.Equal(Features * 6 * DataParallelModes, Cells(output));
     }
 
     // The three combinations that gave silently wrong gradients before, by name (each also runs in the grid above).
@@ -80,7 +86,7 @@ public class ParityGridTests(ITestOutputHelper log)
         var output = Grid(4, "tied | 1F1B (1 stage per rank) | accumulate");
         Assert.Contains("accumulate-no-sync: ok", output);
         output = Grid(4, "| data-parallel-accumulate");
-        Assert.Equal(11 * 6, Cells(output));
+        Assert.Equal(Features * 6, Cells(output));
     }
 
     /// <summary>
@@ -91,9 +97,9 @@ public class ParityGridTests(ITestOutputHelper log)
     public void DynamicExecutionEqualsThePlainModel()
     {
         var dynamic = ("PIPPY_DYNAMIC", (string?)"2");
-        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(Grid(2, "", dynamic)));
-        Assert.Equal(11 * 6 * 5 + 11 * 6 * 2 + 11 * 2, Cells(Grid(4, "", dynamic)));
-        Assert.Equal(11 * 6 * 2, Cells(Grid(8, "", dynamic)));
+        Assert.Equal(Features * 6 * 5 + Features * 2, Cells(Grid(2, "", dynamic)));
+        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", dynamic)));
+        Assert.Equal(Features * 6 * DataParallelModes, Cells(Grid(8, "", dynamic)));
     }
 
     /// <summary>
@@ -104,8 +110,8 @@ public class ParityGridTests(ITestOutputHelper log)
     public void RecomputationEqualsThePlainModel()
     {
         var recompute = ("PIPPY_RECOMPUTE", (string?)"1");
-        Assert.Equal(11 * 6 * 5 + 11 * 2, Cells(Grid(2, "", recompute)));
-        Assert.Equal(11 * 6 * 5 + 11 * 6 * 2 + 11 * 2, Cells(Grid(4, "", recompute)));
-        Assert.Equal(11 * 6 * 2, Cells(Grid(8, "", recompute)));
+        Assert.Equal(Features * 6 * 5 + Features * 2, Cells(Grid(2, "", recompute)));
+        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", recompute)));
+        Assert.Equal(Features * 6 * DataParallelModes, Cells(Grid(8, "", recompute)));
     }
 }

@@ -30,9 +30,9 @@ namespace Pippy.Runtime.Communication
                 Broadcast((IntPtr)buffer, values.Length, Datatype<T>(), root, what);
         }
 
-        /// <summary>A contiguous tensor of rank <paramref name="root"/> into every rank's tensor of the same shape.</summary>
+        /// <summary>A contiguous tensor of rank <paramref name="root"/> into every rank's tensor of the same shape (any dtype: its bytes).</summary>
         public void Broadcast(Tensor tensor, int root, string what) =>
-            Broadcast(TorchNative.DataPointer(tensor), checked((int)tensor.NumberOfElements), Datatype(tensor.dtype), root, what);
+            Broadcast(TorchNative.DataPointer(tensor), checked((int)(tensor.NumberOfElements * tensor.ElementSize)), MpiU.MPI_BYTE, root, what);
 
         /// <summary>Combines every rank's <paramref name="send"/> into every rank's <paramref name="receive"/> (same length).</summary>
         public void Allreduce<T>(ReadOnlySpan<T> send, Span<T> receive, ReduceOperation operation, string what) where T : unmanaged
@@ -124,12 +124,12 @@ namespace Pippy.Runtime.Communication
             : typeof(T) == typeof(ulong) ? MpiU.MPI_UNSIGNED_LONG_LONG
             : throw new NotSupportedException($"No MPI datatype for {typeof(T)}.");
 
-        /// <summary>The tensor dtypes the collectives carry: those of the data-parallel sums.</summary>
+        /// <summary>The tensor dtypes sums are formed in: float32 and float64 (bf16 and fp16 gradients are summed in float32, DataParallelSync).</summary>
         private static int Datatype(ScalarType dtype) => dtype switch
         {
             ScalarType.Float32 => MpiU.MPI_FLOAT,
             ScalarType.Float64 => MpiU.MPI_DOUBLE,
-            _ => throw new NotSupportedException($"Data-parallel gradient sums support float32 and float64 parameters, not {dtype}; convert the model to one of them."),
+            _ => throw new NotSupportedException($"Tensor sums over MPI are formed in float32 or float64, not {dtype}: convert to float32 first."),
         };
 
         /// <summary>The non-blocking collectives, looked up in MPICH when the first collective runs (not when a tag is computed).</summary>

@@ -10,18 +10,20 @@ namespace Pippy.Runtime.Execution
     /// <summary>
     /// Data parallelism across pipelines: the same stage's ranks of every replica form one communicator. Values start
     /// equal (broadcast from replica 0), and after each step every gradient becomes the sum over the replicas, in one
-    /// allreduce per dtype over a flat buffer of all this rank's gradients (not one per parameter).
+    /// allreduce per dtype over a flat buffer of all this rank's gradients (not one per parameter), in float32 for bf16
+    /// and fp16 gradients.
     /// </summary>
     internal static class DataParallelSync
     {
-        public static void BroadcastValues(IReadOnlyList<Parameter> parameters, MpiCommunicator replicas, Transport.DeviceStaging staging)
+        /// <summary>Replica <paramref name="root"/>'s values of <paramref name="parameters"/> into every replica's, one broadcast per dtype.</summary>
+        public static void BroadcastValues(IReadOnlyList<Parameter> parameters, MpiCommunicator replicas, Transport.DeviceStaging staging, int root = 0)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             foreach (var group in parameters.GroupBy(p => (p.dtype, p.device.ToString())))
             {
                 var flat = staging.ForCollective(cat(group.Select(p => p.detach().reshape(-1)).ToArray()));
-                replicas.Broadcast(flat, 0, "the broadcast of replica 0's parameters to the data-parallel replicas");
+                replicas.Broadcast(flat, root, $"the broadcast of replica {root}'s parameters to the data-parallel replicas");
                 Scatter(flat, group, (p, part) => p.copy_(part));
             }
         }
@@ -32,7 +34,8 @@ namespace Pippy.Runtime.Execution
             using var noGrad = no_grad();
             foreach (var group in parameters.GroupBy(p => (p.dtype, p.device.ToString())))
             {
-                var flat = staging.ForCollective(cat(group.Select(p => (p.grad ?? zeros_like(p)).reshape(-1)).ToArray()));
+                // Low-precision gradients (bf16, fp16) are summed in float32, and rounded once, into the gradient.
+                var flat = staging.ForCollective(SumType(cat(group.Select(p => (p.grad ?? zeros_like(p)).reshape(-1)).ToArray())));
                 var sum = empty_like(flat);
                 replicas.Allreduce(flat, sum, ReduceOperation.Sum, "the data-parallel allreduce of the gradients");
                 Scatter(sum, group, (p, part) =>
@@ -42,6 +45,10 @@ namespace Pippy.Runtime.Execution
                 });
             }
         }
+
+        /// <summary>A gradient in the dtype its sum is formed in: float32 for anything narrower than float32 (bf16, fp16).</summary>
+        public static Tensor SumType(Tensor gradient) =>
+            gradient.dtype is ScalarType.Float32 or ScalarType.Float64 ? gradient : gradient.to_type(ScalarType.Float32);
 
         /// <summary>The sum of a scalar over the replicas (the loss of the whole batch).</summary>
         public static Tensor SumScalar(Tensor value, MpiCommunicator replicas)

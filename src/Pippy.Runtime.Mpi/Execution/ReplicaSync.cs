@@ -135,7 +135,8 @@ namespace Pippy.Runtime.Execution
                 {
                     var copies = group.Copies[i];
                     var parameter = copies[0];
-                    var total = parameter.grad is { } first ? first.clone() : zeros_like(parameter);
+                    // Summed in float32 where the parameter is narrower (bf16, fp16), rounded once at the end.
+                    var total = DataParallelSync.SumType(parameter.grad is { } first ? first.clone() : zeros_like(parameter));
                     foreach (var copy in copies.Skip(1))
                         if (copy.grad is { } grad) total.add_(grad);
                     if (group.Ranks.Length > 1)
@@ -153,6 +154,7 @@ namespace Pippy.Runtime.Execution
                             total = _transport.Receive(new[] { (root, Tag(group.Index, i, phase: 2)) }, parameter.device)[0].Value!;
                         }
                     }
+                    if (total.dtype != parameter.dtype) total = total.to_type(parameter.dtype);
                     for (int k = 0; k < copies.Length; k++)
                     {
                         if (copies[k].grad is { } grad) grad.copy_(total);

@@ -27,6 +27,26 @@ namespace Pippy.Runtime.Native
         [DllImport("libc", EntryPoint = "mallopt")]
         private static extern int MallocOption(int parameter, int value);
 
+        [DllImport("libc", EntryPoint = "malloc_trim")]
+        private static extern int MallocTrim(nuint pad);
+
+        /// <summary>
+        /// Gives the heap's free memory back to the kernel (malloc_trim: the free top, and free pages inside the heap),
+        /// after a deliberate release of much memory (ReleaseOtherStages), which the kept heap would otherwise hold.
+        /// </summary>
+        public static void GiveBackFreeMemory()
+        {
+            if (!OperatingSystem.IsLinux()) return;
+            try
+            {
+                MallocTrim(0);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                // Not glibc: nothing was kept.
+            }
+        }
+
         /// <summary>Applies the tuning unless PIPPY_MALLOC=system; returns whether it did (false also where the C library is not glibc).</summary>
         public static bool Apply() => Apply(Environment.GetEnvironmentVariable("PIPPY_MALLOC"));
 

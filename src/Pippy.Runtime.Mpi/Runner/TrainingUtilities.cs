@@ -16,13 +16,17 @@ namespace Pippy.Runtime.Runner
         /// The 2-norm over every parameter of the whole pipeline (squared norms summed across the pipeline's ranks, a
         /// replicated parameter counted once), then every gradient scaled by min(1, maxNorm / (norm + 1e-6)).
         /// </summary>
-        public static double ClipGradNorm(IReadOnlyList<Parameter> parameters, ReplicaSync replicas, MpiCommunicator pipeline, double maxNorm)
+        public static double ClipGradNorm(IReadOnlyList<Parameter> parameters, ReplicaSync replicas, MpiCommunicator pipeline, double maxNorm) =>
+            ClipGradNorm(parameters, parameters.Select(p => !replicas.IsSecondaryCopy(p)).ToArray(), pipeline, maxNorm);
+
+        /// <summary>The same over <paramref name="parameters"/>, counting in the norm those whose <paramref name="counted"/> is true (one copy of each replicated parameter).</summary>
+        public static double ClipGradNorm(IReadOnlyList<Parameter> parameters, IReadOnlyList<bool> counted, MpiCommunicator pipeline, double maxNorm)
         {
             double local = 0;
             using (var scope = NewDisposeScope())
             {
-                foreach (var p in parameters)
-                    if (p.grad is { } grad && !replicas.IsSecondaryCopy(p)) local += grad.to_type(ScalarType.Float64).square().sum().item<double>();
+                for (int i = 0; i < parameters.Count; i++)
+                    if (parameters[i].grad is { } grad && counted[i]) local += grad.to_type(ScalarType.Float64).square().sum().item<double>();
             }
             // Data-parallel replicas hold the same (summed) gradients, so the norm is one pipeline's.
             double norm = Math.Sqrt(pipeline.Allreduce(local, ReduceOperation.Sum, "the gradient-norm allreduce of ClipGradNorm"));
@@ -45,6 +49,8 @@ namespace Pippy.Runtime.Runner
                 .ToList();
             long bytes = others.GroupBy(x => x.Pointer).Sum(g => g.First().Tensor.NumberOfElements * g.First().Tensor.ElementSize);
             foreach (var (tensor, _) in others.Where(x => !x.Tensor.IsInvalid)) tensor.Dispose();
+            // The C heap keeps freed memory for reuse (MallocTuning): this memory is meant to go back to the system.
+            MallocTuning.GiveBackFreeMemory();
             return bytes;
         }
     }

@@ -24,8 +24,12 @@ public sealed record GridFeature(
     Func<Tensor[], Tensor, Tensor> Loss,
     WeightInitialization? Initialization = null,
     IReadOnlyDictionary<string, MicrobatchSpec>? Inputs = null,
-    MicrobatchSpec? Target = null)
+    MicrobatchSpec? Target = null,
+    double Tolerance = 1e-5)
 {
+    /// <summary>The tolerance of the bf16 feature: bf16 keeps 8 significant bits (a relative step of 2^-8, 0.4 %), and sums in another order differ by a few steps.</summary>
+    public const double BFloat16Tolerance = 2e-2;
+
     /// <summary>
     /// Contiguous rows, the microbatches uneven (8 rows into 4: 1, 2, 2, 3); halves for 2 replicas, because the grid
     /// compares each replica's outputs with its even share of the plain model's. Input and target divided together. Declared
@@ -68,6 +72,11 @@ public sealed record GridFeature(
         Single("split-into", () => new GridList(), (m, e, o) => GridList.Pipeline.Build((GridList)m, e, o), (m, x) => ((GridList)m).forward(x[0]), Floats(6)),
         Single("helpers-using", () => new GridHelpers(), (m, e, o) => GridHelpers.Pipeline.Build((GridHelpers)m, e, o), (m, x) => ((GridHelpers)m).forward(x[0]), Floats(6)),
         Single("sequential", () => new GridSequential(), (m, e, o) => GridSequential.Pipeline.Build((GridSequential)m, e, o), (m, x) => ((GridSequential)m).forward(x[0]), Floats(6)),
+        // The tied model in bf16 (parameters, activations and messages; the loss in float32): data-parallel and tied
+        // gradient sums accumulate in float32. Compared with the plain model in bf16 at rtol 2e-2.
+        new GridFeature("bf16-tied", () => BFloat16(new GridTied()), () => StillTied(BFloat16(new GridTied(tie: true))),
+            (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12,
+            (o, t) => functional.mse_loss(o[0].to_type(ScalarType.Float32), t, Reduction.Sum), Tolerance: BFloat16Tolerance),
         // The chain model with its input and target divided by the user's function (MicrobatchSpec.Custom).
         new GridFeature("custom-split", () => new GridChain(), () => new GridChain(), (m, e, o) => GridChain.Pipeline.Build((GridChain)m, e, o),
             (m, x) => new[] { ((GridChain)m).forward(x[0]) }, Floats(6), Mse, Inputs: new Dictionary<string, MicrobatchSpec> { ["x"] = UnevenRows }, Target: UnevenRows),
@@ -79,6 +88,30 @@ public sealed record GridFeature(
     private static GridFeature Single(string name, Func<nn.Module> create, Func<nn.Module, PipelineEnvironment, PipelineOptions, PipelineRunner> build,
         Func<nn.Module, Tensor[], Tensor> forward, Func<int, int, (Tensor[], Tensor)> batch) =>
         new(name, create, create, build, (m, x) => new[] { forward(m, x) }, batch, Mse);
+
+    private static nn.Module BFloat16(nn.Module model)
+    {
+        model.to(ScalarType.BFloat16);
+        if (model.parameters().FirstOrDefault(p => p.dtype != ScalarType.BFloat16) is { } other)
+            throw new InvalidOperationException($"A parameter stayed {other.dtype} after the conversion to bf16.");
+        return model;
+    }
+
+    /// <summary>The plain model's tie must survive the conversion, or the grid would compare against an untied model.</summary>
+    private static nn.Module StillTied(nn.Module model)
+    {
+        var weights = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using (no_grad())
+        {
+            // Doubling one and halving it again is exact in binary floating point: the other sees it only if they share memory.
+            var before = weights["head.weight"].to_type(ScalarType.Float32).sum().item<float>();
+            weights["tokens.weight"].mul_(2);
+            bool tied = weights["head.weight"].to_type(ScalarType.Float32).sum().item<float>() != before;
+            weights["tokens.weight"].div_(2);
+            if (!tied) throw new InvalidOperationException("The conversion to bf16 untied the plain model's embedding and head.");
+        }
+        return model;
+    }
 
     private static Tensor Mse(Tensor[] outputs, Tensor target) => functional.mse_loss(outputs[0], target, Reduction.Sum);
 
