@@ -26,16 +26,17 @@ var trace = new Option<string?>("--trace") { Description = "Write the last step'
 var text = new Option<string?>("--text") { Description = "Train on this text file instead of the fortunes databases (sudo apt-get install fortunes)." };
 var seed = new Option<int>("--seed") { Description = "Seed of the initial weights and of the batches.", DefaultValueFactory = _ => 1 };
 var recompute = new Option<bool>("--recompute") { Description = "Activation recomputation: each stage keeps only its inputs and recomputes its activations before its backward (less memory, one more forward)." };
+var bf16 = new Option<bool>("--bf16") { Description = "Compute and send in bf16, with float32 master weights for AdamW (MixedPrecision)." };
 var evalEvery = new Option<int>("--eval-every") { Description = "Every this many steps, the loss on held-out text (the last 10 %) in eval mode (0: never).", DefaultValueFactory = _ => 100 };
 var sample = new Option<int>("--sample") { Description = "Characters to generate from the trained model at the end (0: none).", DefaultValueFactory = _ => 300 };
 
 var root = new RootCommand("Trains a character-level GPT (token and position embeddings, transformer blocks in 4 pipeline stages, a head tied to the " +
                            "embedding) on English text across MPI ranks, prints each step's loss, writes a checkpoint and samples text from it.")
 {
-    schedule, microbatches, dataParallel, steps, batch, context, learningRate, checkpoint, trace, text, seed, sample, recompute, evalEvery,
+    schedule, microbatches, dataParallel, steps, batch, context, learningRate, checkpoint, trace, text, seed, sample, recompute, evalEvery, bf16,
 };
 root.SetAction(result => Trainer.Run(mpi, new Trainer.Settings(
     result.GetValue(schedule)!, result.GetValue(microbatches), result.GetValue(dataParallel), result.GetValue(steps), result.GetValue(batch),
     result.GetValue(context), result.GetValue(learningRate), result.GetValue(checkpoint)!, result.GetValue(trace), result.GetValue(text),
-    result.GetValue(seed), result.GetValue(sample), result.GetValue(recompute), result.GetValue(evalEvery))));
+    result.GetValue(seed), result.GetValue(sample), result.GetValue(recompute), result.GetValue(evalEvery), result.GetValue(bf16))));
 return root.Parse(args).Invoke();

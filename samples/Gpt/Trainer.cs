@@ -15,7 +15,7 @@ namespace Gpt;
 public static class Trainer
 {
     public sealed record Settings(string Schedule, int Microbatches, int DataParallel, int Steps, int Batch, int Context, double LearningRate,
-        string Checkpoint, string? Trace, string? Text, int Seed, int Sample, bool Recompute = false, int EvalEvery = 100);
+        string Checkpoint, string? Trace, string? Text, int Seed, int Sample, bool Recompute = false, int EvalEvery = 100, bool BFloat16 = false);
 
     /// <summary>Held-out windows per validation loss.</summary>
     private const int ValidationWindows = 64;
@@ -46,26 +46,44 @@ public static class Trainer
             return false;
         });
         var model = LazyModel.Construct(() => new CharGpt(vocabulary, s.Context));
+        // bf16: the stages compute, and send their messages, in bf16; the optimizer keeps float32 masters (below).
+        if (s.BFloat16) model.to(ScalarType.BFloat16);
         using var pipe = CharGpt.Pipeline.Build(model, mpi, new PipelineOptions
         {
             Schedule = kind, StagesPerRank = stagesPerRank, Microbatches = s.Microbatches, DataParallel = s.DataParallel,
             LossReduction = LossReduction.Mean, Initialization = initialization, Recompute = s.Recompute,
         });
-        var optimizer = optim.AdamW(pipe.Parameters(), s.LearningRate, weight_decay: 0.01);
+        var mixed = s.BFloat16 ? new MixedPrecision<Tensor>(pipe, LossScaling.None) : null;
+        var optimizer = optim.AdamW(mixed?.MasterParameters ?? pipe.Parameters(), s.LearningRate, weight_decay: 0.01);
         long parameters = (long)mpi.Sum(pipe.DataParallelRank == 0 ? pipe.Parameters().Sum(p => p.NumberOfElements) : 0);
-        if (mpi.Rank == 0) Console.WriteLine($"model: {parameters:N0} parameters (a tied weight counted on each rank that holds it), {s.Batch} x {s.Context} characters per step");
+        if (mpi.Rank == 0) Console.WriteLine($"model: {parameters:N0} parameters in {pipe.Parameters()[0].dtype} (a tied weight counted on each rank that holds it), {s.Batch} x {s.Context} characters per step");
 
         double firstLoss = double.NaN, lastLoss = double.NaN;
-        Func<Tensor, Tensor, Tensor> crossEntropy = (logits, t) => functional.cross_entropy(logits.reshape(-1, vocabulary), t.reshape(-1));
+        // The loss in float32, whatever the model computes in.
+        Func<Tensor, Tensor, Tensor> crossEntropy = (logits, t) => functional.cross_entropy(logits.to_type(ScalarType.Float32).reshape(-1, vocabulary), t.reshape(-1));
         for (int step = 1; step <= s.Steps; step++)
         {
             var clock = Stopwatch.StartNew();
             using var scope = NewDisposeScope();
             var (input, target) = corpus.Batch(s.Batch, s.Context, step, (ulong)s.Seed);
             optimizer.zero_grad();
-            var loss = pipe.Step(input, target, crossEntropy);
-            pipe.ClipGradNorm(1.0);
-            optimizer.step();
+            Tensor loss;
+            if (mixed is null)
+            {
+                loss = pipe.Step(input, target, crossEntropy);
+                pipe.ClipGradNorm(1.0);
+                optimizer.step();
+            }
+            else
+            {
+                loss = mixed.Step(input, target, crossEntropy);
+                if (mixed.Unscale())
+                {
+                    mixed.ClipGradNorm(1.0);
+                    optimizer.step();
+                    mixed.CopyToModel();
+                }
+            }
             double seconds = clock.Elapsed.TotalSeconds;
             // The measured bubble: the share of the ranks' step time spent outside torch (waiting and communicating).
             double busy = mpi.Sum(pipe.LastStep.ComputeMilliseconds), total = mpi.Sum(pipe.LastStep.RunMilliseconds);
@@ -93,16 +111,21 @@ public static class Trainer
 
         // The trained model back in one process: merge the shards into one plain TorchSharp file, load and sample.
         string merged = Path.Combine(s.Checkpoint, "model.bin");
-        CharGpt.Pipeline.MergeCheckpoint(new CharGpt(vocabulary, s.Context), s.Checkpoint, merged);
-        if (s.Sample > 0) Console.WriteLine($"sampled from {merged}:\n{Sample(corpus, merged, s.Context, s.Sample, (ulong)s.Seed)}");
+        var plain = new CharGpt(vocabulary, s.Context);
+        if (s.BFloat16) plain.to(ScalarType.BFloat16); // the shards hold bf16 tensors
+        CharGpt.Pipeline.MergeCheckpoint(plain, s.Checkpoint, merged);
+        if (s.Sample > 0) Console.WriteLine($"sampled from {merged}:\n{Sample(corpus, merged, s.Context, s.Sample, (ulong)s.Seed, s.BFloat16)}");
         return 0;
     }
 
     /// <summary>Text generated one character at a time (temperature 0.8) by the plain model loaded from <paramref name="path"/>.</summary>
-    public static string Sample(Corpus corpus, string path, int context, int length, ulong seed)
+    public static string Sample(Corpus corpus, string path, int context, int length, ulong seed, bool bfloat16 = false)
     {
         var model = new CharGpt(corpus.Alphabet.Length, context);
+        // A bf16 file loads into a bf16 model; sampling then runs in float32.
+        if (bfloat16) model.to(ScalarType.BFloat16);
         model.load(path);
+        if (bfloat16) model.to(ScalarType.Float32);
         model.eval();
         using var noGrad = no_grad();
         var generator = new Generator(seed);

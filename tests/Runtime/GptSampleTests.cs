@@ -75,6 +75,27 @@ public class GptSampleTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TrainsInBFloat16WithFloat32MasterWeightsAndSamplesFromTheMergedModel()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "pippy-gpt-test-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var output = Train("--bf16 --steps 20 --sample 40 --eval-every 20", directory).Output;
+            Assert.Contains(" parameters in BFloat16 ", output);
+            var losses = Losses(output);
+            Assert.Equal(20, losses.Length);
+            Assert.True(losses[^1] < losses[0] - 1.0, $"the loss did not fall clearly in bf16: {losses[0]} -> {losses[^1]}");
+            Assert.Matches(@"validation loss \d\.\d{3} after step 20", output);
+            var sampled = output.Split('\n').SkipWhile(l => !l.StartsWith("sampled from ")).Skip(1).FirstOrDefault() ?? "";
+            Assert.StartsWith("The ", sampled);
+        }
+        finally
+        {
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void TwoInterleavedPipelinesSideBySide()
     {
         string directory = Path.Combine(Path.GetTempPath(), "pippy-gpt-test-" + Guid.NewGuid().ToString("N"));
