@@ -87,6 +87,12 @@ namespace Pippy.Runtime
         /// </summary>
         public bool Recompute { get; init; }
 
+        /// <summary>
+        /// Recomputation for these stages only (by stage index), as <see cref="Recompute"/> does for all: for the stages
+        /// that hold the most microbatches at once (the first ones under 1F1B), or the ones whose activations are largest.
+        /// </summary>
+        public IReadOnlyCollection<int>? RecomputeStages { get; init; }
+
         /// <summary>Rank 0 prints the plan (stages, schedule, microbatches) when the pipeline is built.</summary>
         public bool PrintPlan { get; init; } = true;
 

@@ -97,6 +97,8 @@ bool ok = scenario switch
     // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
     // Evaluate on a model with dropout left in training mode: eval mode on every stage, then training mode back.
 "mixed-precision" => ParityApp.MixedPrecisionCheck.Run(mpi, args[1], args.Length > 2 && args[2] == "data-parallel"),
+    // A stage that does not exist in PipelineOptions.RecomputeStages is refused at Build, naming it.
+    "recompute-stages-refusal" => RecomputeStagesRefusal(mpi),
     "evaluate-dropout" => EvaluateWithDropout(mpi, Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "libtorch-conv-nan" => LibtorchConvCheck.Run(oneDnnOff: args.Length > 1 && args[1] == "onednn-off"),
     _ when scenario.StartsWith("corpus-", StringComparison.Ordinal) => CorpusParity(mpi, scenario["corpus-".Length..], Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
@@ -285,6 +287,21 @@ static bool BagParity(PipelineEnvironment mpi, int dataParallel, Pippy.Schedules
         ok &= Parity.Compare(who, $"grad {name}", parameter.grad!, referenceParameters[name].grad!);
     Console.WriteLine($"{who} checked {pipe.Stages.Sum(s => s.named_parameters().Count())} gradients");
     return ok;
+}
+
+static bool RecomputeStagesRefusal(PipelineEnvironment mpi)
+{
+    try
+    {
+        using var pipe = ParityApp.Grid.GridChain.Pipeline.Build(new ParityApp.Grid.GridChain(), mpi, new PipelineOptions { RecomputeStages = new[] { 1, 7 }, PrintPlan = false });
+        Console.WriteLine("FAIL recompute-stages-refusal: Build accepted stage 7");
+        return false;
+    }
+    catch (ArgumentException e)
+    {
+        if (mpi.Rank == 0) Console.WriteLine($"REFUSED: {e.Message}");
+        return true;
+    }
 }
 
 // Evaluate: the corpus LSTM (dropout 0.2) built and left in training mode. Evaluate must switch every stage to eval

@@ -114,4 +114,17 @@ public class ParityGridTests(ITestOutputHelper log)
         Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", recompute)));
         Assert.Equal(Features * 6 * DataParallelModes, Cells(Grid(8, "", recompute)));
     }
+
+    /// <summary>
+    /// Recomputation for some stages only (PipelineOptions.RecomputeStages = 0 and 2 of 4): every feature, schedule and
+    /// mode with one stage per rank, where stages that recompute send to and receive from stages that do not; and a stage
+    /// that does not exist refused at Build.
+    /// </summary>
+    [Fact]
+    public void RecomputationOfSomeStagesEqualsThePlainModel()
+    {
+        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", ("GRID_RECOMPUTE_STAGES", "0,2"))));
+        var refusal = MpiLauncher.Parity(4, "recompute-stages-refusal", log);
+        Assert.Contains("REFUSED: PipelineOptions.RecomputeStages names stage 7, but GridChain has stages 0 to 3.", refusal.Output);
+    }
 }

@@ -39,10 +39,11 @@ namespace Pippy.Runtime.Execution
         /// <param name="lossWeights">Per microbatch, what its loss is multiplied by (null: 1), so that the summed losses are the batch's.</param>
         public ScheduleInterpreter(
             IEnumerable<PipelineStage> stages, StageGraph graph, IReadOnlyList<int> rankOfStage, int rank, TensorTransport transport, int microbatches,
-            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null, bool recompute = false, bool evaluating = false)
+            Tensor[][] modelInputs, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, double[]? lossWeights = null, bool recompute = false, bool evaluating = false, IReadOnlyCollection<int>? recomputeStages = null)
         {
             _evaluating = evaluating;
-            _recompute = recompute || System.Environment.GetEnvironmentVariable("PIPPY_RECOMPUTE") == "1";
+            bool all = recompute || System.Environment.GetEnvironmentVariable("PIPPY_RECOMPUTE") == "1";
+            _recompute = stage => all || (recomputeStages?.Contains(stage) ?? false);
             _lossWeights = lossWeights;
             _rankOfStage = rankOfStage;
             _rank = rank;
@@ -60,8 +61,8 @@ namespace Pippy.Runtime.Execution
         /// <summary>Evaluation: a forward-only run that computes the loss on the last stage (no gradients).</summary>
         private readonly bool _evaluating;
 
-        /// <summary>Activation recomputation (PipelineOptions.Recompute, or PIPPY_RECOMPUTE=1).</summary>
-        private readonly bool _recompute;
+        /// <summary>Whether a stage recomputes its activations (PipelineOptions.Recompute or RecomputeStages, or PIPPY_RECOMPUTE=1).</summary>
+        private readonly Func<int, bool> _recompute;
 
         /// <summary>The last stage's state, when this rank holds it.</summary>
         public StageRun? LastStage { get; }
@@ -367,13 +368,14 @@ namespace Pippy.Runtime.Execution
                 }
                 return;
             }
-            if (_recompute) s.RandomStates[mb] = get_rng_state().DetachFromDisposeScope();
+            bool recompute = _recompute(s.Stage.Index);
+            if (recompute) s.RandomStates[mb] = get_rng_state().DetachFromDisposeScope();
             // The microbatch's own scope: every tensor its forward makes (the activations its backward needs) is
             // freed when that backward is done (StageRun.Release), not at the end of the step, so that a schedule
             // that backwards early (1F1B) holds fewer microbatches' activations at once.
             using var scope = NewDisposeScope();
             var outputs = Compute(s, mb, inputs!, out var loss);
-            if (_recompute)
+            if (recompute)
             {
                 // Only the inputs are kept: the outputs go on without their graph (requiring a gradient as before,
                 // so that their consumers send one back), and the backward runs the forward again (Recompute).
@@ -395,7 +397,7 @@ namespace Pippy.Runtime.Execution
             }
             // Recomputing, only the outputs stay; everything else the forward made is freed now, at the scope's end.
             var made = scope.DisposablesView.ToArray();
-            var kept = _recompute ? made.Where(d => outputs.Any(o => ReferenceEquals(o, d))).ToArray() : made;
+            var kept = recompute ? made.Where(d => outputs.Any(o => ReferenceEquals(o, d))).ToArray() : made;
             scope.Detach(kept);
             s.KeepUntilBackward(mb, kept);
         }

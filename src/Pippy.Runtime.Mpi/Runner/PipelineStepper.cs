@@ -186,7 +186,7 @@ namespace Pippy.Runtime.Runner
                 _shapesOfPhase[phase] = shapes;
             }
             transport.Phase = phase;
-            return new ScheduleInterpreter(stages, graph, rankOfStage, topology.PipelineRank, transport, schedule.Microbatches, chunks, targets, loss, lossWeights, options.Recompute && !evaluating, evaluating);
+            return new ScheduleInterpreter(stages, graph, rankOfStage, topology.PipelineRank, transport, schedule.Microbatches, chunks, targets, loss, lossWeights, options.Recompute && !evaluating, evaluating, evaluating ? null : options.RecomputeStages);
         }
 
         private MicrobatchSpec InputSpec(string name) => options.Inputs.TryGetValue(name, out var spec) ? spec : MicrobatchSpec.Split(0);

@@ -13,6 +13,9 @@ namespace Pippy.Runtime.Runner
     {
         public static ScheduleTable Resolve(StageGraph graph, ScheduleTable buildTimeSchedule, PipelineOptions options, int jobSize)
         {
+            foreach (int stage in options.RecomputeStages ?? Array.Empty<int>())
+                if (stage < 0 || stage >= graph.StageCount)
+                    throw new ArgumentException($"PipelineOptions.RecomputeStages names stage {stage}, but {graph.ModelName} has stages 0 to {graph.StageCount - 1}.");
             if (options.ScheduleCsv is not null)
             {
                 if (options.Schedule is not null || options.StagesPerRank is not null || options.Microbatches is not null)

@@ -76,6 +76,8 @@ public static class ParityGrid
         Target = feature.Target ?? MicrobatchSpec.Split(0),
         PrintPlan = false,
         ReceiveTimeout = TimeSpan.FromSeconds(60),
+        // GRID_RECOMPUTE_STAGES=0,2: recomputation for those stages only (PipelineOptions.RecomputeStages).
+        RecomputeStages = System.Environment.GetEnvironmentVariable("GRID_RECOMPUTE_STAGES")?.Split(',').Select(int.Parse).ToArray(),
     };
 
     private static (bool, string) ExpectRefusal(PipelineEnvironment mpi, GridFeature feature, GridSchedule schedule, string refusal)
