@@ -99,6 +99,8 @@ bool ok = scenario switch
 "mixed-precision" => ParityApp.MixedPrecisionCheck.Run(mpi, args[1], args.Length > 2 && args[2] == "data-parallel"),
     // A stage that does not exist in PipelineOptions.RecomputeStages is refused at Build, naming it.
     "recompute-stages-refusal" => RecomputeStagesRefusal(mpi),
+    // One rank's stages in eval mode, the others' in training mode: Step refuses on every rank.
+    "mode-disagreement" => ModeDisagreement(mpi),
     "evaluate-dropout" => EvaluateWithDropout(mpi, Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
     "libtorch-conv-nan" => LibtorchConvCheck.Run(oneDnnOff: args.Length > 1 && args[1] == "onednn-off"),
     _ when scenario.StartsWith("corpus-", StringComparison.Ordinal) => CorpusParity(mpi, scenario["corpus-".Length..], Enum.Parse<Pippy.Schedules.ScheduleKind>(args[1])),
@@ -302,6 +304,25 @@ static bool RecomputeStagesRefusal(PipelineEnvironment mpi)
         if (mpi.Rank == 0) Console.WriteLine($"REFUSED: {e.Message}");
         return true;
     }
+}
+
+static bool ModeDisagreement(PipelineEnvironment mpi)
+{
+    using var pipe = ParityApp.Grid.GridChain.Pipeline.Build(new ParityApp.Grid.GridChain(), mpi, new PipelineOptions { PrintPlan = false });
+    if (mpi.Rank == 1) foreach (var stage in pipe.Stages) stage.eval();
+    bool refused = false;
+    try
+    {
+        pipe.Step(randn(8, 6), randn(8, 4), (o, t) => functional.mse_loss(o, t));
+    }
+    catch (InvalidOperationException e) when (e.Message.StartsWith("The ranks of the pipeline disagree on training mode", StringComparison.Ordinal))
+    {
+        refused = true;
+        if (mpi.Rank == 0) Console.WriteLine($"REFUSED: {e.Message}");
+    }
+    bool all = mpi.AllTrue(refused);
+    if (mpi.Rank == 0) Console.WriteLine(all ? "PASS mode-disagreement" : "FAIL mode-disagreement");
+    return all;
 }
 
 // Evaluate: the corpus LSTM (dropout 0.2) built and left in training mode. Evaluate must switch every stage to eval

@@ -70,4 +70,13 @@ public class CorpusParityTests(ITestOutputHelper log)
         Assert.Contains($"PASS evaluate-dropout {schedule}: loss ", run.Output);
         Assert.DoesNotContain("MISMATCH", run.Output);
     }
+
+    /// <summary>One rank's stages left in eval mode while the others train: Step refuses on every rank, saying what to do.</summary>
+    [Fact]
+    public void RanksThatDisagreeOnTrainingModeAreRefusedAtStep()
+    {
+        var run = MpiLauncher.Parity(4, "mode-disagreement", log);
+        Assert.Contains("REFUSED: The ranks of the pipeline disagree on training mode: on 3 rank(s) every stage is in training mode, on 1 every stage is in eval mode.", run.Output);
+        Assert.Contains("PASS mode-disagreement", run.Output);
+    }
 }

@@ -92,7 +92,7 @@ namespace Pippy.Runtime.Runner
             if (options.TraceDirectory is { } directory) TraceFiles.WriteRank(directory, topology.World.Rank, interpreter.Timeline);
             gradients.AfterStep();
             Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
-            var batchLoss = BroadcastFromLastStage(total);
+            var batchLoss = BroadcastFromLastStage(total, checkModes: true);
             if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
             outputs = withOutputs && IsLastStage ? Detached(MergeOutputs(interpreter)) : null;
             return batchLoss.MoveToOuterDisposeScope();
@@ -197,17 +197,30 @@ namespace Pippy.Runtime.Runner
                     .Merge(interpreter.LastStage!.LastOutputs.Select(o => o![k]).ToArray()))
                 .ToArray();
 
-        /// <summary>The last stage's loss on every rank, with its dtype.</summary>
-        private Tensor BroadcastFromLastStage(Tensor? value)
+        /// <summary>
+        /// The last stage's loss on every rank, with its dtype, in one allreduce over the pipeline that also counts the
+        /// ranks whose stages are all in training mode and those whose stages are all in eval mode: a pipeline whose
+        /// ranks disagree (model.eval() called on some ranks only) would mix dropout on and off in one step, so with
+        /// <paramref name="checkModes"/> that is an error on every rank.
+        /// </summary>
+        private Tensor BroadcastFromLastStage(Tensor? value, bool checkModes = false)
         {
-            Span<double> message = stackalloc double[2];
+            Span<double> mine = stackalloc double[4];
+            Span<double> all = stackalloc double[4];
             if (value is not null)
             {
-                message[0] = value.to_type(ScalarType.Float64).item<double>();
-                message[1] = (double)value.dtype;
+                mine[0] = value.to_type(ScalarType.Float64).item<double>();
+                mine[1] = (double)value.dtype;
             }
-            topology.Pipeline.Broadcast(message, rankOfStage[graph.StageCount - 1], "the broadcast of the step's loss");
-            return value ?? tensor(message[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)message[1]);
+            var modes = stages.SelectMany(s => s.modules().Prepend(s)).Select(m => m.training).ToArray();
+            mine[2] = modes.All(t => t) ? 1 : 0;
+            mine[3] = modes.All(t => !t) ? 1 : 0;
+            topology.Pipeline.Allreduce<double>(mine, all, Communication.ReduceOperation.Sum, "the step's loss to every rank of the pipeline");
+            if (checkModes && all[2] > 0 && all[3] > 0)
+                throw new InvalidOperationException(
+                    $"The ranks of the pipeline disagree on training mode: on {all[2]} rank(s) every stage is in training mode, on {all[3]} every stage is in eval mode. " +
+                    "Call train() or eval() on the model on every rank (or use Evaluate, which switches every rank's stages to eval mode and back).");
+            return value ?? tensor(all[0], dtype: ScalarType.Float64).to_type((ScalarType)(int)all[1]);
         }
     }
 }
