@@ -15,7 +15,7 @@ namespace Pippy.Runtime.Communication
     }
 
     /// <summary>
-    /// The collectives the runtime uses (the loss broadcast, gradient-norm and data-parallel allreduces, the model and
+    /// The collectives the runtime uses (the loss, gradient-norm and data-parallel allreduces, the model and
     /// checkpoint checks, the measured block times of StageBalance.ByTime, the gathers of WriteTrace), each started
     /// non-blocking (MPI_Ibcast, MPI_Iallreduce, MPI_Igather, MPI_Igatherv, MPI_Ibarrier; MPI.NET predates them, so they
     /// are taken from MPICH directly) and waited for under the watchdog, which ends the job with a message naming the
