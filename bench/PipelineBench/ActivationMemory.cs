@@ -80,7 +80,8 @@ public static class ActivationMemory
         return Status("VmHWM") - start;
     }
 
-    private static long Status(string field)
+    /// <summary>A field of /proc/self/status in bytes (VmRSS: resident now; VmHWM: the peak since the last reset).</summary>
+    internal static long Status(string field)
     {
         var line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith(field + ":", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;

@@ -38,7 +38,7 @@ public static class OptimizerMemory
         GC.Collect();
         GC.WaitForPendingFinalizers();
         File.WriteAllText("/proc/self/clear_refs", "5"); // resets VmHWM to the current resident size
-        long start = Status("VmRSS");
+        long start = ActivationMemory.Status("VmRSS");
         var times = new double[5];
         for (int step = 0; step < times.Length; step++)
         {
@@ -50,18 +50,12 @@ public static class OptimizerMemory
             shard?.Gather();
             times[step] = clock.Elapsed.TotalMilliseconds;
         }
-        long growth = Status("VmHWM") - start;
+        long growth = ActivationMemory.Status("VmHWM") - start;
         Array.Sort(times);
         var elements = Enumerable.Range(0, mpi.Size).Select(r => mpi.Sum(mpi.Rank == r ? stateElements : 0)).ToArray();
         var growths = Enumerable.Range(0, mpi.Size).Select(r => mpi.Sum(mpi.Rank == r ? growth : 0) / (1 << 20)).ToArray();
         double slowest = Enumerable.Range(0, mpi.Size).Max(r => mpi.Sum(mpi.Rank == r ? times[times.Length / 2] : 0));
         return $"| {(sharded ? "sharded (ZeRO-1)" : "every replica holds all")} | {string.Join(" / ", elements.Select(e => $"{e * 4 / (1 << 20):0.0}"))} MiB | " +
                $"{string.Join(" / ", growths.Select(g => $"{g:0}"))} MiB | {slowest:0} ms |";
-    }
-
-    private static long Status(string field)
-    {
-        var line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
 }

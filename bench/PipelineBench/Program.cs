@@ -46,56 +46,21 @@ if (mode == "bandwidth")
     foreach (var row in SendBandwidth(mpi, new[] { 1, 16, 64, 256 })) Console.WriteLine(row);
     return 0;
 }
-if (mode == "accumulation")
+// Modes that write one report (or append one row) in the results folder, from rank 0.
+int Report(string file, string text, bool append = false)
 {
-    string report = PipelineBench.Accumulation.Measure(mpi);
-    if (mpi.Rank == 0)
-    {
-        Console.WriteLine(report);
-        File.WriteAllText(Path.Combine(results, "accumulation.md"), report + "\n");
-    }
+    if (mpi.Rank != 0) return 0;
+    Console.WriteLine(text);
+    if (append) File.AppendAllText(Path.Combine(results, file), text + "\n");
+    else File.WriteAllText(Path.Combine(results, file), text + "\n");
     return 0;
 }
-if (mode == "seed")
-{
-    string report = PipelineBench.SeedQuickstart.Measure(mpi);
-    if (mpi.Rank == 0)
-    {
-        Console.WriteLine(report);
-        File.WriteAllText(Path.Combine(results, $"seed.{Pippy.Runtime.Communication.WaitPolicy.Current.Mode}.md"), report + "\n");
-    }
-    return 0;
-}
+if (mode == "accumulation") return Report("accumulation.md", PipelineBench.Accumulation.Measure(mpi));
+if (mode == "seed") return Report($"seed.{Pippy.Runtime.Communication.WaitPolicy.Current.Mode}.md", PipelineBench.SeedQuickstart.Measure(mpi));
 if (mode == "activations")
-{
-    string row = PipelineBench.ActivationMemory.Measure(mpi, args.Length > 2 ? args[2] : "GPipe", args.Length > 3 && args[3] == "on");
-    if (mpi.Rank == 0)
-    {
-        Console.WriteLine(row);
-        File.AppendAllText(Path.Combine(results, "activations.rows.txt"), row + "\n");
-    }
-    return 0;
-}
-if (mode == "optimizer")
-{
-    string row = PipelineBench.OptimizerMemory.Measure(mpi, args.Length > 2 && args[2] == "sharded");
-    if (mpi.Rank == 0)
-    {
-        Console.WriteLine(row);
-        File.AppendAllText(Path.Combine(results, "optimizer.rows.txt"), row + "\n");
-    }
-    return 0;
-}
-if (mode == "gpt")
-{
-    string report = PipelineBench.GptSample.Measure(mpi);
-    if (mpi.Rank == 0)
-    {
-        Console.WriteLine(report);
-        File.WriteAllText(Path.Combine(results, "gpt.md"), report + "\n");
-    }
-    return 0;
-}
+    return Report("activations.rows.txt", PipelineBench.ActivationMemory.Measure(mpi, args.Length > 2 ? args[2] : "GPipe", args.Length > 3 && args[3] == "on"), append: true);
+if (mode == "optimizer") return Report("optimizer.rows.txt", PipelineBench.OptimizerMemory.Measure(mpi, args.Length > 2 && args[2] == "sharded"), append: true);
+if (mode == "gpt") return Report("gpt.md", PipelineBench.GptSample.Measure(mpi));
 if (mode == "generator")
 {
     if (mpi.Rank == 0) Console.WriteLine(GeneratorCost.Measure());
