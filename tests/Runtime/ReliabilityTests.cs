@@ -118,7 +118,7 @@ public class ReliabilityTests(ITestOutputHelper log)
         var clock = Stopwatch.StartNew();
         var run = Fail("loss-broadcast", ranks: 2); // rank 0 holds the last stage and stalls 60 s in stage 0's last backward
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"the job took {clock.Elapsed.TotalSeconds:F0} s to end");
-        Assert.Contains("Rank 1 waited 3 s for the other ranks in the broadcast of the step's loss", run.Errors);
+        Assert.Contains("Rank 1 waited 3 s for the other ranks in the step's loss to every rank of the pipeline", run.Errors);
         Assert.Contains("PipelineOptions.ReceiveTimeout", run.Errors);
         Assert.DoesNotContain("[rank 1] stepped", run.Output);
     }

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Runtime.InteropServices;
 
 namespace Pippy.Runtime.Native
@@ -9,7 +10,9 @@ namespace Pippy.Runtime.Native
     /// top, so a training loop that allocates and frees the same sizes each microbatch faults every page in again each
     /// time: measured on the seed quickstart at 64 microbatches (bench/results/seed.md), 1F1B took 213-238 ms with
     /// glibc's defaults and 94-109 ms with the heap kept. The cost is resident memory that stays at the step's peak,
-    /// which a training process reaches every step anyway. PIPPY_MALLOC=system keeps glibc's defaults.
+    /// which a training process reaches every step anyway. PIPPY_MALLOC=system keeps glibc's defaults, and so does any
+    /// setting of the user's own (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_MMAP_MAX_, or
+    /// glibc.malloc tunables in GLIBC_TUNABLES).
     /// </summary>
     internal static class MallocTuning
     {
@@ -23,6 +26,9 @@ namespace Pippy.Runtime.Native
 
         /// <summary>The heap grows by this much more than asked, so that growing is rare.</summary>
         public const int TopPadBytes = 64 << 20;
+
+        /// <summary>glibc's environment variables for what this tuning sets: any of them set leaves the heap to the user.</summary>
+        private static readonly string[] UserSettings = { "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_" };
 
         [DllImport("libc", EntryPoint = "mallopt")]
         private static extern int MallocOption(int parameter, int value);
@@ -58,6 +64,10 @@ namespace Pippy.Runtime.Native
             if (choice is not (null or "" or "keep"))
                 throw new ArgumentException($"PIPPY_MALLOC={choice}: use keep (the default: freed memory is kept for reuse) or system (glibc's defaults).");
             if (!OperatingSystem.IsLinux()) return false;
+            // Settings of the user's own (glibc's MALLOC_* variables or its malloc tunables) win over this tuning.
+            if (UserSettings.Any(name => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name)))
+                || Environment.GetEnvironmentVariable("GLIBC_TUNABLES")?.Contains("glibc.malloc.", StringComparison.Ordinal) == true)
+                return false;
             try
             {
                 // Each call returns 1 on success; a C library without mallopt (musl) throws EntryPointNotFoundException.
