@@ -26,6 +26,7 @@ namespace Pippy.Runtime
     {
         private readonly IReadOnlyList<Parameter> _all;
         private readonly int[] _owner;
+        private readonly int _replica;
         private readonly MpiCommunicator _replicas;
         private readonly Transport.DeviceStaging _staging;
 
@@ -34,6 +35,7 @@ namespace Pippy.Runtime
             _all = all;
             _replicas = replicas;
             _staging = staging;
+            _replica = replica;
             Replicas = replicaCount;
             // Largest first, each to the replica with the fewest elements so far (every replica computes the same).
             _owner = new int[all.Count];
@@ -65,7 +67,7 @@ namespace Pippy.Runtime
         {
             using (TorchSharp.torch.no_grad())
                 for (int i = 0; i < _all.Count; i++)
-                    if (!Parameters.Contains(_all[i])) _all[i].grad?.zero_();
+                    if (_owner[i] != _replica) _all[i].grad?.zero_();
             if (Replicas == 1) return;
             for (int root = 0; root < Replicas; root++)
             {

@@ -96,10 +96,7 @@ public class ParityGridTests(ITestOutputHelper log)
     [Fact]
     public void DynamicExecutionEqualsThePlainModel()
     {
-        var dynamic = ("PIPPY_DYNAMIC", (string?)"2");
-        Assert.Equal(Features * 6 * 5 + Features * 2, Cells(Grid(2, "", dynamic)));
-        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", dynamic)));
-        Assert.Equal(Features * 6 * DataParallelModes, Cells(Grid(8, "", dynamic)));
+        WholeGridOnTwoFourAndEightRanks(("PIPPY_DYNAMIC", "2"));
     }
 
     /// <summary>
@@ -109,10 +106,7 @@ public class ParityGridTests(ITestOutputHelper log)
     [Fact]
     public void RecomputationEqualsThePlainModel()
     {
-        var recompute = ("PIPPY_RECOMPUTE", (string?)"1");
-        Assert.Equal(Features * 6 * 5 + Features * 2, Cells(Grid(2, "", recompute)));
-        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", recompute)));
-        Assert.Equal(Features * 6 * DataParallelModes, Cells(Grid(8, "", recompute)));
+        WholeGridOnTwoFourAndEightRanks(("PIPPY_RECOMPUTE", "1"));
     }
 
     /// <summary>
@@ -126,5 +120,13 @@ public class ParityGridTests(ITestOutputHelper log)
         Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", ("GRID_RECOMPUTE_STAGES", "0,2"))));
         var refusal = MpiLauncher.Parity(4, "recompute-stages-refusal", log);
         Assert.Contains("REFUSED: PipelineOptions.RecomputeStages names stage 7, but GridChain has stages 0 to 3.", refusal.Output);
+    }
+
+    /// <summary>The whole grid on 2, 4 and 8 ranks under one environment setting: every cell of each rank count equal to the plain model.</summary>
+    private void WholeGridOnTwoFourAndEightRanks((string Name, string? Value) setting)
+    {
+        Assert.Equal(Features * 6 * 5 + Features * 2, Cells(Grid(2, "", setting)));
+        Assert.Equal(Features * 6 * 5 + Features * 6 * DataParallelModes + Features * 2, Cells(Grid(4, "", setting)));
+        Assert.Equal(Features * 6 * DataParallelModes, Cells(Grid(8, "", setting)));
     }
 }

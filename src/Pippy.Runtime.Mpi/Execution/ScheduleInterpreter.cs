@@ -383,17 +383,13 @@ namespace Pippy.Runtime.Execution
                 loss = loss?.detach();
                 s.AwaitsRecompute[mb] = true;
             }
-            // What outlives the backward (the last stage's outputs and loss, which the step returns) moves to the step's scope.
-            if (s.IsLast)
-            {
-                foreach (var output in outputs) output.MoveToOuterDisposeScope();
-                loss!.MoveToOuterDisposeScope();
-            }
             s.Outputs[mb] = outputs;
             if (s.IsLast)
             {
+                // What outlives the backward (the last stage's outputs and loss, which the step returns) moves to the step's scope.
+                foreach (var output in outputs) output.MoveToOuterDisposeScope();
                 s.LastOutputs[mb] = outputs;
-                s.Losses[mb] = loss;
+                s.Losses[mb] = loss!.MoveToOuterDisposeScope();
             }
             // Recomputing, only the outputs stay; everything else the forward made is freed now, at the scope's end.
             var made = scope.DisposablesView.ToArray();

@@ -91,11 +91,7 @@ namespace Pippy.Runtime.Runner
             };
             if (options.TraceDirectory is { } directory) TraceFiles.WriteRank(directory, topology.World.Rank, interpreter.Timeline);
             gradients.AfterStep();
-            Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
-            var batchLoss = BroadcastFromLastStage(total, checkModes: true);
-            if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
-            outputs = withOutputs && IsLastStage ? Detached(MergeOutputs(interpreter)) : null;
-            return batchLoss.MoveToOuterDisposeScope();
+            return BatchLoss(interpreter, withOutputs, checkModes: true, out outputs);
         }
 
         /// <summary>
@@ -117,11 +113,7 @@ namespace Pippy.Runtime.Runner
                 interpreter.Run(schedule.ForwardOnly().ActionsOf(topology.PipelineRank));
                 try
                 {
-                    Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
-                    var batchLoss = BroadcastFromLastStage(total);
-                    if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
-                    outputs = withOutputs && IsLastStage ? Detached(MergeOutputs(interpreter)) : null;
-                    return batchLoss.MoveToOuterDisposeScope();
+                    return BatchLoss(interpreter, withOutputs, checkModes: false, out outputs);
                 }
                 finally
                 {
@@ -132,6 +124,20 @@ namespace Pippy.Runtime.Runner
             {
                 for (int i = 0; i < stages.Count; i++) stages[i].train(wasTraining[i]);
             }
+        }
+
+        /// <summary>
+        /// After a run: the microbatch losses summed on the last stage, on every rank of the pipeline (and summed over
+        /// data-parallel replicas), out of the step's scope; with <paramref name="withOutputs"/> the merged outputs on
+        /// the last stage's rank.
+        /// </summary>
+        private Tensor BatchLoss(ScheduleInterpreter interpreter, bool withOutputs, bool checkModes, out Tensor[]? outputs)
+        {
+            Tensor? total = IsLastStage ? interpreter.LastStage!.Losses.Select(l => l!.detach()).Aggregate((a, b) => a + b) : null;
+            var batchLoss = BroadcastFromLastStage(total, checkModes);
+            if (topology.DataParallelSize > 1) batchLoss = DataParallelSync.SumScalar(batchLoss, topology.DataParallel);
+            outputs = withOutputs && IsLastStage ? Detached(MergeOutputs(interpreter)) : null;
+            return batchLoss.MoveToOuterDisposeScope();
         }
 
         /// <summary>Copies out of the step's scope, sharing memory with no receive buffer that the next step reuses.</summary>
