@@ -25,7 +25,7 @@ mpiexec.mpich -n 4 dotnet "$bench" gpt "$results"
 rm -f "$results"/activations.rows.txt
 mpiexec.mpich -n 1 dotnet "$bench" activations "$results"
 for schedule in GPipe OneFOneB; do
-  for recompute in off on; do
+  for recompute in off on blocks; do
     mpiexec.mpich -n 4 dotnet "$bench" activations "$results" "$schedule" "$recompute"
   done
 done

@@ -22,7 +22,7 @@ using MpiU = MPI.Unsafe;
 //   PipelineBench pipeline <results>        everything else, then the report (latest.md, efficiency.svg)
 //   PipelineBench accumulation <results>    DataParallel = 2: k accumulated Steps with and without NoSync (accumulation.md)
 //   PipelineBench seed <results>            on 3 ranks: the seed quickstart against its plain step (seed.<wait policy>.md)
-//   PipelineBench activations <results> <schedule> <on|off>   on 4 ranks (1: the plain model): peak memory with and without recomputation
+//   PipelineBench activations <results> <schedule> <on|off|blocks>   on 4 ranks (1: the plain model): peak memory with stage, no or block recomputation
 //   PipelineBench optimizer <results> <sharded|full>   on 4 ranks (2 pipelines of 2): AdamW's state per rank, sharded or not
 //   PipelineBench gpt <results>             on 4 ranks: samples/Gpt's model pipelined against it in one process (gpt.md)
 // and by hand: PipelineBench bandwidth (the send path's table alone, e.g. to try UCX settings), PipelineBench transport
@@ -58,7 +58,7 @@ int Report(string file, string text, bool append = false)
 if (mode == "accumulation") return Report("accumulation.md", PipelineBench.Accumulation.Measure(mpi));
 if (mode == "seed") return Report($"seed.{Pippy.Runtime.Communication.WaitPolicy.Current.Mode}.md", PipelineBench.SeedQuickstart.Measure(mpi));
 if (mode == "activations")
-    return Report("activations.rows.txt", PipelineBench.ActivationMemory.Measure(mpi, args.Length > 2 ? args[2] : "GPipe", args.Length > 3 && args[3] == "on"), append: true);
+    return Report("activations.rows.txt", PipelineBench.ActivationMemory.Measure(mpi, args.Length > 2 ? args[2] : "GPipe", args.Length > 3 ? args[3] : "off"), append: true);
 if (mode == "optimizer") return Report("optimizer.rows.txt", PipelineBench.OptimizerMemory.Measure(mpi, args.Length > 2 && args[2] == "sharded"), append: true);
 if (mode == "gpt") return Report("gpt.md", PipelineBench.GptSample.Measure(mpi));
 if (mode == "generator")

@@ -18,6 +18,7 @@ namespace Pippy.Generators
         public const string SplitEndAttributeName = "Pippy.SplitEndAttribute";
         public const string TiedWeightAttributeName = "Pippy.TiedWeightAttribute";
         public const string SplitIntoAttributeName = "Pippy.SplitIntoAttribute";
+        public const string RecomputeAttributeName = "Pippy.RecomputeAttribute";
 
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {

@@ -131,6 +131,14 @@ namespace Pippy.Runtime
             return true;
         }
 
+        /// <summary>
+        /// Shards the optimizer's state across the data-parallel replicas (ZeRO-1), as <see cref="PipelineRunner.ShardOptimizerState"/>
+        /// does for the model's parameters: give the returned share of <see cref="MasterParameters"/> to the optimizer, and
+        /// after its step call <see cref="OptimizerShard.Gather"/> (every replica's updated masters into every replica) and
+        /// then <see cref="CopyToModel"/>. Every replica keeps every master; the optimizer's moments are what is divided.
+        /// </summary>
+        public OptimizerShard ShardOptimizerState() => _pipe.ShardOver(_masters);
+
         /// <summary>Global clipping of the masters' gradients (the pipeline-wide norm, a replicated parameter counted once); returns the norm.</summary>
         public double ClipGradNorm(double maxNorm) => _pipe.ClipGradNorm(_masters, _counted, maxNorm);
 

@@ -19,8 +19,9 @@ namespace Pippy.Runtime
     /// ... pipe.Step(...); pipe.ClipGradNorm(1.0); optimizer.step(); shard.Gather();
     /// </code>
     /// The gradients are summed with an allreduce before the update (not reduce-scattered), so each replica still holds
-    /// every gradient. A checkpoint of a sharded optimizer's state is refused (save the parameters alone: they merge
-    /// into the plain model as always).
+    /// every gradient. A checkpoint with the optimizer writes each replica's share to a file of its own, and loads into
+    /// the same number of replicas; its parameters merge into the plain model as always. With mixed precision,
+    /// <see cref="MixedPrecision{TOutput}.ShardOptimizerState"/> shards the state of the float32 masters the same way.
     /// </summary>
     public sealed class OptimizerShard
     {

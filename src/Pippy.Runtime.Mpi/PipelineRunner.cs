@@ -257,16 +257,20 @@ namespace Pippy.Runtime
         /// <see cref="Parameters"/> for the optimizer, and <see cref="OptimizerShard.Gather"/> to call after each of its
         /// steps. With one replica the share is every parameter.
         /// </summary>
-        public OptimizerShard ShardOptimizerState()
+        public OptimizerShard ShardOptimizerState() => ShardOver(Parameters());
+
+        /// <summary>The sharding of <see cref="ShardOptimizerState"/> over other parameters in the same order (mixed precision's float32 masters).</summary>
+        internal OptimizerShard ShardOver(IReadOnlyList<TorchSharp.Modules.Parameter> parameters)
         {
-            _sharded = DataParallelSize > 1;
-            return new OptimizerShard(Parameters(), DataParallelSize, DataParallelRank, _topology.DataParallel, _transport.Staging);
+            var shard = new OptimizerShard(parameters, DataParallelSize, DataParallelRank, _topology.DataParallel, _transport.Staging);
+            _shard = DataParallelSize > 1 ? shard : null;
+            return shard;
         }
 
-        private bool _sharded;
+        private OptimizerShard? _shard;
 
-        /// <summary>Whether an optimizer's state was sharded across replicas (its checkpoint would hold one replica's share).</summary>
-        internal bool OptimizerStateSharded => _sharded;
+        /// <summary>The sharding of the optimizer's state across replicas, if any: a checkpoint writes each replica's share to a file of its own.</summary>
+        internal OptimizerShard? ShardedOptimizer => _shard;
 
         /// <summary>Whether each of <see cref="Parameters"/> counts in a gradient norm (one copy of each replicated parameter does).</summary>
         internal bool[] CountedInNorm() => Parameters().Select(p => !_replicas.IsSecondaryCopy(p)).ToArray();
@@ -286,24 +290,19 @@ namespace Pippy.Runtime
 
         /// <summary>
         /// Saves a checkpoint in <paramref name="directory"/> (every rank calls it): each rank's stages, the optimizer's
-        /// state, <paramref name="step"/> and the RNG state, with an index, each file written atomically.
+        /// state, <paramref name="step"/> and the RNG state, with an index, each file written atomically. With the
+        /// optimizer's state sharded (<see cref="ShardOptimizerState"/>), each replica writes its share to a file of its
+        /// own, which a load with the same number of replicas reads back.
         /// </summary>
-        public void SaveCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null, long step = 0)
-        {
-            if (optimizer is not null && _sharded)
-                throw new NotSupportedException(
-                    "SaveCheckpoint with an optimizer whose state is sharded across data-parallel replicas (ShardOptimizerState) is not supported: " +
-                    "each replica holds a different share. Save without the optimizer (the parameters, which MergeCheckpoint merges into the plain model).");
+        public void SaveCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null, long step = 0) =>
             Checkpoints.PipelineCheckpoint.Save(directory, this, _graph, optimizer, step);
-        }
 
-        /// <summary>Restores a checkpoint saved by <see cref="SaveCheckpoint"/> (every rank calls it); returns its step.</summary>
+        /// <summary>
+        /// Restores a checkpoint saved by <see cref="SaveCheckpoint"/> (every rank calls it); returns its step. A sharded
+        /// optimizer state loads into an optimizer sharded across as many replicas.
+        /// </summary>
         public long LoadCheckpoint(string directory, TorchSharp.Modules.OptimizerHelper? optimizer = null)
         {
-            if (optimizer is not null && _sharded)
-                throw new NotSupportedException(
-                    "LoadCheckpoint into an optimizer whose state is sharded across data-parallel replicas (ShardOptimizerState) is not supported; " +
-                    "load the parameters alone (no optimizer) and let the optimizer start afresh.");
             long step = Checkpoints.PipelineCheckpoint.Load(directory, this, _graph, optimizer);
             _awaitingCheckpoint = false;
             return step;

@@ -406,6 +406,83 @@ public class DiagnosticTests
         """;
 
     [Fact]
+    public void PIPPY0030_RecomputeOnATensor() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; [Recompute] private readonly Tensor scale = ones(4);"),
+            "PIPPY0030", "[Recompute] member 'scale' has type TorchSharp.torch.Tensor", "put it on the submodule");
+
+    [Fact]
+    public void PIPPY0031_RecomputeOnASubmoduleOnlyAMethodCalls() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd, Recompute] private readonly Linear b; private readonly Linear c; private Tensor Middle(Tensor x) => b.forward(x);",
+                forward: "x = a.forward(x); x = Middle(x); return c.forward(x);"),
+            "PIPPY0031", "'b' is used by forward only through a method", "call it in forward itself");
+
+    [Fact]
+    public void PIPPY0031_RecomputeOnASubmoduleForwardDoesNotUse() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; [Recompute] private readonly Linear unused = Linear(4, 4);"),
+            "PIPPY0031", "'unused' is not used by forward");
+
+    [Fact]
+    public void PIPPY0032_RecomputedCallWithANonTensorArgument() =>
+        Single(Usings + """
+            public sealed class Scaled : Module<Tensor, double, Tensor>
+            {
+                public Scaled() : base("Scaled") { }
+                public override Tensor forward(Tensor x, double factor) => x * factor;
+            }
+
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, Tensor>
+            {
+                [SplitEnd] private readonly Linear a = Linear(4, 4);
+                [Recompute] private readonly Scaled scaled = new Scaled();
+                public Net() : base("Net") => RegisterComponents();
+                public override Tensor forward(Tensor x) { x = a.forward(x); return scaled.forward(x, 2.0); }
+            }
+            """, "PIPPY0032", "'scaled.forward(x, 2.0)'", "passes '2.0', which is not a tensor", "pass only tensors");
+
+    /// <summary>Every form a [Recompute] call may take runs through BlockRecomputation, and the stages compile.</summary>
+    [Fact]
+    public void RecomputedCallsInEveryFormGenerateTheReviewedCodeAndCompileCleanly()
+    {
+        var result = GeneratorHarness.Run(Usings + """
+            public sealed class Gate : Module<Tensor, Tensor, Tensor>
+            {
+                private readonly Linear layer = Linear(4, 4);
+                public Gate() : base("Gate") => RegisterComponents();
+                public override Tensor forward(Tensor h, Tensor skip) => (layer.forward(h) + skip).tanh();
+            }
+
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, Tensor>
+            {
+                [SplitEnd, Recompute] private readonly Linear first = Linear(4, 4);
+                [Recompute, SplitInto(2)] private readonly ModuleList<Gate> gates = new ModuleList<Gate>(new Gate(), new Gate(), new Gate());
+                [Recompute] private readonly ModuleList<Linear> extra = new ModuleList<Linear>(Linear(4, 4), Linear(4, 4));
+                [Recompute] private readonly Gate mix = new Gate();
+                [Recompute, SplitInto(2)] private readonly Sequential tail = Sequential(("fc1", Linear(4, 4)), ("act", ReLU()), ("fc2", Linear(4, 4)));
+                public Net() : base("Net") => RegisterComponents();
+                public override Tensor forward(Tensor x)
+                {
+                    var h = this.first.forward(x);
+                    var skip = h;
+                    foreach (var gate in gates) h = gate.forward(h, skip: skip);
+                    for (int i = 0; i < extra.Count; i++) h = extra[i].call(h).relu();
+                    h = mix.forward(h, skip);
+                    return tail.forward(h);
+                }
+            }
+            """);
+        Assert.DoesNotContain(result.GeneratorDiagnostics, d => d.Severity > DiagnosticSeverity.Info);
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).Select(d => d.ToString()));
+        string code = result.Render();
+        Assert.DoesNotContain("first.forward(x)", code.Replace("__block.forward", ""));
+        Assert.Contains("global::Pippy.Runtime.BlockRecomputation.Run(extra[i], static (__block, __tensors) => __block.call(__tensors[0]), h).relu()", code);
+        Assert.Contains("global::Pippy.Runtime.BlockRecomputation.Run(gate, static (__block, __tensors) => __block.forward(__tensors[0], skip: __tensors[1]), h, skip)", code);
+        Assert.Contains("h = global::Pippy.Runtime.BlockRecomputation.Run(tail, static (__block, __tensors) => __block.forward(__tensors[0]), h);", code);
+        Snapshot.Match(code, "Recompute");
+    }
+
+    [Fact]
     public void EveryDiagnosticIsDocumentedWhereItsHelpLinkPoints()
     {
         string docs = System.IO.File.ReadAllText(System.IO.Path.Combine(GeneratorHarness.RepositoryRoot(), "docs", "diagnostics.md"));

@@ -21,8 +21,10 @@ public static class MixedPrecisionCheck
 {
     private const int Steps = 5;
 
-    public static bool Run(PipelineEnvironment mpi, string precision, bool dataParallel)
+    /// <param name="placement">"" (one pipeline), "data-parallel" (two), or "data-parallel-sharded" (two, the optimizer's state sharded across them).</param>
+    public static bool Run(PipelineEnvironment mpi, string precision, string placement)
     {
+        bool dataParallel = placement.StartsWith("data-parallel", StringComparison.Ordinal), sharded = placement == "data-parallel-sharded";
         var dtype = precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16;
         var scaling = precision == "fp16" ? new LossScaling(Initial: 1e9, Growth: 2, Backoff: 1e-6, GrowthInterval: 2) : LossScaling.None;
         manual_seed(0);
@@ -36,7 +38,8 @@ public static class MixedPrecisionCheck
             : new PipelineOptions { Schedule = ScheduleKind.OneFOneB, PrintPlan = false };
         using var pipe = GridTied.Pipeline.Build(model, mpi, options);
         var mixed = new MixedPrecision<Tensor>(pipe, scaling);
-        var optimizer = optim.AdamW(mixed.MasterParameters, 1e-2);
+        var shard = sharded ? mixed.ShardOptimizerState() : null;
+        var optimizer = optim.AdamW(shard?.Parameters ?? mixed.MasterParameters, 1e-2);
         Func<Tensor, Tensor, Tensor> loss = (o, t) => nn.functional.mse_loss(o.to_type(ScalarType.Float32), t, nn.Reduction.Sum);
 
         // The plain reference: masters of the distinct parameters (the tied weight once).
@@ -63,6 +66,7 @@ public static class MixedPrecisionCheck
             {
                 mixed.ClipGradNorm(0.5);
                 optimizer.step();
+                shard?.Gather();
                 mixed.CopyToModel();
             }
 
@@ -109,7 +113,7 @@ public static class MixedPrecisionCheck
         bool all = mpi.AllTrue(failures.Count == 0 && compared > 0);
         if (mpi.Rank == 0)
             Console.WriteLine(all
-                ? $"PASS mixed-precision {precision}{(dataParallel ? " data-parallel" : "")}: {Steps} steps ({plainSkipped} skipped), every parameter within rtol {GridFeature.BFloat16Tolerance} of the plain model's"
+                ? $"PASS mixed-precision {precision}{(placement == "" ? "" : " " + placement)}: {Steps} steps ({plainSkipped} skipped), every parameter within rtol {GridFeature.BFloat16Tolerance} of the plain model's"
                 : "FAIL mixed-precision");
         return all;
     }

@@ -96,7 +96,9 @@ bool ok = scenario switch
 
     // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
     // Evaluate on a model with dropout left in training mode: eval mode on every stage, then training mode back.
-"mixed-precision" => ParityApp.MixedPrecisionCheck.Run(mpi, args[1], args.Length > 2 && args[2] == "data-parallel"),
+"mixed-precision" => ParityApp.MixedPrecisionCheck.Run(mpi, args[1], args.Length > 2 ? args[2] : ""),
+    // A checkpoint with the optimizer's state sharded across 2 replicas: an unsharded optimizer is refused, a sharded one loads it.
+    "sharded-checkpoint-refusal" => ShardedCheckpointRefusal(mpi, args[1]),
     // A stage that does not exist in PipelineOptions.RecomputeStages is refused at Build, naming it.
     "recompute-stages-refusal" => RecomputeStagesRefusal(mpi),
     // One rank's stages in eval mode, the others' in training mode: Step refuses on every rank.
@@ -304,6 +306,39 @@ static bool RecomputeStagesRefusal(PipelineEnvironment mpi)
         if (mpi.Rank == 0) Console.WriteLine($"REFUSED: {e.Message}");
         return true;
     }
+}
+
+static bool ShardedCheckpointRefusal(PipelineEnvironment mpi, string directory)
+{
+    var options = new PipelineOptions { Schedule = Pippy.Schedules.ScheduleKind.Interleaved1F1B, StagesPerRank = 2, DataParallel = 2, PrintPlan = false };
+    Func<Tensor, Tensor, Tensor> loss = (o, t) => functional.mse_loss(o, t);
+    using (var pipe = ParityApp.Grid.GridChain.Pipeline.Build(new ParityApp.Grid.GridChain(), mpi, options))
+    {
+        var shard = pipe.ShardOptimizerState();
+        var optimizer = TorchSharp.torch.optim.AdamW(shard.Parameters, 0.01);
+        pipe.Step(randn(8, 6), randn(8, 4), loss);
+        optimizer.step();
+        shard.Gather();
+        pipe.SaveCheckpoint(directory, optimizer, 1);
+    }
+    var index = Pippy.Runtime.Checkpoints.PipelineCheckpoint.ReadIndex(directory);
+    if (mpi.Rank == 0) Console.WriteLine($"SAVED {index.Shards.Count} shards, {index.OptimizerShards?.Count ?? 0} optimizer shares: {string.Join(", ", index.OptimizerShards?.Select(s => s.File) ?? Array.Empty<string>())}");
+    using var unsharded = ParityApp.Grid.GridChain.Pipeline.Build(new ParityApp.Grid.GridChain(), mpi, options);
+    bool refused = false;
+    try
+    {
+        unsharded.LoadCheckpoint(directory, TorchSharp.torch.optim.AdamW(unsharded.Parameters(), 0.01));
+    }
+    catch (InvalidOperationException e)
+    {
+        refused = true;
+        if (mpi.Rank == 0) Console.WriteLine($"REFUSED: {e.Message}");
+    }
+    // The same pipeline with its optimizer's state sharded as it was saved loads it.
+    long step = unsharded.LoadCheckpoint(directory, TorchSharp.torch.optim.AdamW(unsharded.ShardOptimizerState().Parameters, 0.01));
+    bool all = mpi.AllTrue(refused && step == 1);
+    if (mpi.Rank == 0) Console.WriteLine(all ? "PASS sharded-checkpoint-refusal" : "FAIL sharded-checkpoint-refusal");
+    return all;
 }
 
 static bool ModeDisagreement(PipelineEnvironment mpi)

@@ -17,7 +17,7 @@ namespace Pippy.Tests.Runtime;
 public class ParityGridTests(ITestOutputHelper log)
 {
     /// <summary>The grid's model features (ParityApp/Grid/GridFeatures.cs).</summary>
-    private const int Features = 12;
+    private const int Features = 13;
 
     /// <summary>The grid's data-parallel modes: one Step, accumulated Steps, and AdamW with its state sharded across the replicas.</summary>
     private const int DataParallelModes = 3;

@@ -138,6 +138,18 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0029", "[SplitInto] on a Sequential that runs its own forward",
             "[SplitInto] member '{0}' is a {1}, which derives from Sequential and overrides forward; the stages would run its children one after the other and skip that forward's code; put its children in a plain Sequential (or a ModuleList run by a loop in the model's forward), or mark split points with [SplitEnd] on submodules the model's forward calls");
 
+        public static readonly DiagnosticDescriptor RecomputeNotAModule = Create(
+            "PIPPY0030", "[Recompute] on a member that is not a submodule",
+            "[Recompute] member '{0}' has type {1}, which is not a TorchSharp module; put it on the submodule (or module list) whose activations are to be recomputed");
+
+        public static readonly DiagnosticDescriptor RecomputeNotCalledInForward = Create(
+            "PIPPY0031", "[Recompute] member is not called by forward's own code",
+            "[Recompute] member '{0}' is {1}, so no call of it would be recomputed; call it in forward itself ('x = {0}.forward(x);', or a loop over the list), or remove the attribute");
+
+        public static readonly DiagnosticDescriptor RecomputeUnsupportedCall = Create(
+            "PIPPY0032", "[Recompute] call that cannot be recomputed",
+            "The call '{0}' of [Recompute] member '{1}' {2}; a recomputed block takes tensors and returns one tensor: pass only tensors (a non-tensor setting can be a field of the block) or remove the attribute");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
@@ -145,6 +157,7 @@ namespace Pippy.Generators.Diagnostics
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
             SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
             UsingEndsWithStage, BatchStatistics, UnfollowableSubmoduleUse, SplitEndInMethodCalledTwice, SplitIntoSequentialWithOwnForward,
+            RecomputeNotAModule, RecomputeNotCalledInForward, RecomputeUnsupportedCall,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

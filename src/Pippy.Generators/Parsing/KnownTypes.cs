@@ -10,6 +10,7 @@ namespace Pippy.Generators.Parsing
             SplitEnd = compilation.GetTypeByMetadataName(PipelineGenerator.SplitEndAttributeName);
             TiedWeight = compilation.GetTypeByMetadataName(PipelineGenerator.TiedWeightAttributeName);
             SplitInto = compilation.GetTypeByMetadataName(PipelineGenerator.SplitIntoAttributeName);
+            Recompute = compilation.GetTypeByMetadataName(PipelineGenerator.RecomputeAttributeName);
             ModuleList = compilation.GetTypeByMetadataName("TorchSharp.Modules.ModuleList`1");
             Sequential = compilation.GetTypeByMetadataName("TorchSharp.Modules.Sequential");
             DisposeScope = compilation.GetTypeByMetadataName("TorchSharp.DisposeScope");
@@ -21,6 +22,7 @@ namespace Pippy.Generators.Parsing
         public INamedTypeSymbol? SplitEnd { get; }
         public INamedTypeSymbol? TiedWeight { get; }
         public INamedTypeSymbol? SplitInto { get; }
+        public INamedTypeSymbol? Recompute { get; }
         public INamedTypeSymbol? ModuleList { get; }
         public INamedTypeSymbol? DisposeScope { get; }
         public INamedTypeSymbol? Sequential { get; }

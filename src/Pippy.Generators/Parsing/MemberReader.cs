@@ -27,12 +27,15 @@ namespace Pippy.Generators.Parsing
                 var splitEnd = Find(known.SplitEnd);
                 var tied = Find(known.TiedWeight);
                 var splitInto = Find(known.SplitInto);
+                var recompute = Find(known.Recompute);
                 bool isModule = known.IsModule(memberType);
                 var location = LocationInfo.From(member.Locations[0]);
                 string typeName = memberType.ToDisplayString();
 
                 if (splitEnd is not null && !isModule)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, typeName));
+                if (recompute is not null && !isModule)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RecomputeNotAModule, location, member.Name, typeName));
                 if (tied is not null && !isModule)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TiedWeightNotAModule, location, member.Name, typeName));
                 bool isSequential = known.IsSequential(memberType);

@@ -16,12 +16,14 @@ namespace Pippy.Generators.Parsing
         private readonly SymbolLookup _symbols;
         private readonly INamedTypeSymbol _modelType;
         private readonly KnownTypes _known;
+        private readonly RecomputeCalls? _recompute;
 
-        public StageCodeRewriter(SymbolLookup symbols, INamedTypeSymbol modelType, KnownTypes known)
+        public StageCodeRewriter(SymbolLookup symbols, INamedTypeSymbol modelType, KnownTypes known, RecomputeCalls? recompute = null)
         {
             _symbols = symbols;
             _modelType = modelType;
             _known = known;
+            _recompute = recompute;
         }
 
         public bool UsesModel { get; private set; }
@@ -45,6 +47,26 @@ namespace Pippy.Generators.Parsing
                 return base.VisitThisExpression(node);
             UsesModel = true;
             return SyntaxFactory.IdentifierName(ModelField).WithTriviaFrom(node);
+        }
+
+        /// <summary>A call of a [Recompute] submodule (<c>block.forward(x)</c>) runs through the runtime's BlockRecomputation.</summary>
+        public override SyntaxNode? VisitInvocationExpression(InvocationExpressionSyntax node)
+        {
+            if (_recompute is null || node.Expression is not MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access
+                || _recompute.MemberOf(access.Expression, _symbols) is not { } member)
+                return base.VisitInvocationExpression(node);
+            if (_recompute.Unsupported(node, _symbols.Model, _known) is { } why)
+            {
+                _recompute.Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RecomputeUnsupportedCall, LocationInfo.From(node), node.ToString(), member, why));
+                return base.VisitInvocationExpression(node);
+            }
+            _recompute.Recomputed.Add(member);
+            var receiver = (ExpressionSyntax)Visit(access.Expression)!;
+            var arguments = node.ArgumentList.Arguments
+                .Select(a => (a.NameColon?.Name.Identifier.ValueText, ((ExpressionSyntax)Visit(a.Expression)!).WithoutTrivia().ToFullString()))
+                .ToList();
+            string code = RecomputeCalls.Code(receiver.WithoutTrivia().ToFullString(), access.Name.Identifier.ValueText, arguments);
+            return SyntaxFactory.ParseExpression(code).WithTriviaFrom(node);
         }
 
         public override SyntaxNode? VisitReturnStatement(ReturnStatementSyntax node)

@@ -40,10 +40,10 @@ namespace Pippy.Generators.Parsing
         /// <c>return seq.forward(x);</c> (or forward's <c>=> seq.forward(x)</c>) for a [SplitInto] Sequential, read as the
         /// two statements <c>x = seq.forward(x);</c> and <c>return x;</c>, so that the call can be divided like a loop.
         /// </summary>
-        private static IEnumerable<StatementSpec> SplitSequentialReturn(string member, string variable, LocationInfo? location) => new[]
+        private static IEnumerable<StatementSpec> SplitSequentialReturn(string member, string variable, LocationInfo? location, RecomputeCalls recompute) => new[]
         {
             new StatementSpec(
-                $"{variable} = {member}.forward({variable});",
+                $"{variable} = {SequentialForward(member, variable, recompute)};",
                 new[] { variable }.ToEquatableArray(), new[] { variable }.ToEquatableArray(), new[] { variable }.ToEquatableArray(),
                 EquatableArray<string>.Empty, new[] { member }.ToEquatableArray(), EquatableArray<string>.Empty,
                 false, false, false, location, EquatableArray<MethodUseSpec>.Empty, SequentialCall: member),
@@ -54,9 +54,17 @@ namespace Pippy.Generators.Parsing
                 false, true, false, location, EquatableArray<MethodUseSpec>.Empty),
         };
 
+        /// <summary><c>seq.forward(x)</c>, or its recomputed form for a [Recompute] Sequential.</summary>
+        private static string SequentialForward(string member, string variable, RecomputeCalls recompute)
+        {
+            if (!recompute.Members.Contains(member)) return $"{member}.forward({variable})";
+            recompute.Recomputed.Add(member);
+            return RecomputeCalls.Code(member, "forward", new[] { ((string?)null, variable) });
+        }
+
         public static List<StatementSpec> Read(
             MethodDeclarationSyntax forward, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
-            Dictionary<string, VariableSpec> variables, ModelMethodWalker walker, CancellationToken cancellationToken)
+            Dictionary<string, VariableSpec> variables, ModelMethodWalker walker, RecomputeCalls recompute, CancellationToken cancellationToken)
         {
             var result = new List<StatementSpec>();
             var symbols = new SymbolLookup(semanticModel, forward, semanticModel.GetDeclaredSymbol(forward, cancellationToken)!, type);
@@ -66,11 +74,11 @@ namespace Pippy.Generators.Parsing
                 if (SequentialCall(arrow.Expression, symbols, type, known) is { } call)
                 {
                     AddVariable(variables, call.Variable, symbols, arrow.Expression, known);
-                    result.AddRange(SplitSequentialReturn(call.Member, call.Variable, LocationInfo.From(arrow)));
+                    result.AddRange(SplitSequentialReturn(call.Member, call.Variable, LocationInfo.From(arrow), recompute));
                     return result;
                 }
                 var flow = StatementFlow.Analyze(arrow.Expression, symbols);
-                var rewriter = new StageCodeRewriter(symbols, type, known);
+                var rewriter = new StageCodeRewriter(symbols, type, known, recompute);
                 var rewritten = (ExpressionSyntax)rewriter.Visit(arrow.Expression)!;
                 string code = $"return {StageCodeRewriter.OutputsHelper}({Dedent(rewritten.WithoutTrivia().ToFullString())});";
                 result.Add(Statement(code, flow, arrow.Expression, symbols, walker, type, known, variables, returns: true, rewriter.UsesModel, LocationInfo.From(arrow)));
@@ -83,11 +91,11 @@ namespace Pippy.Generators.Parsing
                 if (statement is ReturnStatementSyntax { Expression: { } returned } && SequentialCall(returned, symbols, type, known) is { } returnCall)
                 {
                     AddVariable(variables, returnCall.Variable, symbols, returned, known);
-                    result.AddRange(SplitSequentialReturn(returnCall.Member, returnCall.Variable, LocationInfo.From(statement)));
+                    result.AddRange(SplitSequentialReturn(returnCall.Member, returnCall.Variable, LocationInfo.From(statement), recompute));
                     continue;
                 }
                 var flow = StatementFlow.Analyze(statement, symbols);
-                var rewriter = new StageCodeRewriter(symbols, type, known);
+                var rewriter = new StageCodeRewriter(symbols, type, known, recompute);
                 var rewritten = (StatementSyntax)rewriter.Visit(statement)!;
                 var spec = Statement(Dedent(rewritten.ToFullString()), flow, statement, symbols, walker, type, known, variables, rewriter.Returns, rewriter.UsesModel, LocationInfo.From(statement));
                 if (StageCodeRewriter.ReadUsing(statement, rewritten, symbols, known) is { } usingDeclaration)

@@ -33,12 +33,26 @@ namespace Pippy.Runtime.Checkpoints
         {
             var environment = runner.Environment;
             var world = runner.World;
-            // Each shard's length and checksum, in its pipeline rank's pair of slots: rank 0 gathers them for the index.
-            var mine = new ulong[2 * runner.PipelineRanks];
+            // An optimizer state sharded across replicas: each replica writes its share to a file of its own.
+            var sharded = optimizer is not null ? runner.ShardedOptimizer : null;
+            int replicas = runner.DataParallelSize;
+            // Each shard's length and checksum, in its pipeline rank's pair of slots, then each optimizer share's in
+            // its (rank, replica) pair: rank 0 gathers them for the index.
+            var mine = new ulong[2 * runner.PipelineRanks * (sharded is null ? 1 : 1 + replicas)];
+            int OptimizerSlot(int rank, int replica) => 2 * (runner.PipelineRanks + rank * replicas + replica);
             Exception? failure = null;
             try
             {
                 Directory.CreateDirectory(directory);
+                if (sharded is not null)
+                    WriteAtomically(Path.Combine(directory, OptimizerShardFile.Name(runner.PipelineRank, runner.DataParallelRank, step)), stream =>
+                    {
+                        using var hashing = new HashingStream(stream);
+                        using (var writer = new BinaryWriter(hashing, System.Text.Encoding.UTF8, leaveOpen: true))
+                            OptimizerShardFile.Write(writer, sharded, runner.DataParallelRank, optimizer!);
+                        mine[OptimizerSlot(runner.PipelineRank, runner.DataParallelRank)] = (ulong)hashing.Written;
+                        mine[OptimizerSlot(runner.PipelineRank, runner.DataParallelRank) + 1] = hashing.Hash;
+                    });
                 // Data-parallel replicas hold the same values: the first replica writes the shards.
                 if (runner.DataParallelRank == 0) WriteAtomically(Path.Combine(directory, ShardName(runner.PipelineRank, step)), stream =>
                 {
@@ -53,8 +67,8 @@ namespace Pippy.Runtime.Checkpoints
                             writer.Write(stage.Index);
                             stage.save(writer);
                         }
-                        writer.Write(optimizer is not null);
-                        optimizer?.save_state_dict(writer);
+                        writer.Write(optimizer is not null && sharded is null);
+                        if (sharded is null) optimizer?.save_state_dict(writer);
                         writer.Write(step);
                         var rng = torch.get_rng_state();
                         writer.Write((int)rng.NumberOfElements);
@@ -83,10 +97,14 @@ namespace Pippy.Runtime.Checkpoints
                         .Select(r => new CheckpointShard(r, ShardName(r, step), Enumerable.Range(0, stagesOf.Count).Where(s => stagesOf[s] == r).ToArray(),
                             (long)sums[2 * r], CheckpointChecksums.Format(sums[2 * r + 1])))
                         .ToArray();
-                    var index = new CheckpointIndex(graph.ModelName, graph.StageCount, runner.PipelineRanks, step, shards, CheckpointChecksums.Placeholder);
+                    var optimizerShards = sharded is null ? null : Enumerable.Range(0, runner.PipelineRanks)
+                        .SelectMany(r => Enumerable.Range(0, replicas).Select(d => new CheckpointOptimizerShard(r, d, replicas, OptimizerShardFile.Name(r, d, step),
+                            (long)sums[OptimizerSlot(r, d)], CheckpointChecksums.Format(sums[OptimizerSlot(r, d) + 1]))))
+                        .ToArray();
+                    var index = new CheckpointIndex(graph.ModelName, graph.StageCount, runner.PipelineRanks, step, shards, optimizerShards, CheckpointChecksums.Placeholder);
                     WriteIndex(directory, index);
                     // The old shards are no longer named by the index: remove them.
-                    foreach (var file in old?.Shards.Select(s => s.File).Except(index.Shards.Select(s => s.File)) ?? Enumerable.Empty<string>())
+                    foreach (var file in Files(old).Except(Files(index)))
                         File.Delete(Path.Combine(directory, file));
                 }
                 catch (Exception e)
@@ -103,7 +121,7 @@ namespace Pippy.Runtime.Checkpoints
             // Everything is checked on every rank before anything is loaded on any: the index and this rank's shard
             // against their checksums, then the shard's tensors against this rank's stages. A refusal on any rank is
             // a refusal on every rank, so no rank is left half-loaded.
-            string? path = null;
+            string? path = null, optimizerPath = null;
             Exception? failure = null;
             try
             {
@@ -116,8 +134,9 @@ namespace Pippy.Runtime.Checkpoints
                 var shard = index.Shards.SingleOrDefault(s => s.Rank == runner.PipelineRank)
                     ?? throw new InvalidDataException($"The checkpoint index {Path.GetFullPath(Path.Combine(directory, IndexFile))} names no shard of rank {runner.PipelineRank}. Nothing was loaded.");
                 path = VerifyShard(directory, shard, NothingLoaded);
-                using var reader = new BinaryReader(File.OpenRead(path));
-                Validate(reader, shard.File, runner, optimizer);
+                using (var reader = new BinaryReader(File.OpenRead(path)))
+                    Validate(reader, shard.File, runner, optimizer, index.OptimizerShards is { Count: > 0 });
+                if (optimizer is not null) optimizerPath = CheckOptimizerShard(directory, index, runner);
             }
             catch (Exception e)
             {
@@ -136,6 +155,12 @@ namespace Pippy.Runtime.Checkpoints
                 }
                 bool hasOptimizer = reader.ReadBoolean();
                 if (hasOptimizer) optimizer!.load_state_dict(reader);
+                if (optimizerPath is not null)
+                {
+                    using var shardReader = new BinaryReader(File.OpenRead(optimizerPath));
+                    OptimizerShardFile.Check(shardReader, optimizerPath, runner.ShardedOptimizer!, runner.DataParallelRank);
+                    optimizer!.load_state_dict(shardReader);
+                }
                 long step = reader.ReadInt64();
                 int rngLength = reader.ReadInt32();
                 torch.set_rng_state(torch.tensor(reader.ReadBytes(rngLength), dtype: ScalarType.Byte));
@@ -169,7 +194,40 @@ namespace Pippy.Runtime.Checkpoints
         /// first missing, extra or differently shaped tensor is an error that names it, and so is optimizer state
         /// without an optimizer to take it.
         /// </summary>
-        private static void Validate(BinaryReader reader, string file, PipelineRunner runner, OptimizerHelper? optimizer)
+        /// <summary>Every file an index names: the ranks' shards and the optimizer's shares.</summary>
+        private static IEnumerable<string> Files(CheckpointIndex? index) =>
+            index is null ? Enumerable.Empty<string>() : index.Shards.Select(s => s.File).Concat(index.OptimizerShards?.Select(s => s.File) ?? Enumerable.Empty<string>());
+
+        /// <summary>
+        /// For a load with an optimizer: this replica's share of a sharded optimizer state, checked against the index and
+        /// this replica's shard; null when the state is in the rank's shard. A sharded state and an unsharded optimizer
+        /// (or the other way round) are refused with what to do.
+        /// </summary>
+        private static string? CheckOptimizerShard(string directory, CheckpointIndex index, PipelineRunner runner)
+        {
+            var shard = runner.ShardedOptimizer;
+            if (index.OptimizerShards is not { Count: > 0 } shares)
+            {
+                if (shard is null) return null;
+                throw new InvalidOperationException(
+                    $"The checkpoint in {directory} holds an optimizer state that is not sharded, but this pipeline's optimizer state is sharded across {shard.Replicas} replicas " +
+                    "(ShardOptimizerState): load it into an optimizer of every parameter (without ShardOptimizerState), or merge it into the plain model (MergeCheckpoint) and load that. Nothing was loaded.");
+            }
+            int replicas = shares[0].Replicas;
+            if (shard is null || shard.Replicas != replicas)
+                throw new InvalidOperationException(
+                    $"The checkpoint in {directory} holds an optimizer state sharded across {replicas} data-parallel replicas, but this pipeline's is " +
+                    $"{(shard is null ? "not sharded" : $"sharded across {shard.Replicas}")}: load it with DataParallel = {replicas} and ShardOptimizerState, " +
+                    "or merge it into the plain model (MergeCheckpoint) and load that. Nothing was loaded.");
+            var mine = shares.SingleOrDefault(s => s.Rank == runner.PipelineRank && s.Replica == runner.DataParallelRank)
+                ?? throw new InvalidDataException($"The checkpoint index {Path.GetFullPath(Path.Combine(directory, IndexFile))} names no optimizer share of rank {runner.PipelineRank}, replica {runner.DataParallelRank}. Nothing was loaded.");
+            string path = VerifyShard(directory, new CheckpointShard(mine.Rank, mine.File, Array.Empty<int>(), mine.Length, mine.Checksum), NothingLoaded);
+            using var reader = new BinaryReader(File.OpenRead(path));
+            OptimizerShardFile.Check(reader, path, shard, runner.DataParallelRank);
+            return path;
+        }
+
+        private static void Validate(BinaryReader reader, string file, PipelineRunner runner, OptimizerHelper? optimizer, bool optimizerSharded)
         {
             if (reader.ReadString() != Magic) throw new InvalidDataException($"{file} is not a Pippy checkpoint shard.");
             int stages = reader.ReadInt32();
@@ -193,7 +251,7 @@ namespace Pippy.Runtime.Checkpoints
                 if (missing is not null)
                     throw new InvalidDataException($"{file}: stage {index} of the checkpoint has no '{missing}': the checkpoint is of another model. Nothing was loaded.");
             }
-            if (reader.ReadBoolean() && optimizer is null)
+            if ((reader.ReadBoolean() || optimizerSharded) && optimizer is null)
                 throw new InvalidOperationException($"{file} holds optimizer state: pass the optimizer to LoadCheckpoint to restore it. Nothing was loaded.");
         }
 
@@ -254,7 +312,12 @@ namespace Pippy.Runtime.Checkpoints
                 var (length, checksum) = CheckpointChecksums.OfFile(Path.Combine(directory, shard.File));
                 return shard with { Length = length, Checksum = checksum };
             }).ToArray();
-            WriteIndex(directory, index with { Shards = shards, Checksum = CheckpointChecksums.Placeholder });
+            var optimizerShards = index.OptimizerShards?.Select(share =>
+            {
+                var (length, checksum) = CheckpointChecksums.OfFile(Path.Combine(directory, share.File));
+                return share with { Length = length, Checksum = checksum };
+            }).ToArray();
+            WriteIndex(directory, index with { Shards = shards, OptimizerShards = optimizerShards, Checksum = CheckpointChecksums.Placeholder });
         }
 
         private static void WriteIndex(string directory, CheckpointIndex index) =>

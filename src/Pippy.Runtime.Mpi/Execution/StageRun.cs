@@ -124,14 +124,15 @@ namespace Pippy.Runtime.Execution
         private List<Tensor> InputsNeedingGradient(int mb)
         {
             var inputs = InputsOf(mb);
-            return Incoming.Where((edge, k) => NeedsGradient(mb)[k]).Select(edge => inputs[edge.ToInput]!).Distinct().ToList();
+            // By reference: Tensor.Equals compares values, and two inputs may hold equal values.
+            return Incoming.Where((edge, k) => NeedsGradient(mb)[k]).Select(edge => inputs[edge.ToInput]!).Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>().ToList();
         }
 
         /// <summary>B: input and weight gradients in one backward.</summary>
         public void Backward(int mb, PipelineAction action)
         {
             var (roots, gradients) = Roots(mb, action);
-            if (roots.Count > 0) autograd.backward(roots, gradients);
+            if (roots.Count > 0) BlockRecomputation.As(BlockRecomputation.BackwardPart.Whole, () => autograd.backward(roots, gradients));
             InputGradients[mb] = Unaliased(mb, InputsOf(mb).Select(input => input is { requires_grad: true } ? input.grad : null).ToArray());
             Release(mb);
         }
@@ -144,11 +145,12 @@ namespace Pippy.Runtime.Execution
             var result = new Tensor?[Spec.Inputs.Count];
             if (roots.Count > 0 && inputs.Count > 0)
             {
-                var computed = autograd.grad(roots, inputs, gradients, retain_graph: true, allow_unused: true);
+                IList<Tensor> computed = Array.Empty<Tensor>();
+                BlockRecomputation.As(BlockRecomputation.BackwardPart.InputOnly, () => computed = autograd.grad(roots, inputs, gradients, retain_graph: true, allow_unused: true));
                 var all = InputsOf(mb);
                 for (int i = 0; i < all.Length; i++)
                 {
-                    int k = inputs.IndexOf(all[i]!);
+                    int k = inputs.FindIndex(input => ReferenceEquals(input, all[i]));
                     if (k >= 0) result[i] = computed[k];
                 }
             }
@@ -161,7 +163,8 @@ namespace Pippy.Runtime.Execution
         public void BackwardWeight(int mb, PipelineAction action)
         {
             var (roots, gradients) = _pendingWeight[mb] ?? throw new InvalidOperationException($"{action}: the input gradient (I) of microbatch {mb} has not run.");
-            if (roots.Count > 0 && Parameters.Count > 0) autograd.backward(roots, gradients, inputs: Parameters);
+            if (roots.Count > 0 && Parameters.Count > 0)
+                BlockRecomputation.As(BlockRecomputation.BackwardPart.WeightOnly, () => autograd.backward(roots, gradients, inputs: Parameters));
             _pendingWeight[mb] = null;
             Release(mb);
         }

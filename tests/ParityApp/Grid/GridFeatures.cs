@@ -71,6 +71,7 @@ public sealed record GridFeature(
         Single("shared-module", () => new GridShared(), (m, e, o) => GridShared.Pipeline.Build((GridShared)m, e, o), (m, x) => ((GridShared)m).forward(x[0]), Floats(6)),
         Single("split-into", () => new GridList(), (m, e, o) => GridList.Pipeline.Build((GridList)m, e, o), (m, x) => ((GridList)m).forward(x[0]), Floats(6)),
         Single("helpers-using", () => new GridHelpers(), (m, e, o) => GridHelpers.Pipeline.Build((GridHelpers)m, e, o), (m, x) => ((GridHelpers)m).forward(x[0]), Floats(6)),
+        Single("recompute-blocks", () => new GridRecompute(), (m, e, o) => GridRecompute.Pipeline.Build((GridRecompute)m, e, o), (m, x) => ((GridRecompute)m).forward(x[0]), Floats(6)),
         Single("sequential", () => new GridSequential(), (m, e, o) => GridSequential.Pipeline.Build((GridSequential)m, e, o), (m, x) => ((GridSequential)m).forward(x[0]), Floats(6)),
         // The tied model in bf16 (parameters, activations and messages; the loss in float32): data-parallel and tied
         // gradient sums accumulate in float32. Compared with the plain model in bf16 at rtol 2e-2.

@@ -246,3 +246,47 @@ public sealed partial class GridSequential : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => layers.forward(x);
 }
+
+/// <summary>A block of two tensors: the running value and a skip, mixed (<see cref="GridRecompute"/>).</summary>
+public sealed class GridGate : Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear layer;
+
+    public GridGate(string name) : base(name)
+    {
+        layer = Linear(8, 8);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h, Tensor skip) => (layer.forward(h) + 0.5 * skip).tanh();
+}
+
+/// <summary>
+/// Feature "recompute-blocks": [Recompute] on a block of the first stage, whose input needs no gradient (its weights
+/// still get theirs), on a divided module list of two-tensor blocks (each block recomputed on its own, its skip input
+/// crossing stages), and on the last stage's head.
+/// </summary>
+[Pipeline(Microbatches = 4)]
+public sealed partial class GridRecompute : Module<Tensor, Tensor>
+{
+    [Recompute] private readonly Linear input;
+    [Recompute, SplitInto(4)] private readonly ModuleList<GridGate> blocks;
+    [Recompute] private readonly Linear output;
+
+    public GridRecompute() : base(nameof(GridRecompute))
+    {
+        input = Linear(6, 8);
+        blocks = new ModuleList<GridGate>();
+        for (int i = 0; i < 6; i++) blocks.Add(new GridGate($"gate{i}"));
+        output = Linear(8, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var h = input.forward(x).tanh();
+        var skip = h;
+        foreach (var block in blocks) h = block.forward(h, skip);
+        return output.forward(h);
+    }
+}

@@ -189,14 +189,16 @@ public static class ParityGrid
                 int steps = 3;
                 for (int step = 0; step < steps; step++)
                 {
-                    if (mode == "resume" && step == 1)
+                    if (mode is "resume" or "data-parallel-sharded" && step == 1)
                     {
-                        // Save after the first step, take a second step, then load and take it again: the same as not stopping.
+                        // Save after the first step, take a second step, then load and take it again: the same as not
+                        // stopping. Sharded: each replica saves and loads its own share of the optimizer's state.
                         pipe.SaveCheckpoint(directory, optimizer, step);
                         var (ti, tt) = feature.Batch(step, Rows);
                         optimizer.zero_grad();
                         pipe.StepOutputs(ti, tt, feature.Loss);
                         optimizer.step();
+                        shard?.Gather();
                         long at = pipe.LoadCheckpoint(directory, optimizer);
                         if (at != step) throw new InvalidOperationException($"the checkpoint says step {at}, not {step}");
                     }
@@ -217,7 +219,7 @@ public static class ParityGrid
                     if (clip) check.Values($"step {step} gradient norm", tensor(norm), tensor(expectedNorm));
                 }
                 check.Parameters(plain, steps);
-                if (mode == "resume" && mpi.Rank == 0) Directory.Delete(directory, recursive: true);
+                if (mode is "resume" or "data-parallel-sharded" && mpi.Rank == 0) Directory.Delete(directory, recursive: true);
                 break;
             }
             default:
