@@ -79,11 +79,17 @@ namespace Pippy.Runtime
             var mpi = MpiCommunicator.StartMpi(ref args, multipleThreads: chosen != CommunicationProgress.None);
             var environment = new PipelineEnvironment(mpi) { Progress = chosen };
             if (chosen == CommunicationProgress.PollingThread) environment.StartPolling();
-            // One message first (a failed action names its rank, stage, action and microbatch), then the details.
+            // A mistake every rank agreed on (the configuration at Build, a checkpoint's files): said once, then every
+            // rank exits. Anything else: one message first (a failed action names its rank, stage, action and
+            // microbatch), then the details, and MPI_Abort ends the job.
             AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+            {
+                if (e.ExceptionObject is Exception agreed && FailureAgreement.ReportedBy(agreed) is int reporter)
+                    environment.ExitAfterAgreedFailure(agreed, reporter);
                 environment.Abort(e.ExceptionObject is Exception exception
                     ? $"{exception.Message}\n{exception}"
                     : $"unhandled {e.ExceptionObject}");
+            };
             TorchNative.EnsureLoaded();
             LimitTorchThreads();
             return environment;
@@ -107,6 +113,30 @@ namespace Pippy.Runtime
             // Give the launcher a moment to forward this rank's output before MPI_Abort tears the job down.
             Thread.Sleep(TimeSpan.FromMilliseconds(300));
             MpiCommunicator.AbortJob(exitCode);
+        }
+
+        /// <summary>The variable that adds the stack trace to a mistake that every rank agreed on (printed as its message alone otherwise).</summary>
+        public const string DebugVariable = "PIPPY_DEBUG";
+
+        /// <summary>The world communicator: every rank of the job.</summary>
+        internal MpiCommunicator World => _world;
+
+        /// <summary>
+        /// Ends this rank after a failure that every rank reached together (<see cref="FailureAgreement"/>): the rank
+        /// that reports it prints its message alone (with the stack trace when PIPPY_DEBUG=1), the others print nothing,
+        /// and every rank leaves MPI and exits with code 1.
+        /// </summary>
+        private void ExitAfterAgreedFailure(Exception failure, int reporter)
+        {
+            bool debug = System.Environment.GetEnvironmentVariable(DebugVariable) == "1";
+            Console.Out.Flush();
+            if (Rank == reporter) Console.Error.WriteLine(debug ? $"[pippy] error (rank {Rank}): {failure}" : $"[pippy] error: {failure.Message}");
+            Console.Error.Flush();
+            // Every rank is here: MPI_Finalize ends the job cleanly. Bounded, in case a rank caught the failure and went on.
+            var finalize = new Thread(() => { try { _mpi.Dispose(); } catch (Exception) { } }) { IsBackground = true };
+            finalize.Start();
+            finalize.Join(TimeSpan.FromSeconds(5));
+            System.Environment.Exit(1);
         }
 
         /// <summary>

@@ -48,7 +48,19 @@ namespace Pippy.Runtime
             _options = options ?? new PipelineOptions();
             _graph = graph;
             Environment = environment;
-            Schedule = SchedulePlan.Resolve(graph, buildTimeSchedule, _options, environment.Size);
+            // A configuration mistake (rank count, options) is every rank's: agreed on, so it is said once.
+            ScheduleTable? schedule = null;
+            Exception? mistake = null;
+            try
+            {
+                schedule = SchedulePlan.Resolve(graph, buildTimeSchedule, _options, environment.Size);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                mistake = e;
+            }
+            FailureAgreement.Agree(mistake, environment.World, "checking the pipeline's configuration at Build");
+            Schedule = schedule!;
             _rankOfStage = Schedule.RankOfStage();
             _topology = new PipelineTopology(Schedule.RankCount, _options.DataParallel, _options.ReceiveTimeout);
 

@@ -65,12 +65,27 @@ public class QuickstartMpiTests(ITestOutputHelper log)
         Assert.DoesNotContain("PASS", run.Output);
     }
 
+    /// <summary>
+    /// A mistake in how the job was started is said once, by the lowest rank (every rank saw it), as the message alone:
+    /// no stack trace, no "Unhandled exception", no MPI_Abort lines; and the job exits non-zero. PIPPY_DEBUG=1 adds the trace.
+    /// </summary>
     [Fact]
-    public void WrongRankCountEndsTheJobWithTheFix()
+    public void WrongRankCountEndsTheJobWithTheFixSaidOnce()
     {
+        const string Fix = "MyNetwork has 3 stages and runs 1 stage(s) per rank (GPipe), so a pipeline takes 3 rank(s), but this job has 2 rank(s): start it with mpiexec -n 3";
         var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("Quickstart"), "", timeoutSeconds: 120);
         log.WriteLine(run.Output + run.Errors);
         Assert.NotEqual(0, run.ExitCode);
-        Assert.Contains("MyNetwork has 3 stages and runs 1 stage(s) per rank (GPipe), so a pipeline takes 3 rank(s), but this job has 2 rank(s): start it with mpiexec -n 3", run.Output + run.Errors);
+        string all = run.Output + run.Errors;
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(all, System.Text.RegularExpressions.Regex.Escape(Fix)));
+        Assert.Contains("[pippy] error: " + Fix, run.Errors);
+        Assert.DoesNotContain("   at ", all);
+        Assert.DoesNotContain("Unhandled exception", all);
+        Assert.DoesNotContain("MPI_Abort", all);
+
+        var debug = MpiLauncher.Start(2, MpiLauncher.SampleDll("Quickstart"), "", timeoutSeconds: 120, environment: ("PIPPY_DEBUG", "1"));
+        Assert.NotEqual(0, debug.ExitCode);
+        Assert.Contains("[pippy] error (rank 0): System.InvalidOperationException: " + Fix, debug.Errors);
+        Assert.Contains("   at Pippy.Runtime.Runner.SchedulePlan.Resolve", debug.Errors);
     }
 }

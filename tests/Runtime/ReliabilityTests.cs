@@ -390,5 +390,8 @@ public class ReliabilityTests(ITestOutputHelper log)
                         "rank 0 has stage 0 parameter first.weight: float32[5, 6]); nothing was run. Every rank must build the same model", run.Errors);
         Assert.DoesNotContain("] built", run.Output);
         Assert.DoesNotContain("stepped", run.Output);
+        // Every rank refused; the first that differs said it, once, without a stack trace.
+        Assert.Single(Regex.Matches(run.Errors, "built a different Configured"));
+        Assert.DoesNotContain("   at ", run.Errors);
     }
 }

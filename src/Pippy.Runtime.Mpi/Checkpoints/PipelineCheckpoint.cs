@@ -83,7 +83,7 @@ namespace Pippy.Runtime.Checkpoints
                 failure = new IOException($"Rank {environment.Rank} could not write its checkpoint shard in {directory}: {e.Message} The index was not changed: it still names the previous checkpoint.", e);
             }
             // Every shard is in place before the index names it (and a rank that could not write stops every rank).
-            CheckpointAgreement.Agree(failure, world, "saving a checkpoint (every rank's shard written)");
+            FailureAgreement.Agree(failure, world, "saving a checkpoint (every rank's shard written)");
             var sums = new ulong[mine.Length];
             world.Allreduce<ulong>(mine, sums, ReduceOperation.BitwiseOr, "saving a checkpoint (the shards' checksums to rank 0)");
             failure = null;
@@ -112,7 +112,7 @@ namespace Pippy.Runtime.Checkpoints
                     failure = new IOException($"Rank 0 could not write the checkpoint index in {directory}: {e.Message}", e);
                 }
             }
-            CheckpointAgreement.Agree(failure, world, "saving a checkpoint (the index written)");
+            FailureAgreement.Agree(failure, world, "saving a checkpoint (the index written)");
         }
 
         internal static long Load(string directory, PipelineRunner runner, StageGraph graph, OptimizerHelper? optimizer)
@@ -142,7 +142,7 @@ namespace Pippy.Runtime.Checkpoints
             {
                 failure = e;
             }
-            CheckpointAgreement.Agree(failure, runner.World, "the check, before loading a checkpoint, that every rank can load its shard");
+            FailureAgreement.Agree(failure, runner.World, "the check, before loading a checkpoint, that every rank can load its shard");
 
             using (var reader = new BinaryReader(File.OpenRead(path!)))
             {

@@ -53,10 +53,11 @@ namespace Pippy.Runtime.Execution
             world.Broadcast<int>(differenceLength, ranks[0], what);
             if (rank != ranks[0]) difference = new byte[differenceLength[0]];
             world.Broadcast<byte>(difference, ranks[0], what);
-            throw new InvalidOperationException(
+            // Every rank throws the same message: the first rank that differs reports it (FailureAgreement).
+            throw FailureAgreement.Mark(new InvalidOperationException(
                 $"{(ranks.Length == 1 ? $"Rank {ranks[0]}" : $"Ranks {string.Join(", ", ranks)}")} built a different {modelName} than rank 0 " +
                 $"({Encoding.UTF8.GetString(difference)}); nothing was run. Every rank must build the same model: the same constructor arguments and " +
-                "configuration on every rank (only values may differ: the pipeline broadcasts the replicated ones).");
+                "configuration on every rank (only values may differ: the pipeline broadcasts the replicated ones)."), ranks[0]);
         }
 
         private static string FirstDifference(int rank, string[] mine, string[] root)
