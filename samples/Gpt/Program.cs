@@ -39,4 +39,6 @@ root.SetAction(result => Trainer.Run(mpi, new Trainer.Settings(
     result.GetValue(schedule)!, result.GetValue(microbatches), result.GetValue(dataParallel), result.GetValue(steps), result.GetValue(batch),
     result.GetValue(context), result.GetValue(learningRate), result.GetValue(checkpoint)!, result.GetValue(trace), result.GetValue(text),
     result.GetValue(seed), result.GetValue(sample), result.GetValue(recompute), result.GetValue(evalEvery), result.GetValue(bf16))));
-return root.Parse(args).Invoke();
+// Exceptions go on to Pippy's handler (not System.CommandLine's, which prints each rank's stack trace): a mistake every
+// rank agreed on is said once, any other failure ends every rank of the job.
+return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -22,6 +22,18 @@ public class GptSampleTests(ITestOutputHelper log)
     private static double[] Losses(string output) => output.Split('\n').Where(l => l.StartsWith("step ")).Select(l =>
         double.Parse(l.Split("loss ")[1].Split(' ')[0], CultureInfo.InvariantCulture)).ToArray();
 
+    /// <summary>Started on 3 ranks, the 4-stage sample says how to start it once, without a stack trace, and exits non-zero.</summary>
+    [Fact]
+    public void StartedOnTheWrongRankCountItSaysTheFixOnce()
+    {
+        var run = MpiLauncher.Start(3, MpiLauncher.SampleDll("Gpt"), "", timeoutSeconds: 120);
+        log.WriteLine(run.Output + run.Errors);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(run.Output + run.Errors, "start it with mpiexec -n 4"));
+        Assert.Contains("[pippy] error: CharGpt has 4 stages", run.Errors);
+        Assert.DoesNotContain("   at ", run.Output + run.Errors);
+    }
+
     [Fact]
     public void TrainsOnFourRanksWritesACheckpointATraceAndSamplesTextFromTheMergedModel()
     {
