@@ -69,8 +69,16 @@ namespace Pippy.Runtime
             // rank can check, before the first step, that all of them built the same model.
             var allStages = PipelineRanges.WithMeasuredCosts(measured, () => Enumerable.Range(0, graph.StageCount).Select(createStage).ToArray());
             Stages = allStages.Where(s => _rankOfStage[s.Index] == PipelineRank).ToArray();
+            // Every rank divided every list the same way: rank 0 prints all of it, in stage order.
+            var moduleRanges = PlanPrinter.ModuleRanges(allStages);
             ModelAgreement.Check(graph.ModelName, ModelAgreement.Describe(allStages), _topology.World);
             Materialized = MaterializeStages(graph);
+            // What each rank gave memory to (every rank takes part, lazy or not), printed by rank 0 with the plan.
+            var materialized = new double[2 * environment.Size];
+            var given = new double[materialized.Length];
+            materialized[2 * environment.Rank] = Materialized.Count;
+            materialized[2 * environment.Rank + 1] = Materialized.Sum(t => t.Tensor.NumberOfElements * t.Tensor.ElementSize);
+            _topology.World.Allreduce<double>(materialized, given, ReduceOperation.Sum, "Build (the tensors each rank gave memory to)");
             // PIPPY_STAGE_THROUGH_HOST=1 sends every tensor through host staging buffers, as CUDA tensors go without a
             // CUDA-aware MPI: how the GPU path's staging is tested on machines without a GPU.
             bool throughHost = System.Environment.GetEnvironmentVariable("PIPPY_STAGE_THROUGH_HOST") == "1";
@@ -88,8 +96,11 @@ namespace Pippy.Runtime
                 if (DataParallelSize > 1) DataParallelSync.SumGradients(Parameters(), _topology.DataParallel, _transport.Staging);
             });
             _stepper = new PipelineStepper(graph, _options, Stages, _rankOfStage, Schedule, _topology, _transport, _gradients);
-            if (_options.PrintPlan && environment.Rank == 0) PlanPrinter.Print(graph, Schedule, _topology, _rankOfStage);
-            if (_options.PrintPlan && DataParallelRank == 0) PlanPrinter.PrintModuleRanges(Stages, PipelineRank);
+            if (_options.PrintPlan && environment.Rank == 0)
+            {
+                PlanPrinter.Print(graph, Schedule, _topology, _rankOfStage, moduleRanges);
+                PlanPrinter.PrintMaterialized(given, rank => _rankOfStage.Select((r, stage) => (r, stage)).Where(x => x.r == rank % Schedule.RankCount).Select(x => x.stage));
+            }
         }
 
         /// <summary>
@@ -106,9 +117,6 @@ namespace Pippy.Runtime
                 "from a saved model, or FromCheckpoint() to resume with LoadCheckpoint.");
             var tensors = LazyModel.Materialize(Stages.Select(s => ("", (nn.Module)s)), initialization);
             _awaitingCheckpoint = initialization.AwaitsCheckpoint;
-            if (_options.PrintPlan)
-                Console.WriteLine($"[pippy]   rank {Environment.Rank} gave memory to {tensors.Count} tensors of stage(s) {string.Join(", ", Stages.Select(s => s.Index))} " +
-                                  $"({tensors.Sum(t => t.Tensor.NumberOfElements * t.Tensor.ElementSize) / (1 << 20)} MiB); the other stages stay without memory here");
             return tensors;
         }
 
