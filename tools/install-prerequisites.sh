@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Pippy.NET needs beyond the .NET SDK, only where it is missing: MPICH (Debian/Ubuntu package 'mpich')
-# and the English text samples/Gpt trains on (package 'fortunes'). Runs apt-get as root, or through sudo when not
+# Installs what Pippy.NET needs beyond the .NET SDK, only where it is missing: MPICH (Debian/Ubuntu package 'mpich'),
+# the English text samples/Gpt trains on (package 'fortunes') and iproute2 (the two-host tests' namespaces). Runs apt-get as root, or through sudo when not
 # root. Safe to run again.
 set -euo pipefail
 
@@ -19,6 +19,12 @@ if [ -f /usr/share/games/fortunes/fortunes ]; then
   echo "The fortunes text is installed: /usr/share/games/fortunes"
 else
   missing+=(fortunes)
+fi
+# The two-host tests make network namespaces with iproute2's ip (tests/Runtime/TwoHosts.cs).
+if command -v ip >/dev/null 2>&1; then
+  echo "iproute2 is installed: $(command -v ip)"
+else
+  missing+=(iproute2)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -18,6 +18,21 @@ namespace Pippy.Runtime
         /// <summary>Messages sent as the tensor's memory alone, into a receive posted in advance.</summary>
         public int MessagesMemoryOnly { get; init; }
 
+        /// <summary>
+        /// Messages whose tensor memory went through shared memory (to and from ranks of this machine; the notice that
+        /// names the slot still goes through MPI). Headers and notices are not counted.
+        /// </summary>
+        public int MessagesViaSharedMemory { get; init; }
+
+        /// <summary>The tensor bytes of <see cref="MessagesViaSharedMemory"/>.</summary>
+        public long BytesViaSharedMemory { get; init; }
+
+        /// <summary>Messages whose tensor memory went through MPI (to and from ranks on other machines, or with shared memory off).</summary>
+        public int MessagesViaMpi { get; init; }
+
+        /// <summary>The tensor bytes of <see cref="MessagesViaMpi"/>.</summary>
+        public long BytesViaMpi { get; init; }
+
         /// <summary>Host staging buffers created so far (for device tensors without a CUDA-aware MPI).</summary>
         public int HostStagingBuffers { get; init; }
 

@@ -99,7 +99,7 @@ public static class Reliability
         }
         var options = new PipelineOptions { PrintPlan = false, ReceiveTimeout = TimeSpan.FromSeconds(mode is "stuck" or "collective" or "trace" ? 3 : 600) };
         using var pipe = Faulty.Pipeline.Build(new Faulty(), mpi, options);
-        Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId}");
+        Console.WriteLine($"[rank {mpi.Rank}] pid {Environment.ProcessId} on {Environment.MachineName}");
         if (mode == "stuck" && mpi.Rank == 1)
         {
             Thread.Sleep(TimeSpan.FromSeconds(60)); // never takes part: the others' watchdog must end the job

@@ -50,9 +50,16 @@ public static class MpiLauncher
     /// Runs <c>mpiexec -n RANKS dotnet DLL ARGS</c>; a job still running after the timeout is killed and fails the test.
     /// An environment variable given a null value is removed.
     /// </summary>
-    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300, params (string Name, string? Value)[] environment)
+    public static Run Start(int ranks, string dll, string arguments, int timeoutSeconds = 300, params (string Name, string? Value)[] environment) =>
+        Wait(Command(Launcher(), $"-n {ranks} dotnet {dll} {arguments}", environment), timeoutSeconds, $"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments}");
+
+    /// <summary>
+    /// How to start <c>PROGRAM ARGS</c> with its output captured and extra environment variables (a null value removes
+    /// one): for launches that <see cref="Start"/> does not make, such as mpiexec inside a network namespace.
+    /// </summary>
+    public static ProcessStartInfo Command(string program, string arguments, params (string Name, string? Value)[] environment)
     {
-        var start = new ProcessStartInfo(Launcher(), $"-n {ranks} dotnet {dll} {arguments}")
+        var start = new ProcessStartInfo(program, arguments)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -63,10 +70,11 @@ public static class MpiLauncher
             if (value is null) start.Environment.Remove(name);
             else start.Environment[name] = value;
         }
-        return Wait(start, timeoutSeconds, $"mpiexec -n {ranks} {Path.GetFileName(dll)} {arguments}");
+        return start;
     }
 
-    private static Run Wait(ProcessStartInfo start, int timeoutSeconds, string what)
+    /// <summary>Runs <paramref name="start"/> to its end; one still running after the timeout is killed with its children and fails the test.</summary>
+    public static Run Wait(ProcessStartInfo start, int timeoutSeconds, string what)
     {
         using var process = Process.Start(start)!;
         Task<string> output = process.StandardOutput.ReadToEndAsync(), errors = process.StandardError.ReadToEndAsync();

@@ -6,6 +6,27 @@ namespace Pippy.Tests.Runtime;
 /// <summary>The transport's shared-memory path between 2 ranks of one machine (tests/ParityApp/SharedSlotsCheck.cs).</summary>
 public class SharedMemoryTransportTests(ITestOutputHelper log)
 {
+    [Theory]
+    [InlineData(null)] // the default: the ranks of this machine share memory
+    [InlineData("0")] // PIPPY_SHARED_MEMORY=0: MPI alone
+    public void StepStatisticsCountWhichPathEachMessageTook(string? sharedMemoryVariable)
+    {
+        // Data parallel 2 x pipeline 2 on this machine (the grid's tied model, interleaved 1F1B, one Step each).
+        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"pippy-paths-{System.Guid.NewGuid():N}");
+        var run = MpiLauncher.Parity(4, $"grid {directory} \"tied | interleaved-1F1B (2 per rank looped) | data-parallel-sharded\"", log,
+            ("GRID_PRINT_PATHS", "1"), ("PIPPY_SHARED_MEMORY", sharedMemoryVariable));
+        var lines = MessagePathLines.In(run.Output);
+        Assert.NotEmpty(lines);
+        // Every rank sent tensors, every one of them on the path the setting gives.
+        foreach (var line in lines)
+        {
+            int messages = line.ViaSharedMemory + line.ViaMpi;
+            Assert.True(messages > 0, $"rank {line.Rank} counted no message");
+            if (sharedMemoryVariable is null) Assert.True(line.ViaMpi == 0 && line.BytesViaSharedMemory > 0, line.ToString());
+            else Assert.True(line.ViaSharedMemory == 0 && line.BytesViaMpi > 0, line.ToString());
+        }
+    }
+
     [Fact]
     public void EveryDtypeArrivesExactlySlotsAreReusedAndASenderThatLeavesEarlyStillDelivers()
     {

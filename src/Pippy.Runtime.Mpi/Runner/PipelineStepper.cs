@@ -63,6 +63,7 @@ namespace Pippy.Runtime.Runner
             if (options.TraceDirectory is not null) topology.World.Barrier("the start of a traced step"); // one start for every rank's clock
             int buffersBefore = transport.BuffersAllocated, slotsBefore = transport.SharedSlotsCreated;
             var sendsBefore = transport.SendCounts;
+            var pathsBefore = transport.PathCounts;
             gradients.BeforeStep();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             try
@@ -76,12 +77,17 @@ namespace Pippy.Runtime.Runner
             double runMs = clock.Elapsed.TotalMilliseconds;
             interpreter.ReleaseBuffers();
             var sends = transport.SendCounts;
+            var paths = transport.PathCounts - pathsBefore;
             LastStep = new StepStatistics(interpreter.ActivationsSent, interpreter.GradientsSent, interpreter.Timeline.ToArray())
             {
                 ReceiveBuffersAllocated = transport.BuffersAllocated - buffersBefore,
                 SharedSlotsCreated = transport.SharedSlotsCreated - slotsBefore,
                 MessagesWithHeader = sends.WithHeader - sendsBefore.WithHeader,
                 MessagesMemoryOnly = sends.MemoryOnly - sendsBefore.MemoryOnly,
+                MessagesViaSharedMemory = paths.ViaSharedMemory,
+                BytesViaSharedMemory = paths.BytesViaSharedMemory,
+                MessagesViaMpi = paths.ViaMpi,
+                BytesViaMpi = paths.BytesViaMpi,
                 ForwardsRunEarly = interpreter.ForwardsRunEarly,
                 RunMilliseconds = runMs,
                 StartTimestamp = interpreter.StartTimestamp,

@@ -101,6 +101,14 @@ namespace Pippy.Runtime.Transport
 
         private int _withHeader, _memoryOnly;
 
+        /// <summary>
+        /// Messages that carried a tensor's memory, and those bytes, by the path the memory took (shared memory or MPI),
+        /// since the start. Headers and shared-memory notices are MPI's small control messages and are not counted.
+        /// </summary>
+        public MessagePathCounts PathCounts => _paths;
+
+        private MessagePathCounts _paths;
+
         /// <summary>Forgets what was learned in <paramref name="phase"/>: its next messages carry headers again.</summary>
         public void Forget(int phase)
         {
@@ -361,6 +369,7 @@ namespace Pippy.Runtime.Transport
 
         private void StartData(Tensor data, int destination, int tag, bool shared)
         {
+            _paths = _paths.Add(shared, data.NumberOfElements * data.ElementSize);
             if (!shared)
             {
                 Start(Staging.ForSend(data), data, destination, tag);

@@ -225,6 +225,13 @@ public static class ParityGrid
             default:
                 throw new ArgumentException($"unknown grid mode '{mode}'");
         }
+        // GRID_PRINT_PATHS=1: which path this rank's tensor messages of the cell's last Step took, and on which host (the two-host tests read it).
+        if (System.Environment.GetEnvironmentVariable("GRID_PRINT_PATHS") == "1")
+        {
+            var last = pipe.LastStep;
+            Console.WriteLine($"PATHS rank {mpi.Rank} on {System.Environment.MachineName}: {last.MessagesViaSharedMemory} messages ({last.BytesViaSharedMemory} bytes) " +
+                              $"through shared memory, {last.MessagesViaMpi} ({last.BytesViaMpi} bytes) through MPI");
+        }
         var untrained = Parity.TrainedByNoStage(mpi, pipe, plain);
         check.Count++;
         if (untrained.Length > 0) check.Failures.Add($"trained by the plain model, held by no stage: {string.Join(", ", untrained)}");
