@@ -20,7 +20,10 @@ var dataParallel = new Option<int>("--data-parallel") { Description = "Pipelines
 var steps = new Option<int>("--steps") { Description = "Optimizer steps to train (the default takes about two minutes on 2 cores).", DefaultValueFactory = _ => 500 };
 var batch = new Option<int>("--batch") { Description = "Sequences per step (all ranks see the same batch; each microbatch is a slice of it).", DefaultValueFactory = _ => 16 };
 var context = new Option<int>("--context") { Description = "Characters per sequence.", DefaultValueFactory = _ => 64 };
-var learningRate = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => 3e-3 };
+var learningRate = new Option<double>("--lr") { Description = "AdamW's peak learning rate: reached after a linear warmup (the first 5 % of the steps), then a cosine decay to a tenth of it.", DefaultValueFactory = _ => 3e-3 };
+var width = new Option<int>("--width") { Description = "Model width (embedding size).", DefaultValueFactory = _ => 128 };
+var depth = new Option<int>("--depth") { Description = "Transformer blocks (at least 4: the pipeline divides them among 4 stages).", DefaultValueFactory = _ => 8 };
+var heads = new Option<int>("--heads") { Description = "Attention heads per block (dividing the width).", DefaultValueFactory = _ => 4 };
 var checkpoint = new Option<string>("--checkpoint") { Description = "Folder for the checkpoint written at the end (one shard per rank and an index), merged into model.bin for sampling.", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "pippy-gpt") };
 var trace = new Option<string?>("--trace") { Description = "Write the last step's timeline of every rank to this Chrome-trace file (open it in ui.perfetto.dev)." };
 var text = new Option<string?>("--text") { Description = "Train on this text file instead of the fortunes databases (sudo apt-get install fortunes)." };
@@ -34,11 +37,13 @@ var root = new RootCommand("Trains a character-level GPT (token and position emb
                            "embedding) on English text across MPI ranks, prints each step's loss, writes a checkpoint and samples text from it.")
 {
     schedule, microbatches, dataParallel, steps, batch, context, learningRate, checkpoint, trace, text, seed, sample, recompute, evalEvery, bf16,
+    width, depth, heads,
 };
 root.SetAction(result => Trainer.Run(mpi, new Trainer.Settings(
     result.GetValue(schedule)!, result.GetValue(microbatches), result.GetValue(dataParallel), result.GetValue(steps), result.GetValue(batch),
     result.GetValue(context), result.GetValue(learningRate), result.GetValue(checkpoint)!, result.GetValue(trace), result.GetValue(text),
-    result.GetValue(seed), result.GetValue(sample), result.GetValue(recompute), result.GetValue(evalEvery), result.GetValue(bf16))));
+    result.GetValue(seed), result.GetValue(sample), result.GetValue(recompute), result.GetValue(evalEvery), result.GetValue(bf16),
+    result.GetValue(width), result.GetValue(depth), result.GetValue(heads))));
 // Exceptions go on to Pippy's handler (not System.CommandLine's, which prints each rank's stack trace): a mistake every
 // rank agreed on is said once, any other failure ends every rank of the job.
 return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -15,7 +15,21 @@ namespace Gpt;
 public static class Trainer
 {
     public sealed record Settings(string Schedule, int Microbatches, int DataParallel, int Steps, int Batch, int Context, double LearningRate,
-        string Checkpoint, string? Trace, string? Text, int Seed, int Sample, bool Recompute = false, int EvalEvery = 100, bool BFloat16 = false);
+        string Checkpoint, string? Trace, string? Text, int Seed, int Sample, bool Recompute = false, int EvalEvery = 100, bool BFloat16 = false,
+        int Width = 128, int Depth = 8, int Heads = 4)
+    {
+        /// <summary>The model these settings describe (the same on every rank, and for sampling).</summary>
+        public CharGpt Model(int vocabulary) => new(vocabulary, Context, Width, Heads, Depth);
+
+        /// <summary>The learning rate of a step (1-based): a linear warmup over the first 5 % of the steps, then a cosine decay to a tenth.</summary>
+        public double LearningRateAt(int step)
+        {
+            int warmup = Math.Max(1, Steps / 20);
+            if (step <= warmup) return LearningRate * step / warmup;
+            double progress = (double)(step - warmup) / Math.Max(1, Steps - warmup);
+            return LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * progress)));
+        }
+    }
 
     /// <summary>Held-out windows per validation loss.</summary>
     private const int ValidationWindows = 64;
@@ -45,7 +59,9 @@ public static class Trainer
             if (owner is TorchSharp.Modules.Embedding || (owner is TorchSharp.Modules.Linear && name.EndsWith(".weight", StringComparison.Ordinal))) { init.normal_(tensor, std: 0.02); return true; }
             return false;
         });
-        var model = LazyModel.Construct(() => new CharGpt(vocabulary, s.Context));
+        if (s.Depth < CharGpt.Pipeline.StageCount || s.Width % s.Heads != 0)
+            throw new ArgumentException($"--depth {s.Depth} --width {s.Width} --heads {s.Heads}: the pipeline needs at least {CharGpt.Pipeline.StageCount} blocks, and the heads must divide the width.");
+        var model = LazyModel.Construct(() => s.Model(vocabulary));
         // bf16: the stages compute, and send their messages, in bf16; the optimizer keeps float32 masters (below).
         if (s.BFloat16) model.to(ScalarType.BFloat16);
         using var pipe = CharGpt.Pipeline.Build(model, mpi, new PipelineOptions
@@ -67,6 +83,7 @@ public static class Trainer
             using var scope = NewDisposeScope();
             var (input, target) = corpus.Batch(s.Batch, s.Context, step, (ulong)s.Seed);
             optimizer.zero_grad();
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = s.LearningRateAt(step);
             Tensor loss;
             if (mixed is null)
             {
@@ -111,17 +128,19 @@ public static class Trainer
 
         // The trained model back in one process: merge the shards into one plain TorchSharp file, load and sample.
         string merged = Path.Combine(s.Checkpoint, "model.bin");
-        var plain = new CharGpt(vocabulary, s.Context);
+        var plain = s.Model(vocabulary);
         if (s.BFloat16) plain.to(ScalarType.BFloat16); // the shards hold bf16 tensors
         CharGpt.Pipeline.MergeCheckpoint(plain, s.Checkpoint, merged);
-        if (s.Sample > 0) Console.WriteLine($"sampled from {merged}:\n{Sample(corpus, merged, s.Context, s.Sample, (ulong)s.Seed, s.BFloat16)}");
+        if (s.Sample > 0) Console.WriteLine($"sampled from {merged}:\n{Sample(corpus, merged, s, (ulong)s.Seed)}");
         return 0;
     }
 
     /// <summary>Text generated one character at a time (temperature 0.8) by the plain model loaded from <paramref name="path"/>.</summary>
-    public static string Sample(Corpus corpus, string path, int context, int length, ulong seed, bool bfloat16 = false)
+    public static string Sample(Corpus corpus, string path, Settings s, ulong seed)
     {
-        var model = new CharGpt(corpus.Alphabet.Length, context);
+        int context = s.Context, length = s.Sample;
+        bool bfloat16 = s.BFloat16;
+        var model = s.Model(corpus.Alphabet.Length);
         // A bf16 file loads into a bf16 model; sampling then runs in float32.
         if (bfloat16) model.to(ScalarType.BFloat16);
         model.load(path);
