@@ -97,6 +97,8 @@ bool ok = scenario switch
     // The corpus (docs/annotations.md, "Corpus"): each model under the schedule named by the second argument.
     // Evaluate on a model with dropout left in training mode: eval mode on every stage, then training mode back.
 "mixed-precision" => ParityApp.MixedPrecisionCheck.Run(mpi, args[1], args.Length > 2 ? args[2] : ""),
+    // The tied model's messages in float32 and in bf16: the same messages, half the bytes.
+    "message-bytes" => MessageBytes(mpi),
     // A checkpoint with the optimizer's state sharded across 2 replicas: an unsharded optimizer is refused, a sharded one loads it.
     "sharded-checkpoint-refusal" => ShardedCheckpointRefusal(mpi, args[1]),
     // A stage that does not exist in PipelineOptions.RecomputeStages is refused at Build, naming it.
@@ -306,6 +308,29 @@ static bool RecomputeStagesRefusal(PipelineEnvironment mpi)
         if (mpi.Rank == 0) Console.WriteLine($"REFUSED: {e.Message}");
         return true;
     }
+}
+
+static bool MessageBytes(PipelineEnvironment mpi)
+{
+    var x = randint(0, 12, new long[] { 8, 5 });
+    var y = randn(8, 12);
+    (long Messages, long Bytes) Sent(ScalarType dtype)
+    {
+        manual_seed(0);
+        var model = new ParityApp.Grid.GridTied();
+        model.to(dtype);
+        using var pipe = ParityApp.Grid.GridTied.Pipeline.Build(model, mpi, new PipelineOptions { PrintPlan = false });
+        // The second step: the first also sends shape headers.
+        for (int i = 0; i < 2; i++) pipe.Step(x, y, (o, t) => functional.mse_loss(o.to_type(ScalarType.Float32), t, Reduction.Sum));
+        var last = pipe.LastStep;
+        return ((long)mpi.Sum(last.MessagesViaSharedMemory + last.MessagesViaMpi), (long)mpi.Sum(last.BytesViaSharedMemory + last.BytesViaMpi));
+    }
+    var single = Sent(ScalarType.Float32);
+    var half = Sent(ScalarType.BFloat16);
+    bool ok = single.Messages > 0 && half.Messages == single.Messages && 2 * half.Bytes == single.Bytes;
+    if (mpi.Rank == 0)
+        Console.WriteLine($"{(ok ? "PASS" : "FAIL")} message-bytes: float32 {single.Messages} messages, {single.Bytes:N0} bytes; bf16 {half.Messages} messages, {half.Bytes:N0} bytes");
+    return mpi.AllTrue(ok);
 }
 
 static bool ShardedCheckpointRefusal(PipelineEnvironment mpi, string directory)

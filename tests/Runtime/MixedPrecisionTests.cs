@@ -24,6 +24,14 @@ public class MixedPrecisionTests(ITestOutputHelper log)
         Assert.Contains($"PASS mixed-precision {precision}{(placement == "" ? "" : " " + placement)}: 5 steps ({(precision == "fp16" ? 2 : 0)} skipped)", run.Output);
     }
 
+    /// <summary>The tied model's step in bf16 sends the same messages between its 4 stages as in float32, with half the bytes (StepStatistics).</summary>
+    [Fact]
+    public void Bf16MessagesAreHalfTheBytes()
+    {
+        var run = MpiLauncher.Parity(4, "message-bytes", log);
+        Assert.Matches(@"PASS message-bytes: float32 (\d+) messages, [\d,]+ bytes; bf16 \1 messages", run.Output);
+    }
+
     [Fact]
     public void ALossScalingThatCannotWorkIsRefusedWithWhatItNeeds()
     {
