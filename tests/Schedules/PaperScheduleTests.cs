@@ -79,9 +79,9 @@ public class PaperScheduleTests(ITestOutputHelper log)
             "0F0 0F1 2F0 2F1 0F2 2B0 0F3 2B1 2F2 0B0 2F3 0B1 2B2 2B3 0B2 0B3",
             "1F0 1F1 3F0 3B0 3F1 3B1 1F2 1B0 1F3 1B1 3F2 3B2 3F3 3B3 1B2 1B3",
         } },
-        // m not a multiple of p (torch.distributed.pipelining's rounds): max(1, m / p) rounds of at least p
-        // microbatches, sizes differing by at most one, the larger first; the warm-up counts the first round's size g
-        // instead of p, (v-1)*g + (p-r-1)*2. m = 3: one round of 3, warm-ups 5 and 3.
+        // m not a multiple of p (torch.distributed.pipelining's rounds): max(1, m / p) rounds, of at least p
+        // microbatches when m >= p, sizes differing by at most one, the larger first; the warm-up counts the first
+        // round's size g instead of p, (v-1)*g + (p-r-1)*2. m = 3: one round of 3, warm-ups 5 and 3.
         new object[] { ScheduleKind.Interleaved1F1B, 2, 2, 3, new[]
         {
             "0F0 0F1 0F2 2F0 2F1 2F2 2B0 2B1 2B2 0B0 0B1 0B2",
