@@ -23,7 +23,7 @@ namespace Pippy.Schedules
         /// that moves on to its next chunk finds the round's first microbatch already back from its trip round the p
         /// ranks, and the idle time stays Megatron's (p-1)(F+B) whatever m is. (Megatron's own cut, rounds of p and a
         /// shorter remainder, can deadlock here: on a short round a rank waits for a forward that its neighbour only
-        /// runs after a backward the rank has not reached, e.g. p = 4, v = 3, m = 5.) With m &lt; p there is one round
+        /// runs after a backward that waits for one of the rank's own still to come, e.g. p = 4, v = 3, m = 5.) With m &lt; p there is one round
         /// of all m; each chunk change then waits p - m steps, which no order can avoid with fewer microbatches than ranks.
         /// </summary>
         public static IReadOnlyList<(int First, int Count)> Rounds(int ranks, int microbatches)
