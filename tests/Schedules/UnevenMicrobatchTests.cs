@@ -125,6 +125,36 @@ public class UnevenMicrobatchTests
         Assert.All(rounds, r => Assert.InRange(r.Count, Math.Min(m, p), 2 * p - 1));
     }
 
+    [Fact]
+    public void MegatronsCutIntoRoundsOfPAndARemainderWouldDeadlock()
+    {
+        // Why the rounds are cut as they are: the same warm-up and order with Megatron's rounds of p = 4 and a
+        // remainder of 1 for m = 5, v = 3 hangs; rank 0 waits for a forward of rank 3's that follows a backward
+        // waiting for rank 0's.
+        const int p = 4, v = 3, m = 5;
+        var links = ScheduleBuilder.Links(ScheduleKind.Interleaved1F1B, p * v, v, Enumerable.Range(0, p * v - 1).Select(s => (s, s + 1)));
+        var order = new[] { (First: 0, Count: 4), (First: 4, Count: 1) }
+            .SelectMany(round => Enumerable.Range(0, v).SelectMany(chunk => Enumerable.Range(round.First, round.Count).Select(mb => (Chunk: chunk, Microbatch: mb))))
+            .ToArray();
+        var ranks = Enumerable.Range(0, p).Select(r =>
+        {
+            var actions = new List<PipelineAction>();
+            int warmup = (v - 1) * p + 2 * (p - 1 - r), f = 0, b = 0;
+            PipelineAction Forward(int k) => new(order[k].Chunk * p + r, ActionKind.Forward, order[k].Microbatch);
+            PipelineAction Backward(int k) => new((v - 1 - order[k].Chunk) * p + r, ActionKind.Backward, order[k].Microbatch);
+            for (; f < warmup; f++) actions.Add(Forward(f));
+            while (f < order.Length) { actions.Add(Forward(f++)); actions.Add(Backward(b++)); }
+            while (b < order.Length) actions.Add(Backward(b++));
+            return actions;
+        });
+        var table = ScheduleLowering.AddCommunication(new ScheduleTable(ScheduleKind.Interleaved1F1B, p * v, m, ranks), links);
+        Assert.Empty(ScheduleValidator.Validate(table, links));
+        var run = ScheduleSimulator.Run(table, links);
+        Assert.False(run.Completed);
+        Assert.Contains("rank 0 at action", run.Deadlock);
+        Assert.True(ScheduleSimulator.Run(Build(ScheduleKind.Interleaved1F1B, p, v, m).Table, links).Completed);
+    }
+
     [Theory]
     [MemberData(nameof(InterleavedSweep))]
     public void InterleavedIdleIsMegatronsForAnyMAtLeastP(int p, int v, int m)
