@@ -137,6 +137,12 @@ bool ok = scenario switch
     "dual-pipe-v" => Chain(mpi, () => new DualPipeVChain(), (m, e, o) => DualPipeVChain.Pipeline.Build(m, e, o)),
     "1f1b-2" => Chain(mpi, () => new OneFOneBOnTwo(), (m, e, o) => OneFOneBOnTwo.Pipeline.Build(m, e, o)),
     "interleaved-1f1b-2" => Chain(mpi, () => new InterleavedOnTwo(), (m, e, o) => InterleavedOnTwo.Pipeline.Build(m, e, o)),
+    // Interleaved 1F1B with microbatch counts that are no multiple of the rank count (the table computed at start):
+    // on 2 ranks one round of 3, then rounds of 3 and 2; on 4 ranks one round of 6, and 3 (fewer than the ranks).
+    "interleaved-uneven-2" => Chain(mpi, () => new InterleavedOnTwo(), (m, e, o) => InterleavedOnTwo.Pipeline.Build(m, e, o), microbatches: 3)
+        & Chain(mpi, () => new InterleavedOnTwo(), (m, e, o) => InterleavedOnTwo.Pipeline.Build(m, e, o), microbatches: 5),
+    "interleaved-uneven-4" => Chain(mpi, () => new InterleavedChain(), (m, e, o) => InterleavedChain.Pipeline.Build(m, e, o), microbatches: 6)
+        & Chain(mpi, () => new InterleavedChain(), (m, e, o) => InterleavedChain.Pipeline.Build(m, e, o), microbatches: 3),
     "looped-bfs-4" => Chain(mpi, () => new LoopedBfsOnFour(), (m, e, o) => LoopedBfsOnFour.Pipeline.Build(m, e, o)),
     "zero-bubble-2" => Chain(mpi, () => new ZeroBubbleOnTwo(), (m, e, o) => ZeroBubbleOnTwo.Pipeline.Build(m, e, o)),
     "interleaved-zero-bubble-4" => Chain(mpi, () => new InterleavedZeroBubbleOnFour(), (m, e, o) => InterleavedZeroBubbleOnFour.Pipeline.Build(m, e, o)),

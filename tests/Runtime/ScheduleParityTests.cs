@@ -32,6 +32,27 @@ public class ScheduleParityTests(ITestOutputHelper log)
         Assert.Contains("[rank 1 stage 1+5] checked", output);
     }
 
+    /// <summary>
+    /// Interleaved 1F1B (2 stages per rank) with microbatch counts that are no multiple of the rank count, the table
+    /// computed at start: 3 and 5 microbatches on 2 ranks, 6 and 3 (fewer than the ranks) on 4.
+    /// </summary>
+    [Theory]
+    [InlineData("interleaved-uneven-2", 2, "InterleavedOnTwo: 4 stages on 2 ranks, Interleaved1F1B", new[] { 3, 5 })]
+    [InlineData("interleaved-uneven-4", 4, "InterleavedChain: 8 stages on 4 ranks, Interleaved1F1B", new[] { 6, 3 })]
+    public void Interleaved1F1BWithMicrobatchesThatAreNoMultipleOfTheRanks(string scenario, int ranks, string plan, int[] microbatches)
+    {
+        var output = Run(scenario, ranks);
+        foreach (int m in microbatches) Assert.Contains($"{plan}, {m} microbatches", output);
+    }
+
+    /// <summary>The same on 4 ranks with dynamic execution: forwards run ahead of their turn in the table while a gradient is awaited, bounded by the table's peak.</summary>
+    [Fact]
+    public void Interleaved1F1BWithMicrobatchesThatAreNoMultipleOfTheRanksUnderDynamicExecution()
+    {
+        var run = MpiLauncher.Parity(4, "interleaved-uneven-4", log, ("PIPPY_DYNAMIC", "2"));
+        Assert.Contains("PASS interleaved-uneven-4", run.Output);
+    }
+
     /// <summary>A custom table (PipelineOptions.ScheduleCsv) may place the stages unevenly: three on rank 0, one on rank 1.</summary>
     [Fact]
     public void ACustomTableThatPlacesStagesUnevenlyRuns()

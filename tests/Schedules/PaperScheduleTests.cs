@@ -79,6 +79,21 @@ public class PaperScheduleTests(ITestOutputHelper log)
             "0F0 0F1 2F0 2F1 0F2 2B0 0F3 2B1 2F2 0B0 2F3 0B1 2B2 2B3 0B2 0B3",
             "1F0 1F1 3F0 3B0 3F1 3B1 1F2 1B0 1F3 1B1 3F2 3B2 3F3 3B3 1B2 1B3",
         } },
+        // m not a multiple of p (torch.distributed.pipelining's rounds): max(1, m / p) rounds, of at least p
+        // microbatches when m >= p, sizes differing by at most one, the larger first; the warm-up counts the first
+        // round's size g instead of p, (v-1)*g + (p-r-1)*2. m = 3: one round of 3, warm-ups 5 and 3.
+        new object[] { ScheduleKind.Interleaved1F1B, 2, 2, 3, new[]
+        {
+            "0F0 0F1 0F2 2F0 2F1 2F2 2B0 2B1 2B2 0B0 0B1 0B2",
+            "1F0 1F1 1F2 3F0 3B0 3F1 3B1 3F2 3B2 1B0 1B1 1B2",
+        } },
+        // m = 5: rounds {0, 1, 2} and {3, 4}; chunk 0 then chunk 1 for each round, backwards in the same order with
+        // the chunks reversed.
+        new object[] { ScheduleKind.Interleaved1F1B, 2, 2, 5, new[]
+        {
+            "0F0 0F1 0F2 2F0 2F1 2F2 2B0 0F3 2B1 0F4 2B2 2F3 0B0 2F4 0B1 0B2 2B3 2B4 0B3 0B4",
+            "1F0 1F1 1F2 3F0 3B0 3F1 3B1 3F2 3B2 1F3 1B0 1F4 1B1 3F3 1B2 3F4 3B3 3B4 1B3 1B4",
+        } },
         // ZB-H1 as built here: 1F1B's order with each B split into I and its W at once, so a rank never holds more
         // than 1F1B's p - r microbatches, even counting to W. The paper's Figure 3 (top) instead delays the W's
         // (the first rank runs F4 before W0): see docs/schedules.md and the bubble test below for what that costs.

@@ -128,7 +128,6 @@ public class ScheduleDefinitionTests
 
     [Theory]
     [InlineData(ScheduleKind.OneFOneB, 4, 1, 3, "1F1B needs at least as many microbatches as ranks (4), but Microbatches = 3; use more microbatches or GPipe")]
-    [InlineData(ScheduleKind.Interleaved1F1B, 4, 2, 3, "Interleaved1F1B needs the microbatch count to be a multiple of the rank count (2), but Microbatches = 3")]
     [InlineData(ScheduleKind.DualPipeV, 8, 2, 7, "DualPipeV needs at least twice as many microbatches as ranks (8), but Microbatches = 7")]
     public void MicrobatchRefusalsKeepTheirMessages(ScheduleKind kind, int stages, int stagesPerRank, int microbatches, string message)
     {

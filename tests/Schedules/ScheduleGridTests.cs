@@ -128,7 +128,6 @@ public class ScheduleGridTests(ITestOutputHelper log)
 
     [Theory]
     [InlineData(ScheduleKind.OneFOneB, 4, 1, 3, "1F1B needs at least as many microbatches as ranks (4)")]
-    [InlineData(ScheduleKind.Interleaved1F1B, 2, 2, 3, "multiple of the rank count (2)")]
     [InlineData(ScheduleKind.ZeroBubbleV, 4, 1, 4, "exactly 2 stages per rank in a V")]
     [InlineData(ScheduleKind.GPipe, 2, 2, 4, "GPipe runs one stage per rank")]
     [InlineData(ScheduleKind.DualPipeV, 4, 2, 7, "DualPipeV needs at least twice as many microbatches as ranks (8)")]

@@ -14,7 +14,7 @@ namespace Pippy.Schedules
         /// <summary>One forward, one backward: after a warm-up, each rank alternates, holding at most p - r microbatches. One stage per rank. <see cref="OneFOneBSchedule"/>.</summary>
         OneFOneB = 1,
 
-        /// <summary>Megatron's interleaved 1F1B: v stages per rank, placed in a loop (stage s on rank s mod p); m a multiple of p. <see cref="Interleaved1F1BSchedule"/>.</summary>
+        /// <summary>Megatron's interleaved 1F1B: v stages per rank, placed in a loop (stage s on rank s mod p); any m (no extra idle time for m &gt;= p). <see cref="Interleaved1F1BSchedule"/>.</summary>
         Interleaved1F1B = 2,
 
         /// <summary>Breadth-first over the looped stages: all microbatches through each local stage before the next. <see cref="LoopedBfsSchedule"/>.</summary>
