@@ -53,6 +53,19 @@ public class DslParityTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void InlineMarkerSplitEndAndSplitBeginCutTheStagesTheySay()
+    {
+        // PipelineSplit.Here() after the embedding, [SplitEnd] first, [SplitBegin] second: four stages, the third with
+        // no submodule, and the embedding's output skipping to the last; every gradient equals the plain model's.
+        var output = Run("marked-splits", 4);
+        Assert.Contains("stage 0 (rank 0): embed;", output);
+        Assert.Contains("stage 1 (rank 1): first; in: h0 (stage 0 output 0)", output);
+        Assert.Contains("stage 2 (rank 2): no submodules; in: h1 (stage 1 output 0)", output);
+        Assert.Contains("stage 3 (rank 3): second, head; in: gated (stage 2 output 0), h0 (stage 0 output 0)", output);
+        Assert.Contains("[rank 2 stage 2] checked 0 gradients", output);
+    }
+
+    [Fact]
     public void ValueReadByEveryLaterStageHasItsGradientsSummed()
     {
         var output = Run("fanout", 4);

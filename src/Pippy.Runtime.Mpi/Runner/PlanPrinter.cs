@@ -15,7 +15,7 @@ namespace Pippy.Runtime.Runner
                     string.Join("; ", Enumerable.Range(0, topology.DataParallelSize).Select(d => $"replica {d} on ranks {d * topology.PipelineRanks}-{d * topology.PipelineRanks + topology.PipelineRanks - 1}")) +
                     "; gradients summed across replicas in one bucketed allreduce per step");
             foreach (var spec in graph.Stages)
-                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {rankOfStage[spec.Index]}): {string.Join(", ", spec.Modules)}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
+                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {rankOfStage[spec.Index]}): {(spec.Modules.Count == 0 ? "no submodules" : string.Join(", ", spec.Modules))}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
             foreach (var group in graph.Replicated)
                 Console.WriteLine($"[pippy]   replicated {group}: broadcast from the lowest stage, gradients summed after each step");
         }
