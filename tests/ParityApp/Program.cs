@@ -31,6 +31,12 @@ bool ok = scenario switch
     "marked-splits" => Parity.Check(mpi, () => new MarkedSplits(), (m, e, o) => MarkedSplits.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(12, 16) }, randn(12, 8), mse, new PipelineOptions()),
 
+    // An optional tensor argument (tests/ParityApp/Models/OptionalInput.cs), given and then null.
+    "optional-input" => Parity.Check(mpi, () => new OptionalInput(), (m, e, o) => OptionalInput.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 10), randn(8, 16) }, randn(8, 4), mse, new PipelineOptions())
+        & Parity.Check(mpi, () => new OptionalInput(), (m, e, o) => OptionalInput.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 10), null! }, randn(8, 4), mse, new PipelineOptions()),
+
     "fanout" => Parity.Check(mpi, () => new FanOut(), (m, e, o) => FanOut.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(9, 12) }, randn(9, 6), mse, new PipelineOptions()),
 
