@@ -16,6 +16,9 @@ namespace Pippy.Generators
     {
         public const string PipelineAttributeName = "Pippy.PipelineAttribute";
         public const string SplitEndAttributeName = "Pippy.SplitEndAttribute";
+        public const string SplitBeginAttributeName = "Pippy.SplitBeginAttribute";
+        public const string SplitMarkerClassName = "Pippy.PipelineSplit";
+        public const string SplitMarkerMethodName = "Here";
         public const string TiedWeightAttributeName = "Pippy.TiedWeightAttribute";
         public const string SplitIntoAttributeName = "Pippy.SplitIntoAttribute";
         public const string RecomputeAttributeName = "Pippy.RecomputeAttribute";
@@ -63,6 +66,14 @@ namespace Pippy.Generators
             {
                 foreach (var diagnostic in diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
             });
+
+            // PipelineSplit.Here() anywhere but at the top level of a [Pipeline] forward: checked over the whole
+            // compilation, since a misplaced marker may sit in a class the [Pipeline] provider never sees.
+            var misplacedMarkers = context.SyntaxProvider
+                .CreateSyntaxProvider(static (node, _) => SplitMarkers.MayBeMarker(node), SplitMarkers.CheckPlacement)
+                .Where(static diagnostic => diagnostic is not null)
+                .WithTrackingName(TrackingNames.SplitMarkers);
+            context.RegisterSourceOutput(misplacedMarkers, static (spc, diagnostic) => spc.ReportDiagnostic(diagnostic!.ToDiagnostic()));
         }
 
         private static PlanResult Merge(EquatableArray<DiagnosticInfo> parseDiagnostics, PlanResult plan) =>
@@ -75,5 +86,6 @@ namespace Pippy.Generators
         public const string Parse = nameof(Parse);
         public const string Plan = nameof(Plan);
         public const string Emit = nameof(Emit);
+        public const string SplitMarkers = nameof(SplitMarkers);
     }
 }

@@ -482,6 +482,93 @@ public class DiagnosticTests
         Snapshot.Match(code, "Recompute");
     }
 
+    // [SplitBegin] and the inline marker PipelineSplit.Here(): the same diagnostics as [SplitEnd] where they fit.
+    private const string SplitBeginMembers = "private readonly Linear a; [SplitBegin] private readonly Linear b; private readonly Linear c;";
+
+    [Fact]
+    public void SplitBeginAndTheInlineMarkerCutWithoutDiagnostics()
+    {
+        Assert.Empty(GeneratorHarness.Run(Model(members: SplitBeginMembers)).GeneratorDiagnostics);
+        Assert.Empty(GeneratorHarness.Run(Model(forward: "x = a.forward(x); PipelineSplit.Here(); x = b.forward(x); return c.forward(x);",
+            members: "private readonly Linear a; private readonly Linear b; private readonly Linear c;")).GeneratorDiagnostics);
+    }
+
+    [Fact]
+    public void PIPPY0004_SplitBeginNotUsed() =>
+        Single(Model(forward: "x = a.forward(x); return c.forward(x);", members: SplitBeginMembers), "PIPPY0004", "[SplitBegin] member 'b' is not used");
+
+    [Fact]
+    public void PIPPY0005_SplitBeginOnTheFirstStatementLeavesStageZeroEmpty() =>
+        Single(Model(members: "[SplitBegin] private readonly Linear a; private readonly Linear b; private readonly Linear c;"),
+            "PIPPY0005", "Stage 0 of 'Net'", "[SplitBegin] member 'a' is called in the first statement", "remove the attribute");
+
+    [Fact]
+    public void PIPPY0005_SplitEndThenSplitBeginOnTheNextStatementLeaveAnEmptyStage() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitBegin] private readonly Linear b; private readonly Linear c;"),
+            "PIPPY0005", "[SplitEnd] member 'a' and [SplitBegin] member 'b' both split forward after its statement 1", "keep one of the two");
+
+    [Fact]
+    public void PIPPY0005_SplitMarkerAsTheFirstStatement() =>
+        Single(Model(forward: "PipelineSplit.Here(); x = a.forward(x); x = b.forward(x); return c.forward(x);"),
+            "PIPPY0005", "Stage 0 of 'Net'", "PipelineSplit.Here() is the first statement of forward");
+
+    [Fact]
+    public void PIPPY0005_SplitMarkerAsTheLastStatement() =>
+        Single(Model(forward: "x = a.forward(x); x = b.forward(x); return c.forward(x); PipelineSplit.Here();"),
+            "PIPPY0005", "PipelineSplit.Here() is the last statement of forward");
+
+    [Fact]
+    public void PIPPY0005_SplitMarkerRightAfterASplitEnd() =>
+        Single(Model(forward: "x = a.forward(x); PipelineSplit.Here(); x = b.forward(x); return c.forward(x);"),
+            "PIPPY0005", "[SplitEnd] member 'a' and the PipelineSplit.Here() after statement 1 of forward both split forward after its statement 1");
+
+    [Fact]
+    public void PIPPY0013_SplitBeginNotAModule() =>
+        Single(Model(members: "[SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c; [SplitBegin] private readonly int width = 4;"),
+            "PIPPY0013", "[SplitBegin] member 'width' has type int", "whose call begins the stage");
+
+    [Fact]
+    public void PIPPY0014_SplitBeginInsideABranch() =>
+        Single(Model(forward: "x = a.forward(x); if (x.dim() > 1) { x = b.forward(x); } return c.forward(x);", members: SplitBeginMembers),
+            "PIPPY0014", "[SplitBegin] member 'b' is called inside an if, switch or loop");
+
+    [Fact]
+    public void PIPPY0015_SplitBeginUsedTwice() =>
+        Single(Model(forward: "x = a.forward(x); x = b.forward(x); x = b.forward(x); return c.forward(x);", members: SplitBeginMembers),
+            "PIPPY0015", "[SplitBegin] member 'b' is used 2 times");
+
+    [Fact]
+    public void PIPPY0027_SplitBeginInAMethodCalledFromTwoStatements() =>
+        Single(Model(forward: "x = a.forward(x); x = Mid(x); x = Mid(x); return c.forward(x);",
+                members: SplitBeginMembers + " private Tensor Mid(Tensor x) => b.forward(x).relu();"),
+            "PIPPY0027", "[SplitBegin] member 'b' is used inside 'Mid'", "ambiguous before which one the stage begins");
+
+    [Fact]
+    public void PIPPY0033_SplitMarkerInsideABranch() =>
+        Single(Model(forward: "x = a.forward(x); if (x.dim() > 1) { PipelineSplit.Here(); } x = b.forward(x); return c.forward(x);"),
+            "PIPPY0033", "inside a block, branch, loop or function of forward", "top level of a [Pipeline] model's forward");
+
+    [Fact]
+    public void PIPPY0033_SplitMarkerInsideALambda() =>
+        Single(Model(forward: "System.Action split = () => PipelineSplit.Here(); x = a.forward(x); x = b.forward(x); return c.forward(x);"),
+            "PIPPY0033", "PipelineSplit.Here() is part of a larger expression");
+
+    [Fact]
+    public void PIPPY0033_SplitMarkerInAHelperMethodOfTheModel() =>
+        Single(Model(forward: "x = a.forward(x); x = Mid(x); return c.forward(x);",
+                members: "[SplitEnd] private readonly Linear a; private readonly Linear b; private readonly Linear c; private Tensor Mid(Tensor x) { PipelineSplit.Here(); return b.forward(x); }"),
+            "PIPPY0033", "in 'Net.Mid', which is not the forward of a [Pipeline] model");
+
+    [Fact]
+    public void PIPPY0033_SplitMarkerInAClassThatIsNoPipeline() =>
+        Single(Usings + """
+            public sealed class Plain : Module<Tensor, Tensor>
+            {
+                public Plain() : base("Plain") { }
+                public override Tensor forward(Tensor x) { PipelineSplit.Here(); return x; }
+            }
+            """, "PIPPY0033", "in 'Plain.forward', which is not the forward of a [Pipeline] model");
+
     [Fact]
     public void EveryDiagnosticIsDocumentedWhereItsHelpLinkPoints()
     {

@@ -27,6 +27,16 @@ bool ok = scenario switch
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(10, 16) }, randn(10, 8), mse,
         new PipelineOptions { ScheduleCsv = "0F0,1F0,2F0,0F1,1F1,2F1,2B0,1B0,0B0,2B1,1B1,0B1\n3F0,3B0,3F1,3B1\n" }),
 
+    // Split points of each kind: PipelineSplit.Here(), [SplitEnd], [SplitBegin] (tests/ParityApp/Models/MarkedSplits.cs).
+    "marked-splits" => Parity.Check(mpi, () => new MarkedSplits(), (m, e, o) => MarkedSplits.Pipeline.Build(m, e, o),
+        (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(12, 16) }, randn(12, 8), mse, new PipelineOptions()),
+
+    // An optional tensor argument (tests/ParityApp/Models/OptionalInput.cs), given and then null.
+    "optional-input" => Parity.Check(mpi, () => new OptionalInput(), (m, e, o) => OptionalInput.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 10), randn(8, 16) }, randn(8, 4), mse, new PipelineOptions())
+        & Parity.Check(mpi, () => new OptionalInput(), (m, e, o) => OptionalInput.Pipeline.Build(m, e, o),
+            (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 10), null! }, randn(8, 4), mse, new PipelineOptions()),
+
     "fanout" => Parity.Check(mpi, () => new FanOut(), (m, e, o) => FanOut.Pipeline.Build(m, e, o),
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(9, 12) }, randn(9, 6), mse, new PipelineOptions()),
 

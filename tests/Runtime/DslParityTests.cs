@@ -10,11 +10,11 @@ namespace Pippy.Tests.Runtime;
 /// </summary>
 public class DslParityTests(ITestOutputHelper log)
 {
-    private string Run(string scenario, int ranks)
+    private string Run(string scenario, int ranks, int checks = 1)
     {
         var run = MpiLauncher.Parity(ranks, scenario, log);
         Assert.Contains($"PASS {scenario}", run.Output);
-        Assert.Equal(ranks, run.Output.Split('\n').Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
+        Assert.Equal(ranks * checks, run.Output.Split('\n').Count(l => l.Contains("] loss:") && l.EndsWith(" ok")));
         return run.Output;
     }
 
@@ -50,6 +50,28 @@ public class DslParityTests(ITestOutputHelper log)
     {
         var output = Run("residual", 4);
         Assert.Contains("stage 3 (rank 3): head; in: h0 (stage 0 output 0), h2 (stage 2 output 0)", output);
+    }
+
+    [Fact]
+    public void InlineMarkerSplitEndAndSplitBeginCutTheStagesTheySay()
+    {
+        // PipelineSplit.Here() after the embedding, [SplitEnd] first, [SplitBegin] second: four stages, the third with
+        // no submodule, and the embedding's output skipping to the last; every gradient equals the plain model's.
+        var output = Run("marked-splits", 4);
+        Assert.Contains("stage 0 (rank 0): embed;", output);
+        Assert.Contains("stage 1 (rank 1): first; in: h0 (stage 0 output 0)", output);
+        Assert.Contains("stage 2 (rank 2): no submodules; in: h1 (stage 1 output 0)", output);
+        Assert.Contains("stage 3 (rank 3): second, head; in: gated (stage 2 output 0), h0 (stage 0 output 0)", output);
+        Assert.Contains("[rank 2 stage 2] checked 0 gradients", output);
+    }
+
+    [Fact]
+    public void OptionalTensorInputGivenOrNullEqualsThePlainModel()
+    {
+        // forward(Tensor x, Tensor? shift): stage 1 reads shift from the batch. Given, it is divided into microbatches;
+        // null, every microbatch (and the plain model) gets null. Two checks, each of output, loss and every gradient.
+        var output = Run("optional-input", 2, checks: 2);
+        Assert.Contains("stage 1 (rank 1): second; in: shift (model input 1), h (stage 0 output 0)", output);
     }
 
     [Fact]

@@ -30,8 +30,8 @@ namespace Pippy.Generators.Diagnostics
             "'{0}' has no 'forward' override with a body: the stages are cut from the statements of forward");
 
         public static readonly DiagnosticDescriptor SplitEndNotUsed = Create(
-            "PIPPY0004", "[SplitEnd] member is not used in forward",
-            "[SplitEnd] member '{0}' is not used by any statement of forward{1}, so it marks no split point; call it in forward or remove the attribute");
+            "PIPPY0004", "[SplitEnd] or [SplitBegin] member is not used in forward",
+            "[{2}] member '{0}' is not used by any statement of forward{1}, so it marks no split point; call it in forward or remove the attribute");
 
         public static readonly DiagnosticDescriptor EmptyStage = Create(
             "PIPPY0005", "A stage would be empty",
@@ -60,7 +60,7 @@ namespace Pippy.Generators.Diagnostics
 
         public static readonly DiagnosticDescriptor SingleStage = Create(
             "PIPPY0011", "Pipeline has a single stage",
-            "'{0}' has no [SplitEnd] or [SplitInto] member, so the pipeline has one stage and runs on one rank; mark the submodule that ends each stage with [SplitEnd]",
+            "'{0}' has no split point ([SplitEnd], [SplitBegin] or [SplitInto] member, or PipelineSplit.Here() statement), so the pipeline has one stage and runs on one rank; mark the submodule that ends each stage with [SplitEnd]",
             DiagnosticSeverity.Warning);
 
         public static readonly DiagnosticDescriptor GenericModel = Create(
@@ -68,16 +68,16 @@ namespace Pippy.Generators.Diagnostics
             "'{0}' is generic; a [Pipeline] model must be a non-generic class");
 
         public static readonly DiagnosticDescriptor SplitEndNotAModule = Create(
-            "PIPPY0013", "[SplitEnd] on a member that is not a submodule",
-            "[SplitEnd] member '{0}' has type {1}, which is not a TorchSharp module; put [SplitEnd] on the submodule whose call ends the stage");
+            "PIPPY0013", "[SplitEnd] or [SplitBegin] on a member that is not a submodule",
+            "[{2}] member '{0}' has type {1}, which is not a TorchSharp module; put [{2}] on the submodule whose call {3} the stage");
 
         public static readonly DiagnosticDescriptor SplitInsideBranch = Create(
             "PIPPY0014", "Split point inside a branch or loop",
-            "[SplitEnd] member '{0}' is called inside an if, switch or loop, so the stage boundary would depend on run-time control flow; move the call out of the branch or put [SplitEnd] on a submodule called at the top level of forward");
+            "[{1}] member '{0}' is called inside an if, switch or loop, so the stage boundary would depend on run-time control flow; move the call out of the branch or put [{1}] on a submodule called at the top level of forward");
 
         public static readonly DiagnosticDescriptor SplitEndUsedTwice = Create(
-            "PIPPY0015", "[SplitEnd] member used more than once",
-            "[SplitEnd] member '{0}' is used {1} times in forward, so the split point is ambiguous; put [SplitEnd] on a submodule that forward calls once");
+            "PIPPY0015", "[SplitEnd] or [SplitBegin] member used more than once",
+            "[{2}] member '{0}' is used {1} times in forward, so the split point is ambiguous; put [{2}] on a submodule that forward calls once");
 
         public static readonly DiagnosticDescriptor UnsupportedForward = Create(
             "PIPPY0016", "Unsupported construct in forward",
@@ -131,8 +131,8 @@ namespace Pippy.Generators.Diagnostics
             "forward reaches {0}, which uses submodule(s) {1}, but the generator cannot follow the call there, so no stage would hold those submodules and no rank would train their parameters; {2}");
 
         public static readonly DiagnosticDescriptor SplitEndInMethodCalledTwice = Create(
-            "PIPPY0027", "[SplitEnd] member used through a method called more than once",
-            "[SplitEnd] member '{0}' is used inside {1}, which forward calls from {2} statements, so it is ambiguous after which one the stage ends; call {1} from one statement of forward, or put [SplitEnd] on a submodule that forward calls directly");
+            "PIPPY0027", "[SplitEnd] or [SplitBegin] member used through a method called more than once",
+            "[{3}] member '{0}' is used inside {1}, which forward calls from {2} statements, so it is ambiguous {4} which one the stage {5}; call {1} from one statement of forward, or put [{3}] on a submodule that forward calls directly");
 
         public static readonly DiagnosticDescriptor SplitIntoSequentialWithOwnForward = Create(
             "PIPPY0029", "[SplitInto] on a Sequential that runs its own forward",
@@ -150,6 +150,10 @@ namespace Pippy.Generators.Diagnostics
             "PIPPY0032", "[Recompute] call that cannot be recomputed",
             "The call '{0}' of [Recompute] member '{1}' {2}; a recomputed block takes tensors and returns one tensor: pass only tensors (a non-tensor setting can be a field of the block) or remove the attribute");
 
+        public static readonly DiagnosticDescriptor MisplacedSplitMarker = Create(
+            "PIPPY0033", "PipelineSplit.Here() outside the top level of a pipeline's forward",
+            "PipelineSplit.Here() is {0}, where it marks no split point; it ends a stage only as a statement of its own at the top level of a [Pipeline] model's forward body, between two statements: move it there or remove it");
+
         public static IReadOnlyList<DiagnosticDescriptor> All { get; } = new[]
         {
             InternalError, NotPartial, NotAModule, NoForward, SplitEndNotUsed, EmptyStage, NonTensorCrossesBoundary, UnsupportedSignature,
@@ -157,7 +161,7 @@ namespace Pippy.Generators.Diagnostics
             SplitInsideBranch, SplitEndUsedTwice, UnsupportedForward, LonelyTiedWeight, TiedWeightNotAModule, SplitIntoNotAList,
             SplitIntoTooFew, SplitIntoNotOneLoop, ScheduleFileNotFound, SplitIntoTooMany, ForwardEndReachable,
             UsingEndsWithStage, BatchStatistics, UnfollowableSubmoduleUse, SplitEndInMethodCalledTwice, SplitIntoSequentialWithOwnForward,
-            RecomputeNotAModule, RecomputeNotCalledInForward, RecomputeUnsupportedCall,
+            RecomputeNotAModule, RecomputeNotCalledInForward, RecomputeUnsupportedCall, MisplacedSplitMarker,
         };
 
         private static readonly Dictionary<string, DiagnosticDescriptor> ByIdMap = All.ToDictionary(d => d.Id);

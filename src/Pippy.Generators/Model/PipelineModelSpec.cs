@@ -19,7 +19,14 @@ namespace Pippy.Generators.Model
         EquatableArray<MemberSpec> Modules,
         EquatableArray<VariableSpec> Variables,
         EquatableArray<StatementSpec> Statements,
-        EquatableArray<MethodUseSpec> UnreachedUses);
+        EquatableArray<MethodUseSpec> UnreachedUses,
+        EquatableArray<SplitMarkerSpec> SplitMarkers = default);
+
+    /// <summary>
+    /// A <c>PipelineSplit.Here();</c> statement of forward: the stage ends after statement <see cref="AfterStatement"/>
+    /// (an index into <see cref="PipelineModelSpec.Statements"/>, which do not hold the marker; -1 when it comes first).
+    /// </summary>
+    internal sealed record SplitMarkerSpec(int AfterStatement, LocationInfo? Location);
 
     /// <summary>
     /// A submodule member used inside a method or property getter of the model rather than in forward itself:
@@ -54,7 +61,7 @@ namespace Pippy.Generators.Model
     internal sealed record OutputSpec(string Type, EquatableArray<string> Names);
 
     /// <summary>
-    /// A submodule field or property of the model and its annotations: [SplitEnd]; [TiedWeight] group and parameter
+    /// A submodule field or property of the model and its annotations: [SplitEnd] (and [SplitBegin], <see cref="IsSplitBegin"/>); [TiedWeight] group and parameter
     /// (empty when untied); [SplitInto] stage count (0 when absent) with the list's element type; whether it is a
     /// TorchSharp <c>Sequential</c> (divided by its children, each a <c>Module&lt;Tensor, Tensor&gt;</c>).
     /// </summary>
@@ -67,7 +74,8 @@ namespace Pippy.Generators.Model
         int SplitInto,
         string ElementType,
         LocationInfo? Location,
-        bool IsSequential = false);
+        bool IsSequential = false,
+        bool IsSplitBegin = false);
 
     /// <summary>
     /// One top-level statement of forward with its data flow (from Roslyn's AnalyzeDataFlow) and its code as the

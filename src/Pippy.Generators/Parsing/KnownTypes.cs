@@ -8,6 +8,8 @@ namespace Pippy.Generators.Parsing
             Module = compilation.GetTypeByMetadataName("TorchSharp.torch+nn+Module");
             Tensor = compilation.GetTypeByMetadataName("TorchSharp.torch+Tensor");
             SplitEnd = compilation.GetTypeByMetadataName(PipelineGenerator.SplitEndAttributeName);
+            SplitBegin = compilation.GetTypeByMetadataName(PipelineGenerator.SplitBeginAttributeName);
+            PipelineSplit = compilation.GetTypeByMetadataName(PipelineGenerator.SplitMarkerClassName);
             TiedWeight = compilation.GetTypeByMetadataName(PipelineGenerator.TiedWeightAttributeName);
             SplitInto = compilation.GetTypeByMetadataName(PipelineGenerator.SplitIntoAttributeName);
             Recompute = compilation.GetTypeByMetadataName(PipelineGenerator.RecomputeAttributeName);
@@ -20,6 +22,10 @@ namespace Pippy.Generators.Parsing
         public INamedTypeSymbol? Module { get; }
         public INamedTypeSymbol? Tensor { get; }
         public INamedTypeSymbol? SplitEnd { get; }
+        public INamedTypeSymbol? SplitBegin { get; }
+
+        /// <summary>The class of the inline split marker, <c>PipelineSplit.Here()</c>.</summary>
+        public INamedTypeSymbol? PipelineSplit { get; }
         public INamedTypeSymbol? TiedWeight { get; }
         public INamedTypeSymbol? SplitInto { get; }
         public INamedTypeSymbol? Recompute { get; }

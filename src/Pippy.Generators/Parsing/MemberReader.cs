@@ -3,7 +3,7 @@ using Pippy.Schedules;
 namespace Pippy.Generators.Parsing
 {
     /// <summary>
-    /// The submodule fields and properties of a [Pipeline] class and their [SplitEnd], [TiedWeight] and [SplitInto]
+    /// The submodule fields and properties of a [Pipeline] class and their [SplitEnd], [SplitBegin], [TiedWeight] and [SplitInto]
     /// annotations (a [SplitInto] list's element type, or a Sequential's child type).
     /// </summary>
     internal static class MemberReader
@@ -25,6 +25,7 @@ namespace Pippy.Generators.Parsing
                 AttributeData? Find(INamedTypeSymbol? attributeType) =>
                     attributes.FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attributeType));
                 var splitEnd = Find(known.SplitEnd);
+                var splitBegin = Find(known.SplitBegin);
                 var tied = Find(known.TiedWeight);
                 var splitInto = Find(known.SplitInto);
                 var recompute = Find(known.Recompute);
@@ -33,7 +34,9 @@ namespace Pippy.Generators.Parsing
                 string typeName = memberType.ToDisplayString();
 
                 if (splitEnd is not null && !isModule)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, typeName));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, typeName, "SplitEnd", "ends"));
+                if (splitBegin is not null && !isModule)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotAModule, location, member.Name, typeName, "SplitBegin", "begins"));
                 if (recompute is not null && !isModule)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RecomputeNotAModule, location, member.Name, typeName));
                 if (tied is not null && !isModule)
@@ -60,7 +63,7 @@ namespace Pippy.Generators.Parsing
                 string parameter = tied?.ConstructorArguments.ElementAtOrDefault(1).Value as string ?? (tied is null ? "" : "weight");
                 members.Add(new MemberSpec(
                     member.Name, memberType.ToDisplayString(TypeReader.TypeFormat), splitEnd is not null, group, parameter,
-                    elementType is null ? 0 : stages, elementType ?? "", location, isSequential));
+                    elementType is null ? 0 : stages, elementType ?? "", location, isSequential, splitBegin is not null));
             }
             return members;
         }

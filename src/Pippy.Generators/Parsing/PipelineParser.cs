@@ -69,14 +69,15 @@ namespace Pippy.Generators.Parsing
             foreach (var input in inputs) variables[input.Name] = input;
             var walker = new ModelMethodWalker(semanticModel.Compilation, type, forwardSymbol, known, diagnostics);
             var recompute = new RecomputeCalls(type, known);
-            var statements = StatementReader.Read(forward, semanticModel, type, known, variables, walker, recompute, cancellationToken);
+            var markers = new List<SplitMarkerSpec>();
+            var statements = StatementReader.Read(forward, semanticModel, type, known, variables, walker, recompute, markers, cancellationToken);
             var reached = new HashSet<string>(statements.SelectMany(s => s.ModuleReferences.Concat(s.MethodUses.Select(u => u.Member))));
             diagnostics.AddRange(recompute.Diagnostics);
             foreach (var member in modules.Where(m => recompute.Members.Contains(m.Name) && !recompute.Recomputed.Contains(m.Name)))
                 if (!recompute.Diagnostics.Any(d => d.Arguments.ElementAtOrDefault(1) == member.Name))
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.RecomputeNotCalledInForward, member.Location, member.Name,
                         reached.Contains(member.Name) ? "used by forward only through a method, a lambda or a value, not called by it" : "not used by forward"));
-            var unreached = walker.UnreachedUses(modules.Where(m => m.IsSplitEnd && !reached.Contains(m.Name)).Select(m => m.Name).ToList());
+            var unreached = walker.UnreachedUses(modules.Where(m => (m.IsSplitEnd || m.IsSplitBegin) && !reached.Contains(m.Name)).Select(m => m.Name).ToList());
 
             var attribute = context.Attributes[0];
             var schedule = (ScheduleKind)NamedInt(attribute, "Schedule", 0);
@@ -95,7 +96,8 @@ namespace Pippy.Generators.Parsing
                 modules.ToEquatableArray(),
                 variables.Values.ToEquatableArray(),
                 statements.ToEquatableArray(),
-                unreached.ToEquatableArray());
+                unreached.ToEquatableArray(),
+                markers.ToEquatableArray());
             return new ParseResult(spec, diagnostics.ToEquatableArray());
         }
 

@@ -6,7 +6,8 @@ namespace Pippy.Generators.Parsing
     /// forward's top-level statements as <see cref="StatementSpec"/>s: each statement's data flow (Roslyn's
     /// AnalyzeDataFlow), the submodules it uses (directly, under a branch, or through the model's methods), and its
     /// code as a stage holds it (<see cref="StageCodeRewriter"/>). A [SplitInto] Sequential's <c>return seq.forward(x);</c>
-    /// is read as two statements so that the call can be divided.
+    /// is read as two statements so that the call can be divided. A <c>PipelineSplit.Here();</c> statement is read as a
+    /// split point, not a statement.
     /// </summary>
     internal static class StatementReader
     {
@@ -64,7 +65,7 @@ namespace Pippy.Generators.Parsing
 
         public static List<StatementSpec> Read(
             MethodDeclarationSyntax forward, SemanticModel semanticModel, INamedTypeSymbol type, KnownTypes known,
-            Dictionary<string, VariableSpec> variables, ModelMethodWalker walker, RecomputeCalls recompute, CancellationToken cancellationToken)
+            Dictionary<string, VariableSpec> variables, ModelMethodWalker walker, RecomputeCalls recompute, List<SplitMarkerSpec> markers, CancellationToken cancellationToken)
         {
             var result = new List<StatementSpec>();
             var symbols = new SymbolLookup(semanticModel, forward, semanticModel.GetDeclaredSymbol(forward, cancellationToken)!, type);
@@ -88,6 +89,12 @@ namespace Pippy.Generators.Parsing
             foreach (var statement in forward.Body!.Statements)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                // A split marker is no statement of any stage: it only says that the stage ends after the statements read so far.
+                if (SplitMarkers.IsMarkerStatement(statement, semanticModel, known, cancellationToken))
+                {
+                    markers.Add(new SplitMarkerSpec(result.Count - 1, LocationInfo.From(statement)));
+                    continue;
+                }
                 if (statement is ReturnStatementSyntax { Expression: { } returned } && SequentialCall(returned, symbols, type, known) is { } returnCall)
                 {
                     AddVariable(variables, returnCall.Variable, symbols, returned, known);

@@ -28,8 +28,9 @@ namespace Pippy.Generators.Planning
 
     /// <summary>
     /// Cuts forward's statements into stages. The unit of cutting is a statement, except the loop over a
-    /// [SplitInto(k)] list, which is k units (its parts); a stage ends after the last statement using a [SplitEnd]
-    /// member and after each part of a split loop but the last. Reports split points that cannot be used.
+    /// [SplitInto(k)] list, which is k units (its parts); a stage ends after the statement using a [SplitEnd]
+    /// member, before the statement using a [SplitBegin] member, at each <c>PipelineSplit.Here();</c> marker, and after
+    /// each part of a split loop but the last. Reports split points that cannot be used.
     /// </summary>
     internal static class StageCutter
     {
@@ -38,8 +39,8 @@ namespace Pippy.Generators.Planning
         {
             var statements = spec.Statements;
             var listLoops = ListLoops(spec, diagnostics);
-            var splitAfter = SplitEndStatements(spec, diagnostics);
-            if (spec.Modules.All(m => !m.IsSplitEnd && m.SplitInto < 2))
+            var splitAfter = SplitPoints(spec, diagnostics);
+            if (spec.Modules.All(m => !m.IsSplitEnd && !m.IsSplitBegin && m.SplitInto < 2) && spec.SplitMarkers.Count == 0)
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SingleStage, spec.AttributeLocation, spec.Type.Name));
             if (StagePlanner.HasErrors(diagnostics)) return null;
 
@@ -56,7 +57,7 @@ namespace Pippy.Generators.Planning
             }
             if (stages[stages.Count - 1].Count == 0)
             {
-                var member = splitAfter[statements.Count - 1];
+                var member = splitAfter[statements.Count - 1].Member!;
                 string fix = member.IsSequential && statements[statements.Count - 1].Returns
                     ? $"to divide the Sequential '{member.Name}' among stages, replace [SplitEnd] with [SplitInto(k)] (k stages of its children), or remove the attribute"
                     : "remove the attribute from the last submodule";
@@ -94,44 +95,89 @@ namespace Pippy.Generators.Planning
             return loops;
         }
 
-        /// <summary>The statement after which each [SplitEnd] member ends its stage; reports unusable split points.</summary>
-        private static Dictionary<int, MemberSpec> SplitEndStatements(PipelineModelSpec spec, List<DiagnosticInfo> diagnostics)
+        /// <summary>
+        /// The statement after which the stage ends, for each split point: a [SplitEnd] member's statement, the statement
+        /// before a [SplitBegin] member's, the statement before a <c>PipelineSplit.Here();</c> marker (-1 when the marker or
+        /// the [SplitBegin] statement comes first). Reports unusable split points, and two that cut at one place (an
+        /// empty stage between them).
+        /// </summary>
+        private static Dictionary<int, SplitPoint> SplitPoints(PipelineModelSpec spec, List<DiagnosticInfo> diagnostics)
+        {
+            var candidates = new List<(int After, SplitPoint Point)>();
+            foreach (var member in spec.Modules.Where(m => m.IsSplitEnd))
+                if (MemberStatement(spec, member, "SplitEnd", diagnostics) is int statement)
+                    candidates.Add((statement, new SplitPoint($"[SplitEnd] member '{member.Name}'", member.Location, member)));
+            foreach (var member in spec.Modules.Where(m => m.IsSplitBegin))
+                if (MemberStatement(spec, member, "SplitBegin", diagnostics) is int statement)
+                    candidates.Add((statement - 1, new SplitPoint($"[SplitBegin] member '{member.Name}'", member.Location, member)));
+            foreach (var marker in spec.SplitMarkers)
+                candidates.Add((marker.AfterStatement, new SplitPoint($"the PipelineSplit.Here() after statement {marker.AfterStatement + 1} of forward", marker.Location, null)));
+
+            var points = new Dictionary<int, SplitPoint>();
+            int last = spec.Statements.Count - 1;
+            foreach (var (after, point) in candidates.OrderBy(c => c.After))
+            {
+                if (after < 0)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, point.Location, 0, spec.Type.Name,
+                        point.Member is null
+                            ? "PipelineSplit.Here() is the first statement of forward, so nothing is left for a stage before it; remove it or move it after the statements of the first stage"
+                            : $"{point.Name} is called in the first statement of forward, so nothing is left for a stage before it; remove the attribute"));
+                else if (after == last && point.Member is null)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, point.Location, points.Count + 1, spec.Type.Name,
+                        "PipelineSplit.Here() is the last statement of forward, so nothing is left for a stage after it; remove it or move it before the statements of the last stage"));
+                else if (points.TryGetValue(after, out var other))
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, point.Location, points.Keys.Count(k => k < after) + 1, spec.Type.Name,
+                        other.Member is { IsSplitEnd: true } && point.Member is { IsSplitEnd: true }
+                            ? $"[SplitEnd] members '{other.Member.Name}' and '{point.Member.Name}' are called in the same statement; split that statement in two or keep one [SplitEnd]"
+                            : $"{other.Name} and {point.Name} both split forward after its statement {after + 1}, so no statement is left between them; keep one of the two"));
+                else
+                    points[after] = point;
+            }
+            return points;
+        }
+
+        /// <summary>The statement that uses a [SplitEnd] or [SplitBegin] member; null (and a diagnostic) when it is not one usable statement.</summary>
+        private static int? MemberStatement(PipelineModelSpec spec, MemberSpec member, string attribute, List<DiagnosticInfo> diagnostics)
         {
             var statements = spec.Statements;
-            var ends = new Dictionary<int, MemberSpec>();
-            foreach (var member in spec.Modules.Where(m => m.IsSplitEnd))
+            bool begins = attribute == "SplitBegin";
+            int direct = statements.Sum(s => s.ModuleReferences.Count(r => r == member.Name));
+            // Used inside methods of the model that forward calls: the split is at the statement making the call.
+            var throughMethods = Enumerable.Range(0, statements.Count)
+                .SelectMany(i => statements[i].MethodUses.Where(u => u.Member == member.Name).Select(u => (Statement: i, Use: u)))
+                .ToList();
+            int uses = direct + throughMethods.Select(u => u.Statement).Distinct().Count();
+            var callers = Enumerable.Range(0, statements.Count).Where(i => statements[i].Uses(member.Name)).ToList();
+            if (uses == 0)
             {
-                int direct = statements.Sum(s => s.ModuleReferences.Count(r => r == member.Name));
-                // Used inside methods of the model that forward calls: the split is after the statement making the call.
-                var throughMethods = Enumerable.Range(0, statements.Count)
-                    .SelectMany(i => statements[i].MethodUses.Where(u => u.Member == member.Name).Select(u => (Statement: i, Use: u)))
-                    .ToList();
-                int uses = direct + throughMethods.Select(u => u.Statement).Distinct().Count();
-                int statement = StagePlanner.LastIndex(statements.Count, i => statements[i].Uses(member.Name));
-                var callers = Enumerable.Range(0, statements.Count).Where(i => statements[i].Uses(member.Name)).ToList();
-                if (uses == 0)
-                {
-                    var elsewhere = spec.UnreachedUses.Where(u => u.Member == member.Name).Select(u => $"'{u.Method}'").ToList();
-                    string where = elsewhere.Count == 0 ? ""
-                        : $" (it is used in {string.Join(" and ", elsewhere)}, which forward does not call, or calls only through code the generator cannot follow)";
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotUsed, member.Location, member.Name, where));
-                }
-                else if (throughMethods.Count > 0 && callers.Count > 1)
-                {
-                    string methods = string.Join(" and ", throughMethods.Select(u => $"'{u.Use.Method}'").Distinct());
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndInMethodCalledTwice, member.Location, member.Name, methods, callers.Count));
-                }
-                else if (throughMethods.Count == 0 && uses > 1)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndUsedTwice, member.Location, member.Name, uses));
-                else if (statements[statement].ModulesInBranches.Contains(member.Name) || throughMethods.Any(u => u.Use.InBranch))
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitInsideBranch, member.Location, member.Name));
-                else if (ends.TryGetValue(statement, out var other))
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmptyStage, member.Location, ends.Keys.Count(k => k < statement) + 1, spec.Type.Name,
-                        $"[SplitEnd] members '{other.Name}' and '{member.Name}' are called in the same statement; split that statement in two or keep one [SplitEnd]"));
-                else
-                    ends[statement] = member;
+                var elsewhere = spec.UnreachedUses.Where(u => u.Member == member.Name).Select(u => $"'{u.Method}'").ToList();
+                string where = elsewhere.Count == 0 ? ""
+                    : $" (it is used in {string.Join(" and ", elsewhere)}, which forward does not call, or calls only through code the generator cannot follow)";
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndNotUsed, member.Location, member.Name, where, attribute));
+                return null;
             }
-            return ends;
+            if (throughMethods.Count > 0 && callers.Count > 1)
+            {
+                string methods = string.Join(" and ", throughMethods.Select(u => $"'{u.Use.Method}'").Distinct());
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndInMethodCalledTwice, member.Location, member.Name, methods, callers.Count,
+                    attribute, begins ? "before" : "after", begins ? "begins" : "ends"));
+                return null;
+            }
+            if (throughMethods.Count == 0 && uses > 1)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitEndUsedTwice, member.Location, member.Name, uses, attribute));
+                return null;
+            }
+            int statement = callers[callers.Count - 1];
+            if (statements[statement].ModulesInBranches.Contains(member.Name) || throughMethods.Any(u => u.Use.InBranch))
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SplitInsideBranch, member.Location, member.Name, attribute));
+                return null;
+            }
+            return statement;
         }
+
+        /// <summary>What makes a split point (for the diagnostics): its words, where it is written, and the member, if a member's attribute.</summary>
+        private sealed record SplitPoint(string Name, LocationInfo? Location, MemberSpec? Member);
     }
 }

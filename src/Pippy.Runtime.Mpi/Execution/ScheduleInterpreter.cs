@@ -354,8 +354,9 @@ namespace Pippy.Runtime.Execution
             for (int i = 0; i < s.Spec.Inputs.Count; i++)
             {
                 var input = s.Spec.Inputs[i];
+                // A model input may be null (an optional tensor the caller did not give); a received value may not.
                 if (input.IsModelInput) inputs[i] = _modelInputs[input.Index][mb];
-                if (inputs[i] is null)
+                else if (inputs[i] is null)
                     throw new InvalidOperationException($"Stage {s.Stage.Index} input '{input.Name}' of microbatch {mb} was not received before its forward.");
             }
             if (!Training)

@@ -168,7 +168,8 @@ namespace Pippy.Runtime.Runner
         /// <summary>
         /// Divides the inputs (and the target) into this rank's microbatches: first this replica's share when there are
         /// data-parallel replicas, then the microbatches, each value as its spec says (a custom spec given to several
-        /// values divides them together, the target last).
+        /// values divides them together, the target last). An optional input given as null (a <c>Tensor?</c> argument of
+        /// forward) is not divided: every microbatch gets null, and the stages that read it are given null.
         /// </summary>
         private (Tensor[][] Inputs, Tensor[]? Targets) Divide(Tensor[] inputs, Tensor? target)
         {
@@ -176,7 +177,8 @@ namespace Pippy.Runtime.Runner
                 throw new ArgumentException(
                     $"{graph.ModelName}.forward takes {graph.ModelInputs.Count} input(s) ({string.Join(", ", graph.ModelInputs)}) but {inputs?.Length ?? 0} were given.",
                     nameof(inputs));
-            var values = inputs.Select((t, i) => (What: $"Input '{graph.ModelInputs[i]}'", Value: t, Spec: InputSpec(graph.ModelInputs[i]))).ToList();
+            int[] given = Enumerable.Range(0, inputs.Length).Where(i => inputs[i] is not null).ToArray();
+            var values = given.Select(i => (What: $"Input '{graph.ModelInputs[i]}'", Value: inputs[i], Spec: InputSpec(graph.ModelInputs[i]))).ToList();
             if (target is not null) values.Add(("The target", target, options.Target));
             if (topology.DataParallelSize > 1)
             {
@@ -184,14 +186,17 @@ namespace Pippy.Runtime.Runner
                 values = values.Select((v, i) => (v.What, shares[i][topology.DataParallelRank], v.Spec)).ToList();
             }
             var parts = Microbatching.Divide(values, schedule.Microbatches);
-            return (parts.Take(inputs.Length).ToArray(), target is null ? null : parts[inputs.Length]);
+            var chunks = new Tensor[inputs.Length][];
+            for (int i = 0; i < inputs.Length; i++) chunks[i] = new Tensor[schedule.Microbatches];   // null: an optional input not given
+            for (int k = 0; k < given.Length; k++) chunks[given[k]] = parts[k];
+            return (chunks, target is null ? null : parts[given.Length]);
         }
 
         private ScheduleInterpreter Interpreter(Tensor[][] chunks, Tensor[]? targets, Func<Tensor[], Tensor, Tensor>? loss, int phase, double[]? lossWeights = null, bool evaluating = false)
         {
             // The messages' shapes follow from the microbatches' shapes, which every rank of the pipeline computes
             // alike: when they change, every rank forgets what it learned, and the step sends headers again.
-            string shapes = string.Join(";", chunks.SelectMany(c => c).Select(t => $"{t.dtype}[{string.Join(",", t.shape)}]"));
+            string shapes = string.Join(";", chunks.SelectMany(c => c).Select(t => t is null ? "null" : $"{t.dtype}[{string.Join(",", t.shape)}]"));
             if (_shapesOfPhase[phase] != shapes)
             {
                 if (_shapesOfPhase[phase] is not null) transport.Forget(phase);

@@ -22,7 +22,8 @@ namespace Pippy.Runtime.Runner
             foreach (var spec in graph.Stages)
             {
                 var ranges = moduleRanges.TryGetValue(spec.Index, out var r) && r.Length > 0 ? $" ({string.Join("; ", r)})" : "";
-                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {rankOfStage[spec.Index]}): {string.Join(", ", spec.Modules)}{ranges}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
+                string modules = spec.Modules.Count == 0 ? "no submodules" : string.Join(", ", spec.Modules);
+                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {rankOfStage[spec.Index]}): {modules}{ranges}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
             }
             foreach (var group in graph.Replicated)
                 Console.WriteLine($"[pippy]   replicated {group}: broadcast from the lowest stage, gradients summed after each step");
