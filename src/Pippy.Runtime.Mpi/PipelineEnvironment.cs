@@ -176,13 +176,29 @@ namespace Pippy.Runtime
             _poller.Start();
         }
 
+        /// <summary>How long MPI_Finalize may take once every rank has reached it before the process ends without it.</summary>
+        private static readonly TimeSpan FinalizeGrace = TimeSpan.FromSeconds(10);
+
+        /// <summary>
+        /// Leaves MPI. Every rank first meets the others here (a barrier under the watchdog), so nothing of the job is
+        /// left to do; then MPI_Finalize gets <see cref="FinalizeGrace"/>. With UCX's TCP transport (MPICH 4.0.2, UCX
+        /// 1.13.1, Debian 12) it can spin forever closing its endpoints after every rank finished (seen in 5 of 8 jobs
+        /// across two hosts; docs/cluster.md): the process then ends with its exit code as it stands, saying so.
+        /// </summary>
         public void Dispose()
         {
             if (_disposed) return;
             _disposed = true;
             _polling = false;
             _poller?.Join();
-            _mpi.Dispose();
+            _world.Barrier("PipelineEnvironment.Dispose (every rank done, before MPI_Finalize)");
+            var finalize = new Thread(() => _mpi.Dispose()) { IsBackground = true, Name = "pippy MPI_Finalize" };
+            finalize.Start();
+            if (finalize.Join(FinalizeGrace)) return;
+            Console.Error.WriteLine($"[pippy rank {Rank}/{Size}] MPI_Finalize did not return within {FinalizeGrace.TotalSeconds:0} s after every rank finished " +
+                                    "(a known hang of UCX's TCP transport); ending the process without it.");
+            Console.Error.Flush();
+            System.Environment.Exit(System.Environment.ExitCode);
         }
     }
 }
