@@ -1,5 +1,4 @@
 using System;
-using System.Diagnostics;
 using System.IO;
 using System.IO.Compression;
 using System.Linq;
@@ -13,6 +12,7 @@ namespace Pippy.Tests.Runtime;
 /// project outside the repository (no project references, no Directory.Build files) restores them from that feed,
 /// builds (the generator runs from the package) and runs a 2-rank pipeline against its own model in one process.
 /// </summary>
+[Collection(nameof(ReleasePackingCollection))]
 public class PackageTests(ITestOutputHelper log)
 {
     private const string ConsumerProject = """
@@ -79,7 +79,7 @@ public class PackageTests(ITestOutputHelper log)
         {
             string repository = MpiLauncher.RepositoryRoot();
             foreach (var project in new[] { "src/Pippy.Attributes", "src/Pippy.Runtime.Mpi" })
-                Dotnet($"pack {Path.Combine(repository, project)} -c Release -o {feed} -p:Version={version} -nodeReuse:false", repository);
+                DotnetCli.Run(log, $"pack {Path.Combine(repository, project)} -c Release -o {feed} -p:Version={version} -nodeReuse:false", repository);
 
             using (var pippy = ZipFile.OpenRead(Path.Combine(feed, $"Pippy.{version}.nupkg")))
             {
@@ -112,7 +112,7 @@ public class PackageTests(ITestOutputHelper log)
             File.WriteAllText(Path.Combine(consumer, "Consumer.csproj"), ConsumerProject.Replace("$VERSION", version));
             File.WriteAllText(Path.Combine(consumer, "Net.cs"), ConsumerModel);
             File.WriteAllText(Path.Combine(consumer, "Program.cs"), ConsumerProgram);
-            Dotnet("build -nodeReuse:false", consumer);
+            DotnetCli.Run(log, "build -nodeReuse:false", consumer);
             // The generator ran from the package's analyzers folder.
             Assert.NotEmpty(Directory.GetFiles(consumer, "Consumer.Net.Pipeline.g.cs", SearchOption.AllDirectories));
 
@@ -125,17 +125,5 @@ public class PackageTests(ITestOutputHelper log)
         {
             if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
         }
-    }
-
-    private void Dotnet(string arguments, string directory)
-    {
-        var start = new ProcessStartInfo("dotnet", arguments) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(10)), $"dotnet {arguments} did not finish in 10 minutes");
-        log.WriteLine($"$ dotnet {arguments}\n{output.Result}{errors.Result}");
-        Assert.True(process.ExitCode == 0, $"dotnet {arguments} failed ({process.ExitCode}):\n{output.Result}\n{errors.Result}");
     }
 }
