@@ -79,7 +79,7 @@ public sealed partial class CharBert : Module<Tensor, Tensor, Tensor>
     private readonly LayerNorm finalNorm;
     [TiedWeight("embedding")] private readonly Linear head;
 
-    public CharBert(int vocabulary, int context, int width = 128, int heads = 4, int depth = 8) : base(nameof(CharBert))
+    public CharBert(int vocabulary, int context, int width = 128, int heads = 4, int depth = 4) : base(nameof(CharBert))
     {
         tokens = Embedding(vocabulary, width);
         positions = Embedding(context, width);

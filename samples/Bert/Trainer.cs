@@ -42,8 +42,8 @@ public static class Trainer
 
         // Each rank builds the model without memory and materializes only its stages, with BERT's initialization, except
         // that the learned position embedding starts as sinusoids: a masked character is known only from its
-        // neighbours, and attention finds "the position next to mine" much sooner from sinusoids (whose offsets are
-        // rotations) than from random vectors, which leave the loss on the plateau of character frequencies for hundreds of steps.
+        // neighbours, and sinusoids (whose offsets are rotations) give attention relative positions to start from
+        // while the loss sits on the plateau of plain character frequencies.
         var initialization = WeightInitialization.Seeded(s.Seed, (name, owner, tensor) =>
         {
             if (name == "positions.weight") { using var noGrad = no_grad(); tensor.copy_(Sinusoids(tensor.shape[0], tensor.shape[1], std: 0.02)); return true; }
