@@ -8,7 +8,7 @@ using var mpi = PipelineEnvironment.Start(ref args);
 
 var schedule = new Option<string>("--schedule") { Description = "Pipeline schedule: gpipe, 1f1b, interleaved (2 stages per rank: run on 2 ranks), zero-bubble or looped-bfs.", DefaultValueFactory = _ => "1f1b" };
 var microbatches = new Option<int>("--microbatches") { Description = "Microbatches each batch is split into (each runs through the pipeline on its own).", DefaultValueFactory = _ => 8 };
-var steps = new Option<int>("--steps") { Description = "Optimizer steps to train (the default takes about two minutes on 2 cores).", DefaultValueFactory = _ => 600 };
+var steps = new Option<int>("--steps") { Description = "Optimizer steps to train (the default took three minutes on 2 shared cores, startup included).", DefaultValueFactory = _ => 600 };
 var batch = new Option<int>("--batch") { Description = "Sentences per step (all ranks see the same batch; each microbatch is a slice of it).", DefaultValueFactory = _ => 32 };
 var context = new Option<int>("--context") { Description = "Characters per sequence: shorter sentences are padded to it, longer ones cut at spaces.", DefaultValueFactory = _ => 64 };
 var learningRate = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => 1e-3 };
