@@ -88,7 +88,9 @@ public class TemplateTests(ITestOutputHelper log)
     private void PackIntoFeed(string repository, string root, string feed, string version)
     {
         string solution = Path.Combine(root, "packages.slnx");
-        var projects = PackedProjects.Select(p =>
+        // The generator is in the solution too (not packed itself): a project reference outside a solution's build
+        // is built in its default configuration, Debug, and Pippy.Attributes' pack then misses its Release output.
+        var projects = PackedProjects.Append("src/Pippy.Generators").Select(p =>
             $"  <Project Path=\"{Path.GetRelativePath(root, Path.Combine(repository, p, Path.GetFileName(p) + ".csproj"))}\" />");
         File.WriteAllText(solution, $"<Solution>\n{string.Join("\n", projects)}\n</Solution>\n");
         DotnetCli.Run(log, $"pack {solution} -c Release -p:PackageOutputPath={feed}/ -p:Version={version} -nodeReuse:false", root);
