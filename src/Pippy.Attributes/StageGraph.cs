@@ -35,16 +35,47 @@ namespace Pippy
         public override string ToString() => FromStage is int s ? $"{Name} (stage {s} output {Index})" : $"{Name} (model input {Index})";
     }
 
+    /// <summary>
+    /// A plain (non-tensor) argument of the model's <c>forward</c>: a flag, a number, a string or an enum. It is not
+    /// divided into microbatches nor sent between ranks: every rank is given it with the inputs, and every stage that
+    /// reads it reads the same value for the whole step.
+    /// </summary>
+    public sealed class ModelArgument
+    {
+        public ModelArgument(string name, int position, Type type)
+        {
+            Name = name;
+            Position = position;
+            Type = type;
+        }
+
+        /// <summary>The parameter's name in <c>forward</c>.</summary>
+        public string Name { get; }
+
+        /// <summary>The parameter's position among all of <c>forward</c>'s parameters (tensors included).</summary>
+        public int Position { get; }
+
+        /// <summary>The parameter's type, which the value given to a step must have.</summary>
+        public Type Type { get; }
+
+        public override string ToString() => $"{Name} ({Type.Name}, argument {Position})";
+    }
+
     /// <summary>One stage: its inputs in the order its <c>forward</c> takes them, its outputs in the order it returns them.</summary>
     public sealed class StageSpec
     {
-        public StageSpec(int index, IReadOnlyList<StageInput> inputs, IReadOnlyList<string> outputs, IReadOnlyList<string> modules)
+        public StageSpec(int index, IReadOnlyList<StageInput> inputs, IReadOnlyList<string> outputs, IReadOnlyList<string> modules,
+            IReadOnlyList<string>? arguments = null)
         {
             Index = index;
             Inputs = inputs;
             Outputs = outputs;
             Modules = modules;
+            Arguments = arguments ?? Array.Empty<string>();
         }
+
+        /// <summary>The plain arguments of the model's <c>forward</c> this stage reads (see <see cref="ModelArgument"/>).</summary>
+        public IReadOnlyList<string> Arguments { get; }
 
         public int Index { get; }
         public IReadOnlyList<StageInput> Inputs { get; }
@@ -125,11 +156,12 @@ namespace Pippy
     {
         public StageGraph(
             string modelName, IReadOnlyList<string> modelInputs, IReadOnlyList<StageSpec> stages,
-            IReadOnlyList<ReplicatedParameterGroup>? replicated = null)
+            IReadOnlyList<ReplicatedParameterGroup>? replicated = null, IReadOnlyList<ModelArgument>? arguments = null)
         {
             if (stages.Count == 0) throw new ArgumentException("A pipeline has at least one stage.", nameof(stages));
             ModelName = modelName;
             ModelInputs = modelInputs;
+            Arguments = arguments ?? Array.Empty<ModelArgument>();
             Stages = stages;
             Replicated = replicated ?? Array.Empty<ReplicatedParameterGroup>();
             var edges = new List<ValueEdge>();
@@ -145,7 +177,11 @@ namespace Pippy
         }
 
         public string ModelName { get; }
+        /// <summary>The names of all of <c>forward</c>'s parameters, in order: tensors and plain arguments.</summary>
         public IReadOnlyList<string> ModelInputs { get; }
+
+        /// <summary>The plain (non-tensor) arguments among <see cref="ModelInputs"/>.</summary>
+        public IReadOnlyList<ModelArgument> Arguments { get; }
         public IReadOnlyList<StageSpec> Stages { get; }
         public IReadOnlyList<ValueEdge> Edges { get; }
         public IReadOnlyList<ReplicatedParameterGroup> Replicated { get; }

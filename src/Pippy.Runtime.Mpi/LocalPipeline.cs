@@ -13,8 +13,19 @@ namespace Pippy.Runtime
     {
         public static Tensor Forward(StageGraph graph, IReadOnlyList<PipelineStage> stages, params Tensor[] inputs)
         {
-            if (stages.Count != graph.StageCount) throw new ArgumentException($"{graph.ModelName} has {graph.StageCount} stages, not {stages.Count}.", nameof(stages));
             if (inputs.Length != graph.ModelInputs.Count) throw new ArgumentException($"{graph.ModelName}.forward takes {graph.ModelInputs.Count} input(s).", nameof(inputs));
+            return Run(graph, stages, Execution.ForwardArguments.OfTensors(graph, inputs));
+        }
+
+        /// <summary>For a forward that also takes plain arguments (a flag, a number, an enum): all of forward's arguments in its order.</summary>
+        public static Tensor Forward(StageGraph graph, IReadOnlyList<PipelineStage> stages, params object?[] arguments) =>
+            Run(graph, stages, Execution.ForwardArguments.Of(graph, arguments));
+
+        private static Tensor Run(StageGraph graph, IReadOnlyList<PipelineStage> stages, Execution.ForwardArguments arguments)
+        {
+            if (stages.Count != graph.StageCount) throw new ArgumentException($"{graph.ModelName} has {graph.StageCount} stages, not {stages.Count}.", nameof(stages));
+            var inputs = arguments.Tensors;
+            foreach (var stage in stages) stage.ForwardArguments = arguments.Values;
             var outputs = new Tensor[graph.StageCount][];
             for (int s = 0; s < graph.StageCount; s++)
             {

@@ -174,26 +174,54 @@ namespace Pippy.Runtime
         public Tensor[]? ForwardOutputs(params Tensor[] inputs)
         {
             ThrowIfAwaitingCheckpoint();
-            return RunOrMarkFailed(() => _stepper.Forward(inputs));
+            var arguments = ForwardArguments.OfTensors(_graph, inputs);
+            return RunOrMarkFailed(() => _stepper.Forward(arguments));
+        }
+
+        /// <summary>
+        /// <see cref="ForwardOutputs(Tensor[])"/> for a forward that also takes plain arguments (a flag, a number, a
+        /// string, an enum): all of forward's arguments in its order, tensors and plain values. Every stage that reads a
+        /// plain argument gets the same value for every microbatch; every rank must give the same ones.
+        /// </summary>
+        public Tensor[]? ForwardOutputs(params object?[] arguments)
+        {
+            ThrowIfAwaitingCheckpoint();
+            var separated = ForwardArguments.Of(_graph, arguments);
+            return RunOrMarkFailed(() => _stepper.Forward(separated));
         }
 
         /// <summary>
         /// Forward, loss and backward of one batch on tensor arrays: <paramref name="loss"/> gets each microbatch's
         /// outputs and target. See <see cref="PipelineRunner{TOutput}.Step(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/>.
         /// </summary>
-        public Tensor StepOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss)
+        public Tensor StepOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss) => Step(ForwardArguments.OfTensors(_graph, inputs), target, loss);
+
+        /// <summary>
+        /// <see cref="StepOutputs(Tensor[], Tensor, Func{Tensor[], Tensor, Tensor})"/> for a forward that also takes plain
+        /// arguments: all of forward's arguments in its order (see <see cref="ForwardOutputs(object[])"/>).
+        /// </summary>
+        public Tensor StepOutputs(object?[] arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss) => Step(ForwardArguments.Of(_graph, arguments), target, loss);
+
+        private Tensor Step(ForwardArguments arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss)
         {
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             if (target is null) throw new ArgumentNullException(nameof(target));
             ThrowIfAwaitingCheckpoint();
-            return RunOrMarkFailed(() => _stepper.Step(inputs, target, loss));
+            return RunOrMarkFailed(() => _stepper.Step(arguments, target, loss));
         }
 
         /// <summary>
         /// Like <see cref="StepOutputs"/>, and also returns the outputs of forward (each merged over the microbatches)
         /// on the last stage's rank, null on the others.
         /// </summary>
-        public Tensor StepOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs)
+        public Tensor StepOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs) =>
+            Step(ForwardArguments.OfTensors(_graph, inputs), target, loss, out outputs);
+
+        /// <summary>Like <see cref="StepOutputs(object[], Tensor, Func{Tensor[], Tensor, Tensor})"/>, and also returns the merged outputs on the last stage's rank.</summary>
+        public Tensor StepOutputs(object?[] arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs) =>
+            Step(ForwardArguments.Of(_graph, arguments), target, loss, out outputs);
+
+        private Tensor Step(ForwardArguments inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs)
         {
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             if (target is null) throw new ArgumentNullException(nameof(target));
@@ -209,7 +237,17 @@ namespace Pippy.Runtime
         /// without gradients. Every rank calls it; each gets the batch's loss. With <paramref name="withOutputs"/>, the
         /// last stage's rank also gets the outputs in <paramref name="outputs"/>.
         /// </summary>
-        public Tensor EvaluateOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs = true)
+        public Tensor EvaluateOutputs(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs = true) =>
+            Evaluate(ForwardArguments.OfTensors(_graph, inputs), target, loss, out outputs, withOutputs);
+
+        /// <summary>
+        /// <see cref="EvaluateOutputs(Tensor[], Tensor, Func{Tensor[], Tensor, Tensor}, out Tensor[], bool)"/> for a forward that
+        /// also takes plain arguments: all of forward's arguments in its order (see <see cref="ForwardOutputs(object[])"/>).
+        /// </summary>
+        public Tensor EvaluateOutputs(object?[] arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs = true) =>
+            Evaluate(ForwardArguments.Of(_graph, arguments), target, loss, out outputs, withOutputs);
+
+        private Tensor Evaluate(ForwardArguments inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
         {
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             if (target is null) throw new ArgumentNullException(nameof(target));

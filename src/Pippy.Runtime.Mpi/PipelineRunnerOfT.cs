@@ -33,6 +33,13 @@ namespace Pippy.Runtime
         /// </summary>
         public TOutput? Forward(params Tensor[] inputs) => ForwardOutputs(inputs) is { } outputs ? _assemble(outputs) : default;
 
+        /// <summary>
+        /// <see cref="Forward(Tensor[])"/> for a forward that also takes plain arguments (a flag, a number, a string, an
+        /// enum): all of forward's arguments in its order, as the model's own forward takes them. Every stage that reads
+        /// a plain argument gets the same value for every microbatch; every rank must give the same ones.
+        /// </summary>
+        public TOutput? Forward(params object?[] arguments) => ForwardOutputs(arguments) is { } outputs ? _assemble(outputs) : default;
+
         /// <summary>Forward, loss and backward of one batch with one model input. See <see cref="Step(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/>.</summary>
         public Tensor Step(Tensor input, Tensor target, Func<TOutput, Tensor, Tensor> loss) => Step(new[] { input }, target, loss);
 
@@ -61,6 +68,25 @@ namespace Pippy.Runtime
             return value;
         }
 
+        /// <summary>
+        /// <see cref="Step(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/> for a forward that also takes plain
+        /// arguments: all of forward's arguments in its order (see <see cref="Forward(object[])"/>).
+        /// </summary>
+        public Tensor Step(object?[] arguments, Tensor target, Func<TOutput, Tensor, Tensor> loss)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            return StepOutputs(arguments, target, (outputs, t) => loss(_assemble(outputs), t));
+        }
+
+        /// <summary><see cref="Step(object[], Tensor, Func{TOutput, Tensor, Tensor})"/> that also gives the batch's output on the last stage's rank.</summary>
+        public Tensor Step(object?[] arguments, Tensor target, Func<TOutput, Tensor, Tensor> loss, out TOutput? output)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            var value = StepOutputs(arguments, target, (outputs, t) => loss(_assemble(outputs), t), out var merged);
+            output = merged is null ? default : _assemble(merged);
+            return value;
+        }
+
         /// <summary>Evaluation of one batch with one model input. See <see cref="Evaluate(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/>.</summary>
         public Tensor Evaluate(Tensor input, Tensor target, Func<TOutput, Tensor, Tensor> loss) => Evaluate(new[] { input }, target, loss);
 
@@ -80,6 +106,21 @@ namespace Pippy.Runtime
         {
             if (loss is null) throw new ArgumentNullException(nameof(loss));
             var value = EvaluateOutputs(inputs, target, (outputs, t) => loss(_assemble(outputs), t), out var merged);
+            output = merged is null ? default : _assemble(merged);
+            return value;
+        }
+
+        /// <summary>
+        /// <see cref="Evaluate(Tensor[], Tensor, Func{TOutput, Tensor, Tensor})"/> for a forward that also takes plain
+        /// arguments: all of forward's arguments in its order (see <see cref="Forward(object[])"/>).
+        /// </summary>
+        public Tensor Evaluate(object?[] arguments, Tensor target, Func<TOutput, Tensor, Tensor> loss) => Evaluate(arguments, target, loss, out _);
+
+        /// <summary><see cref="Evaluate(object[], Tensor, Func{TOutput, Tensor, Tensor})"/> that also gives the batch's output on the last stage's rank.</summary>
+        public Tensor Evaluate(object?[] arguments, Tensor target, Func<TOutput, Tensor, Tensor> loss, out TOutput? output)
+        {
+            if (loss is null) throw new ArgumentNullException(nameof(loss));
+            var value = EvaluateOutputs(arguments, target, (outputs, t) => loss(_assemble(outputs), t), out var merged);
             output = merged is null ? default : _assemble(merged);
             return value;
         }

@@ -32,6 +32,13 @@ bool ok = scenario switch
         (m, x) => m.forward(x[0]), o => new[] { o }, new[] { randn(12, 16) }, randn(12, 8), mse, new PipelineOptions()),
 
     // An optional tensor argument (tests/ParityApp/Models/OptionalInput.cs), given and then null.
+    // Plain arguments of forward (a flag, a count, a number, an enum) read by different stages of 4: one stage per
+    // rank on 4 ranks, looped and in a V on 2.
+    "plain-arguments" => (mpi.Size == 4
+            ? new[] { Pippy.Schedules.ScheduleKind.GPipe, Pippy.Schedules.ScheduleKind.OneFOneB, Pippy.Schedules.ScheduleKind.InterleavedZeroBubble }
+            : new[] { Pippy.Schedules.ScheduleKind.Interleaved1F1B, Pippy.Schedules.ScheduleKind.ZeroBubbleV, Pippy.Schedules.ScheduleKind.DualPipeV })
+        .Select(kind => PlainArgumentsCheck.Run(mpi, kind)).ToArray().All(ok => ok),
+
     "optional-input" => Parity.Check(mpi, () => new OptionalInput(), (m, e, o) => OptionalInput.Pipeline.Build(m, e, o),
             (m, x) => m.forward(x[0], x[1]), o => new[] { o }, new[] { randn(8, 10), randn(8, 16) }, randn(8, 4), mse, new PipelineOptions())
         & Parity.Check(mpi, () => new OptionalInput(), (m, e, o) => OptionalInput.Pipeline.Build(m, e, o),

@@ -43,7 +43,7 @@ namespace Pippy.Generators.Diagnostics
 
         public static readonly DiagnosticDescriptor UnsupportedSignature = Create(
             "PIPPY0007", "Unsupported forward signature",
-            "forward's {0} has type {1}; a pipeline's inputs must be torch.Tensor and its output a torch.Tensor or a tuple of 2 to 4 tensors");
+            "forward's {0} has type {1}; a pipeline's inputs must be torch.Tensor (or Tensor? when optional) or a plain value given to every stage that reads it (bool, char, an integer type, float, double, string or an enum), and its output a torch.Tensor or a tuple of 2 to 4 tensors; pass other data as tensors, or keep it in a field of the model");
 
         public static readonly DiagnosticDescriptor SharedModuleReplicated = Create(
             "PIPPY0008", "Submodule replicated on several stages",

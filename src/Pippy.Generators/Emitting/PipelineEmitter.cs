@@ -36,7 +36,8 @@ namespace Pippy.Generators.Emitting
             {
                 string modules = stage.Modules.Count == 0 ? "no submodules"
                     : string.Join(", ", stage.Modules.Select(m => m.IsListPart ? $"{m.Member.Name} (part {m.Part + 1} of {m.Parts})" : m.Member.Name));
-                string inputs = string.Join(", ", stage.Inputs.Select(i => i.FromStage < 0 ? $"{i.Variable.Name} (forward's)" : $"{i.Variable.Name} (stage {i.FromStage})"));
+                string inputs = string.Join(", ", stage.Inputs.Select(i => i.FromStage < 0 ? $"{i.Variable.Name} (forward's)" : $"{i.Variable.Name} (stage {i.FromStage})")
+                    .Concat(stage.Arguments.Select(a => $"{a.Variable.Name} (forward's, plain)")));
                 string outputs = stage.Index == plan.Stages.Count - 1 ? "the output" : string.Join(", ", stage.Outputs.Select(o => o.Name));
                 yield return $"//   {stage.Index} on rank {stage.Rank}: statements {stage.FirstStatement + 1}-{stage.LastStatement + 1}, {modules}; in: {inputs}; out: {outputs}";
             }
@@ -95,7 +96,8 @@ namespace Pippy.Generators.Emitting
         {
             string Describe(StageInputPlan i) => i.FromStage < 0 ? $"{i.Variable.Name} (argument of forward)" : $"{i.Variable.Name} (from stage {i.FromStage})";
             bool isLast = stage.Index == plan.Stages.Count - 1;
-            string takes = stage.Inputs.Count == 0 ? "nothing" : string.Join(", ", stage.Inputs.Select(Describe));
+            string takes = stage.Inputs.Count + stage.Arguments.Count == 0 ? "nothing"
+                : string.Join(", ", stage.Inputs.Select(Describe).Concat(stage.Arguments.Select(a => $"{a.Variable.Name} (plain argument of forward)")));
             string gives = isLast ? "the model's output" : string.Join(", ", stage.Outputs.Select(o => o.Name));
             var parts = stage.Modules.Where(m => m.IsListPart).Select(m => $" Runs part {m.Part + 1} of {m.Parts} of {m.Member.Name}.");
             w.Line("/// <summary>");
@@ -128,6 +130,8 @@ namespace Pippy.Generators.Emitting
             w.Line($"CheckInputCount({InputsParameter}, {stage.Inputs.Count});");
             for (int i = 0; i < stage.Inputs.Count; i++)
                 w.Line($"{stage.Inputs[i].Variable.Type} {stage.Inputs[i].Variable.Name} = {InputsParameter}[{i}];");
+            foreach (var argument in stage.Arguments)
+                w.Line($"{argument.Variable.Type} {argument.Variable.Name} = Argument<{argument.Variable.Type}>({argument.Index});");
             foreach (var local in stage.Locals) w.Line($"{local.Type} {local.Name} = default!;");
             if (stage.ReopenedScopes.Count > 0)
             {
@@ -180,11 +184,17 @@ namespace Pippy.Generators.Emitting
                 w.Line($"        new global::Pippy.StageSpec({stage.Index},");
                 w.Line($"            new global::Pippy.StageInput[] {{ {string.Join(", ", inputs)} }},");
                 w.Line($"            {Strings(outputs)},");
-                w.Line($"            {Strings(stage.Modules.Select(m => m.Member.Name))}),");
+                w.Line(stage.Arguments.Count == 0
+                    ? $"            {Strings(stage.Modules.Select(m => m.Member.Name))}),"
+                    : $"            {Strings(stage.Modules.Select(m => m.Member.Name))},");
+                if (stage.Arguments.Count > 0) w.Line($"            arguments: {Strings(stage.Arguments.Select(a => a.Variable.Name))}),");
             }
+            // The plain arguments of forward (not tensors): their positions and types, which the runtime checks.
+            var arguments = plan.Inputs.Select((input, position) => (input, position)).Where(a => a.input.IsPlainArgument).ToList();
+            string end = arguments.Count == 0 ? ");" : ",";
             if (plan.Replicated.Count == 0)
             {
-                w.Line("    });");
+                w.Line("    }" + end);
             }
             else
             {
@@ -196,7 +206,12 @@ namespace Pippy.Generators.Emitting
                     var replicas = group.Replicas.Select(r => $"new global::Pippy.ParameterReplica({r.Stage}, {Quote(r.Path)}, wholeModule: {(r.WholeModule ? "true" : "false")})");
                     w.Line($"        new global::Pippy.ReplicatedParameterGroup({Quote(group.Name)}, new global::Pippy.ParameterReplica[] {{ {string.Join(", ", replicas)} }}),");
                 }
-                w.Line("    });");
+                w.Line("    }" + end);
+            }
+            if (arguments.Count > 0)
+            {
+                var declared = arguments.Select(a => $"new global::Pippy.ModelArgument({Quote(a.input.Name)}, {a.position}, typeof({a.input.Type}))");
+                w.Line($"    arguments: new global::Pippy.ModelArgument[] {{ {string.Join(", ", declared)} }});");
             }
             w.Line();
 

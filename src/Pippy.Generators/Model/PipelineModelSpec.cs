@@ -54,8 +54,12 @@ namespace Pippy.Generators.Model
         EquatableArray<string> FileUsings,
         EquatableArray<string> NamespaceUsings);
 
-    /// <summary>A variable of forward (a parameter or a local): its type decides whether it may cross a stage boundary.</summary>
-    internal sealed record VariableSpec(string Name, string Type, bool IsTensor);
+    /// <summary>
+    /// A variable of forward (a parameter or a local): its type decides whether it may cross a stage boundary.
+    /// <see cref="IsPlainArgument"/> marks a parameter of forward of a plain type (bool, a number, string, an enum),
+    /// which the runtime gives every stage that reads it.
+    /// </summary>
+    internal sealed record VariableSpec(string Name, string Type, bool IsTensor, bool IsPlainArgument = false);
 
     /// <summary>forward's result: its type as written in C#, and its parts (one tensor, or a tuple's elements).</summary>
     internal sealed record OutputSpec(string Type, EquatableArray<string> Names);

@@ -24,6 +24,7 @@ namespace Pippy.Generators.Model
     /// as the table places it: one stage per rank, looped, in a V, or a CSV's rows) and the values it takes and makes.
     /// <see cref="Locals"/> are variables of forward declared before the stage (or forward's arguments) that the stage
     /// assigns without reading first.
+    /// <see cref="Arguments"/> are forward's plain (non-tensor) arguments the stage reads, with their positions.
     /// <see cref="ReopenedScopes"/> are the <c>using var scope = torch.NewDisposeScope();</c> statements of earlier
     /// stages, which the stage opens again (forward's scope lasts to its end); <see cref="OpenScopes"/> the scope
     /// variables open when the stage returns (outermost first), out of which it moves its outputs.
@@ -40,7 +41,8 @@ namespace Pippy.Generators.Model
         EquatableArray<string> Code,
         bool UsesModel,
         EquatableArray<string> ReopenedScopes = default,
-        EquatableArray<string> OpenScopes = default);
+        EquatableArray<string> OpenScopes = default,
+        EquatableArray<StageInputPlan> Arguments = default);
 
     /// <summary>A submodule a stage holds: the model's member, or (for a [SplitInto] list) part <see cref="Part"/> of <see cref="Parts"/>.</summary>
     internal sealed record StageModulePlan(MemberSpec Member, int Part, int Parts)

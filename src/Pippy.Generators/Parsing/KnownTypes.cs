@@ -84,5 +84,17 @@ namespace Pippy.Generators.Parsing
         }
 
         public bool IsTensor(ITypeSymbol? type) => Tensor is not null && SymbolEqualityComparer.Default.Equals(type, Tensor);
+
+        /// <summary>
+        /// A type forward may take besides tensors: a value every stage that reads it is given as it is, the same on
+        /// every microbatch (bool, char, the integer types, float, double, string, an enum). Every rank must be able to
+        /// compare it with the other ranks' value, which these types' invariant text allows.
+        /// </summary>
+        public static bool IsPlainArgument(ITypeSymbol type) =>
+            type.TypeKind == TypeKind.Enum
+            || type.SpecialType is SpecialType.System_Boolean or SpecialType.System_Char or SpecialType.System_SByte or SpecialType.System_Byte
+                or SpecialType.System_Int16 or SpecialType.System_UInt16 or SpecialType.System_Int32 or SpecialType.System_UInt32
+                or SpecialType.System_Int64 or SpecialType.System_UInt64 or SpecialType.System_Single or SpecialType.System_Double
+                or SpecialType.System_String;
     }
 }

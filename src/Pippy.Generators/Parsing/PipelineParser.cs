@@ -55,10 +55,10 @@ namespace Pippy.Generators.Parsing
             forwardSymbol = semanticModel.GetDeclaredSymbol(forward, cancellationToken)!;
 
             var modules = MemberReader.Read(type, known, diagnostics);
-            var inputs = forwardSymbol.Parameters.Select(p => TypeReader.Variable(p.Name, p.Type, known)).ToList();
+            var inputs = forwardSymbol.Parameters.Select(p => TypeReader.Parameter(p, known)).ToList();
             foreach (var (parameter, variable) in forwardSymbol.Parameters.Zip(inputs, (p, v) => (p, v)))
             {
-                if (!variable.IsTensor && parameter.RefKind == RefKind.None)
+                if (!variable.IsTensor && !KnownTypes.IsPlainArgument(parameter.Type) && parameter.RefKind == RefKind.None)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedSignature, LocationInfo.From(parameter.Locations[0]), $"parameter '{parameter.Name}'", variable.Type));
             }
             var output = TypeReader.ReadOutput(forwardSymbol.ReturnType, known);

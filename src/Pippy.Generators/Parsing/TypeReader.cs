@@ -36,5 +36,9 @@ namespace Pippy.Generators.Parsing
         /// <summary>A variable of forward: its type as generated code writes it, and whether it is a tensor.</summary>
         public static VariableSpec Variable(string name, ITypeSymbol type, KnownTypes known) =>
             new VariableSpec(name, type.ToDisplayString(TypeFormat), known.IsTensor(type));
+
+        /// <summary>A parameter of forward: a variable that may also be a plain argument (see <see cref="KnownTypes.IsPlainArgument"/>).</summary>
+        public static VariableSpec Parameter(IParameterSymbol parameter, KnownTypes known) =>
+            Variable(parameter.Name, parameter.Type, known) with { IsPlainArgument = parameter.RefKind == RefKind.None && KnownTypes.IsPlainArgument(parameter.Type) };
     }
 }

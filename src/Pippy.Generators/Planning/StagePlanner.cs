@@ -45,13 +45,14 @@ namespace Pippy.Generators.Planning
                 cut[stage][0].Statement,
                 cut[stage][cut[stage].Count - 1].Statement,
                 values.Inputs[stage].ToEquatableArray(),
-                StageValues.OuterLocals(cut.Statements(stage), values.Inputs[stage]).Select(n => variables[n]).ToEquatableArray(),
+                StageValues.OuterLocals(cut.Statements(stage), values.Inputs[stage].Concat(values.Arguments[stage])).Select(n => variables[n]).ToEquatableArray(),
                 values.Outputs[stage].Select(n => variables[n]).ToEquatableArray(),
                 stageModules[stage].ToEquatableArray(),
                 cut.Statements(stage).Select(s => UsingDeclarations.Code(s, values.Outputs[stage])).ToEquatableArray(),
                 cut.Statements(stage).Any(s => s.UsesModel),
                 UsingDeclarations.ScopesBefore(statements, cut[stage][0].Statement).Select(s => s.Code).ToEquatableArray(),
-                UsingDeclarations.OpenScopes(statements, cut[stage].Select(u => u.Statement)).ToEquatableArray()));
+                UsingDeclarations.OpenScopes(statements, cut[stage].Select(u => u.Statement)).ToEquatableArray(),
+                values.Arguments[stage].ToEquatableArray()));
 
             var plan = new PipelinePlan(spec.Type, spec.Inputs, spec.Output, stagesPlan.ToEquatableArray(), replicated.ToEquatableArray(),
                 SchedulePlanner.KindOf(spec), table.Microbatches, table.RankCount, table.Format().ToEquatableArray());

@@ -7,14 +7,21 @@ namespace Pippy.Generators.Planning
     /// </summary>
     internal sealed class StageValues
     {
-        private StageValues(List<StageInputPlan>[] inputs, List<string>[] outputs)
+        private StageValues(List<StageInputPlan>[] inputs, List<StageInputPlan>[] arguments, List<string>[] outputs)
         {
             Inputs = inputs;
+            Arguments = arguments;
             Outputs = outputs;
         }
 
-        /// <summary>Per stage, the values it takes, in the order its forward unpacks them.</summary>
+        /// <summary>Per stage, the tensors it takes, in the order its forward unpacks them.</summary>
         public IReadOnlyList<List<StageInputPlan>> Inputs { get; }
+
+        /// <summary>
+        /// Per stage, the plain (non-tensor) arguments of forward it reads, each with its position in forward's
+        /// parameters: not sent between stages, but given by the runtime to every stage for the whole step.
+        /// </summary>
+        public IReadOnlyList<List<StageInputPlan>> Arguments { get; }
 
         /// <summary>Per stage, the names of the values it sends to later stages, in the order it returns them.</summary>
         public IReadOnlyList<List<string>> Outputs { get; }
@@ -30,6 +37,7 @@ namespace Pippy.Generators.Planning
             var variables = spec.Variables.ToDictionary(v => v.Name);
             var inputNames = spec.Inputs.Select(v => v.Name).ToList();
             var stageInputs = Enumerable.Range(0, cut.Count).Select(_ => new List<StageInputPlan>()).ToArray();
+            var stageArguments = Enumerable.Range(0, cut.Count).Select(_ => new List<StageInputPlan>()).ToArray();
             var stageOutputs = Enumerable.Range(0, cut.Count).Select(_ => new List<string>()).ToArray();
             for (int stage = 0; stage < cut.Count; stage++)
             {
@@ -40,6 +48,11 @@ namespace Pippy.Generators.Planning
                     int producer = StagePlanner.LastIndex(stage, p => cut.Statements(p).Any(s => s.Written.Contains(name)));
                     if (producer < 0 && !inputNames.Contains(name)) continue; // not definitely assigned before: the compiler reports it
                     var variable = variables[name];
+                    if (!variable.IsTensor && producer < 0 && spec.Inputs.FirstOrDefault(i => i.Name == name)?.IsPlainArgument == true)
+                    {
+                        stageArguments[stage].Add(new StageInputPlan(variable, -1, inputNames.IndexOf(name)));
+                        continue;
+                    }
                     if (!variable.IsTensor)
                     {
                         var firstUse = units.First(u => u.FlowsIn.Contains(name));
@@ -56,7 +69,7 @@ namespace Pippy.Generators.Planning
                     stageInputs[stage].Add(new StageInputPlan(variable, producer, stageOutputs[producer].IndexOf(name)));
                 }
             }
-            return new StageValues(stageInputs, stageOutputs);
+            return new StageValues(stageInputs, stageArguments, stageOutputs);
         }
 
         /// <summary>Variables the units assign that are neither declared in them nor stage inputs: the stage must declare them.</summary>

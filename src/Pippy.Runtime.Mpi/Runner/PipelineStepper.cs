@@ -26,11 +26,12 @@ namespace Pippy.Runtime.Runner
         public StepStatistics LastStep { get; private set; }
 
         /// <summary>Forward without gradients; the merged outputs on the last stage's rank, null elsewhere.</summary>
-        public Tensor[]? Forward(Tensor[] inputs)
+        public Tensor[]? Forward(ForwardArguments arguments)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var interpreter = Interpreter(Divide(inputs, target: null).Inputs, targets: null, loss: null, phase: ForwardPhase);
+            GiveStages(arguments);
+            var interpreter = Interpreter(Divide(arguments.Tensors, target: null).Inputs, targets: null, loss: null, phase: ForwardPhase);
             // A run that throws leaves its buffers where they are (receives may still be posted into them): the
             // runner's Dispose deals with them.
             interpreter.Run(schedule.ForwardOnly().ActionsOf(topology.PipelineRank));
@@ -49,16 +50,17 @@ namespace Pippy.Runtime.Runner
         }
 
         /// <summary>Forward, loss and backward of one batch; the batch's loss on every rank.</summary>
-        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss) => Step(inputs, target, loss, out _, withOutputs: false);
+        public Tensor Step(ForwardArguments arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss) => Step(arguments, target, loss, out _, withOutputs: false);
 
         /// <summary>
         /// Forward, loss and backward of one batch; the batch's loss on every rank, and with <paramref name="withOutputs"/>
         /// the merged outputs on the last stage's rank (null elsewhere).
         /// </summary>
-        public Tensor Step(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
+        public Tensor Step(ForwardArguments arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
         {
             using var scope = NewDisposeScope();
-            var (chunks, targets) = Divide(inputs, target);
+            GiveStages(arguments);
+            var (chunks, targets) = Divide(arguments.Tensors, target);
             var interpreter = Interpreter(chunks, targets, loss, phase: StepPhase, LossWeights(target, targets!));
             if (options.TraceDirectory is not null) topology.World.Barrier("the start of a traced step"); // one start for every rank's clock
             int buffersBefore = transport.BuffersAllocated, slotsBefore = transport.SharedSlotsCreated;
@@ -106,11 +108,12 @@ namespace Pippy.Runtime.Runner
         /// <see cref="PipelineOptions.LossReduction"/> says, summed over data-parallel replicas) on every rank, and with
         /// <paramref name="withOutputs"/> the merged outputs on the last stage's rank.
         /// </summary>
-        public Tensor Evaluate(Tensor[] inputs, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
+        public Tensor Evaluate(ForwardArguments arguments, Tensor target, Func<Tensor[], Tensor, Tensor> loss, out Tensor[]? outputs, bool withOutputs)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var (chunks, targets) = Divide(inputs, target);
+            GiveStages(arguments);
+            var (chunks, targets) = Divide(arguments.Tensors, target);
             var wasTraining = stages.Select(s => s.training).ToArray();
             foreach (var stage in stages) stage.eval();
             try
@@ -130,6 +133,28 @@ namespace Pippy.Runtime.Runner
             {
                 for (int i = 0; i < stages.Count; i++) stages[i].train(wasTraining[i]);
             }
+        }
+
+        /// <summary>
+        /// Gives this rank's stages forward's plain arguments for the step, after checking that every rank of the job
+        /// was given the same ones (one small allreduce, only for a forward that takes plain arguments): ranks that
+        /// disagree would each run their stages with other values, and the pipeline would not be the model.
+        /// </summary>
+        private void GiveStages(ForwardArguments arguments)
+        {
+            if (graph.Arguments.Count > 0)
+            {
+                // Equal keys on all n ranks exactly when n * sum(key^2) == sum(key)^2 (Cauchy-Schwarz); both sums are exact.
+                double key = arguments.AgreementKey();
+                Span<double> mine = stackalloc double[] { key, key * key, 1 };
+                Span<double> all = stackalloc double[3];
+                topology.World.Allreduce<double>(mine, all, Communication.ReduceOperation.Sum, "forward's plain arguments, to check that every rank has the same");
+                if (all[2] * all[1] != all[0] * all[0])
+                    throw new InvalidOperationException(
+                        $"The ranks were given different plain arguments of {graph.ModelName}.forward for this step (here: {arguments.Show(graph)}): " +
+                        "every rank must call it with the same values, which every stage that reads them then uses for every microbatch.");
+            }
+            foreach (var stage in stages) stage.ForwardArguments = arguments.Values;
         }
 
         /// <summary>

@@ -23,7 +23,7 @@ namespace Pippy.Runtime.Runner
             {
                 var ranges = moduleRanges.TryGetValue(spec.Index, out var r) && r.Length > 0 ? $" ({string.Join("; ", r)})" : "";
                 string modules = spec.Modules.Count == 0 ? "no submodules" : string.Join(", ", spec.Modules);
-                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {rankOfStage[spec.Index]}): {modules}{ranges}; in: {string.Join(", ", spec.Inputs)}; out: {string.Join(", ", spec.Outputs)}");
+                Console.WriteLine($"[pippy]   stage {spec.Index} (rank {rankOfStage[spec.Index]}): {modules}{ranges}; in: {string.Join(", ", spec.Inputs)}{Plain(spec)}; out: {string.Join(", ", spec.Outputs)}");
             }
             foreach (var group in graph.Replicated)
                 Console.WriteLine($"[pippy]   replicated {group}: broadcast from the lowest stage, gradients summed after each step");
@@ -48,5 +48,8 @@ namespace Pippy.Runtime.Runner
             stages.ToDictionary(
                 stage => stage.Index,
                 stage => stage.named_children().Select(c => c.module).OfType<IStageModuleRange>().Select(m => m.ToString()!).ToArray());
+
+        /// <summary>The plain arguments of forward a stage reads (given to it, not sent): ", plain: causal, window".</summary>
+        private static string Plain(StageSpec spec) => spec.Arguments.Count == 0 ? "" : $", plain: {string.Join(", ", spec.Arguments)}";
     }
 }

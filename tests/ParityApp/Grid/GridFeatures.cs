@@ -19,14 +19,21 @@ public sealed record GridFeature(
     Func<nn.Module> Create,
     Func<nn.Module> CreatePlain,
     Func<nn.Module, PipelineEnvironment, PipelineOptions, PipelineRunner> Build,
-    Func<nn.Module, Tensor[], Tensor[]> PlainForward,
+    Func<nn.Module, Tensor[], object?[], Tensor[]> PlainForward,
     Func<int, int, (Tensor[] Inputs, Tensor Target)> Batch,
     Func<Tensor[], Tensor, Tensor> Loss,
     WeightInitialization? Initialization = null,
     IReadOnlyDictionary<string, MicrobatchSpec>? Inputs = null,
     MicrobatchSpec? Target = null,
-    double Tolerance = 1e-5)
+    double Tolerance = 1e-5,
+    Func<int, object?[]>? PlainArguments = null)
 {
+    /// <summary>forward's plain (non-tensor) arguments at a step of the grid, after its tensors; none for most features.</summary>
+    public object?[] Plain(int step) => PlainArguments?.Invoke(step) ?? Array.Empty<object?>();
+
+    /// <summary>All of forward's arguments at a step, in its order (the tensors first), as the pipeline is given them.</summary>
+    public object?[] Arguments(Tensor[] inputs, int step) => inputs.Cast<object?>().Concat(Plain(step)).ToArray();
+
     /// <summary>The tolerance of the bf16 feature: bf16 keeps 8 significant bits (a relative step of 2^-8, 0.4 %), and sums in another order differ by a few steps.</summary>
     public const double BFloat16Tolerance = 2e-2;
 
@@ -57,17 +64,19 @@ public sealed record GridFeature(
         Single("chain", () => new GridChain(), (m, e, o) => GridChain.Pipeline.Build((GridChain)m, e, o), (m, x) => ((GridChain)m).forward(x[0]), Floats(6)),
         Single("fan-out", () => new GridFanOut(), (m, e, o) => GridFanOut.Pipeline.Build((GridFanOut)m, e, o), (m, x) => ((GridFanOut)m).forward(x[0]), Floats(6)),
         Single("no-grad-value", () => new GridTokens(), (m, e, o) => GridTokens.Pipeline.Build((GridTokens)m, e, o), (m, x) => ((GridTokens)m).forward(x[0]), Tokens),
+        // Three tensors and three plain arguments (a flag, a number, an enum) that change from step to step.
         new GridFeature("inputs-tuple", () => new GridThreeInputs(), () => new GridThreeInputs(),
             (m, e, o) => GridThreeInputs.Pipeline.Build((GridThreeInputs)m, e, o),
-            (m, x) => { var (u, v) = ((GridThreeInputs)m).forward(x[0], x[1], x[2]); return new[] { u, v }; },
+            (m, x, a) => { var (u, v) = ((GridThreeInputs)m).forward(x[0], x[1], x[2], (bool)a[0]!, (double)a[1]!, (GridMix)a[2]!); return new[] { u, v }; },
             (step, rows) =>
             {
                 var g = new Generator(500 + (ulong)step);
                 return (new[] { randn(rows, 6, generator: g), randn(rows, 8, generator: g), randn(rows, 8, generator: g) }, randn(rows, 4, generator: g));
             },
-            (o, t) => functional.mse_loss(o[0], t, Reduction.Sum) + 0.1 * o[1].sum()),
+            (o, t) => functional.mse_loss(o[0], t, Reduction.Sum) + 0.1 * o[1].sum(),
+            PlainArguments: step => new object?[] { step % 2 == 0, 0.5 + step, (GridMix)(step % 3) }),
         new GridFeature("tied", () => new GridTied(), () => new GridTied(tie: true),
-            (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12, Mse),
+            (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x, _) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12, Mse),
         Single("shared-module", () => new GridShared(), (m, e, o) => GridShared.Pipeline.Build((GridShared)m, e, o), (m, x) => ((GridShared)m).forward(x[0]), Floats(6)),
         Single("split-into", () => new GridList(), (m, e, o) => GridList.Pipeline.Build((GridList)m, e, o), (m, x) => ((GridList)m).forward(x[0]), Floats(6)),
         Single("helpers-using", () => new GridHelpers(), (m, e, o) => GridHelpers.Pipeline.Build((GridHelpers)m, e, o), (m, x) => ((GridHelpers)m).forward(x[0]), Floats(6)),
@@ -76,19 +85,19 @@ public sealed record GridFeature(
         // The tied model in bf16 (parameters, activations and messages; the loss in float32): data-parallel and tied
         // gradient sums accumulate in float32. Compared with the plain model in bf16 at rtol 2e-2.
         new GridFeature("bf16-tied", () => BFloat16(new GridTied()), () => StillTied(BFloat16(new GridTied(tie: true))),
-            (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12,
+            (m, e, o) => GridTied.Pipeline.Build((GridTied)m, e, o), (m, x, _) => new[] { ((GridTied)m).forward(x[0]) }, Tokens12,
             (o, t) => functional.mse_loss(o[0].to_type(ScalarType.Float32), t, Reduction.Sum), Tolerance: BFloat16Tolerance),
         // The chain model with its input and target divided by the user's function (MicrobatchSpec.Custom).
         new GridFeature("custom-split", () => new GridChain(), () => new GridChain(), (m, e, o) => GridChain.Pipeline.Build((GridChain)m, e, o),
-            (m, x) => new[] { ((GridChain)m).forward(x[0]) }, Floats(6), Mse, Inputs: new Dictionary<string, MicrobatchSpec> { ["x"] = UnevenRows }, Target: UnevenRows),
+            (m, x, _) => new[] { ((GridChain)m).forward(x[0]) }, Floats(6), Mse, Inputs: new Dictionary<string, MicrobatchSpec> { ["x"] = UnevenRows }, Target: UnevenRows),
         // The fan-out model built on the meta device: each rank gives memory and seeded values to its own stages only.
         new GridFeature("lazy", () => LazyModel.Construct(() => new GridFanOut()), () => { var m = LazyModel.Construct(() => new GridFanOut()); LazyModel.Materialize(m, WeightInitialization.Seeded(11)); return m; },
-            (m, e, o) => GridFanOut.Pipeline.Build((GridFanOut)m, e, o), (m, x) => new[] { ((GridFanOut)m).forward(x[0]) }, Floats(6), Mse, WeightInitialization.Seeded(11)),
+            (m, e, o) => GridFanOut.Pipeline.Build((GridFanOut)m, e, o), (m, x, _) => new[] { ((GridFanOut)m).forward(x[0]) }, Floats(6), Mse, WeightInitialization.Seeded(11)),
     };
 
     private static GridFeature Single(string name, Func<nn.Module> create, Func<nn.Module, PipelineEnvironment, PipelineOptions, PipelineRunner> build,
         Func<nn.Module, Tensor[], Tensor> forward, Func<int, int, (Tensor[], Tensor)> batch) =>
-        new(name, create, create, build, (m, x) => new[] { forward(m, x) }, batch, Mse);
+        new(name, create, create, build, (m, x, _) => new[] { forward(m, x) }, batch, Mse);
 
     private static nn.Module BFloat16(nn.Module model)
     {

@@ -83,9 +83,20 @@ public sealed partial class GridTokens : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Feature "several inputs, tuple output": three inputs read on different stages, two outputs.</summary>
+/// <summary>How the last stage of <see cref="GridThreeInputs"/> mixes its value, chosen per call.</summary>
+public enum GridMix
+{
+    Product,
+    Sum,
+    Difference,
+}
+
+/// <summary>
+/// Feature "several inputs, tuple output": three tensor inputs and three plain arguments read on different stages (the
+/// flag by the first and the second, the number by the third, the enum by the third and the last), two outputs.
+/// </summary>
 [Pipeline(Microbatches = 4)]
-public sealed partial class GridThreeInputs : Module<Tensor, Tensor, Tensor, (Tensor, Tensor)>
+public sealed partial class GridThreeInputs : Module<Tensor, Tensor, Tensor, bool, double, GridMix, (Tensor, Tensor)>
 {
     [SplitEnd] private readonly Linear a;
     [SplitEnd] private readonly Linear b;
@@ -98,12 +109,14 @@ public sealed partial class GridThreeInputs : Module<Tensor, Tensor, Tensor, (Te
         RegisterComponents();
     }
 
-    public override (Tensor, Tensor) forward(Tensor x, Tensor y, Tensor z)
+    public override (Tensor, Tensor) forward(Tensor x, Tensor y, Tensor z, bool flip, double scale, GridMix mix)
     {
-        var h = a.forward(x).tanh();
-        var g = b.forward(h) + y;
-        var k = c.forward(g.tanh()) * z;
-        return (d.forward(k), g.square().sum(1, keepdim: true));
+        var h = a.forward(flip ? -x : x).tanh();
+        var g = b.forward(h) + (flip ? y * 2 : y);
+        var k = c.forward(g.tanh() * scale);
+        k = mix switch { GridMix.Product => k * z, GridMix.Sum => k + z, _ => k - z };
+        var output = d.forward(k);
+        return (mix == GridMix.Difference ? output.tanh() : output, g.square().sum(1, keepdim: true));
     }
 }
 

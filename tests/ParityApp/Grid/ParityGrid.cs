@@ -115,21 +115,22 @@ public static class ParityGrid
             case "data-parallel":
             {
                 var (inputs, target) = feature.Batch(0, Rows);
-                var outputs = pipe.ForwardOutputs(inputs);
+                var arguments = feature.Arguments(inputs, 0);
+                var outputs = pipe.ForwardOutputs(arguments);
                 // Evaluation first: it must leave the gradients (checked below) and the stages' training mode alone.
-                var evaluated = pipe.EvaluateOutputs(inputs, target, feature.Loss, out var evaluatedOutputs);
+                var evaluated = pipe.EvaluateOutputs(arguments, target, feature.Loss, out var evaluatedOutputs);
                 if (pipe.Stages.Any(s => !s.training)) check.Failures.Add("a stage was left in eval mode after Evaluate");
-                var loss = pipe.StepOutputs(inputs, target, feature.Loss, out var stepOutputs);
+                var loss = pipe.StepOutputs(arguments, target, feature.Loss, out var stepOutputs);
                 Tensor[] expectedOutputs;
                 Tensor expectedEvaluation;
                 plain.eval();
                 using (no_grad())
                 {
-                    expectedOutputs = feature.PlainForward(plain, inputs);
+                    expectedOutputs = feature.PlainForward(plain, inputs, feature.Plain(0));
                     expectedEvaluation = feature.Loss(expectedOutputs, target);
                 }
                 plain.train();
-                var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
+                var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs, feature.Plain(0)), target);
                 expectedLoss.backward();
                 if (pipe.IsLastStage)
                     for (int k = 0; k < expectedOutputs.Length; k++)
@@ -156,8 +157,8 @@ public static class ParityGrid
                     var (inputs, target) = feature.Batch(step, Rows);
                     bool deferred = mode != "accumulate" && step < 2;
                     Tensor loss;
-                    using (deferred ? pipe.NoSync() : null) loss = pipe.StepOutputs(inputs, target, feature.Loss);
-                    var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
+                    using (deferred ? pipe.NoSync() : null) loss = pipe.StepOutputs(feature.Arguments(inputs, step), target, feature.Loss);
+                    var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs, feature.Plain(step)), target);
                     expectedLoss.backward();
                     check.Values($"step {step} loss", loss, expectedLoss.detach());
                 }
@@ -196,7 +197,7 @@ public static class ParityGrid
                         pipe.SaveCheckpoint(directory, optimizer, step);
                         var (ti, tt) = feature.Batch(step, Rows);
                         optimizer.zero_grad();
-                        pipe.StepOutputs(ti, tt, feature.Loss);
+                        pipe.StepOutputs(feature.Arguments(ti, step), tt, feature.Loss);
                         optimizer.step();
                         shard?.Gather();
                         long at = pipe.LoadCheckpoint(directory, optimizer);
@@ -204,14 +205,14 @@ public static class ParityGrid
                     }
                     var (inputs, target) = feature.Batch(step, Rows);
                     optimizer.zero_grad();
-                    var loss = pipe.StepOutputs(inputs, target, feature.Loss);
+                    var loss = pipe.StepOutputs(feature.Arguments(inputs, step), target, feature.Loss);
                     bool clip = mode is "adamw-clip" or "data-parallel-sharded";
                     double norm = clip ? pipe.ClipGradNorm(0.5) : 0;
                     optimizer.step();
                     shard?.Gather();
 
                     plainOptimizer.zero_grad();
-                    var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs), target);
+                    var expectedLoss = feature.Loss(feature.PlainForward(plain, inputs, feature.Plain(step)), target);
                     expectedLoss.backward();
                     double expectedNorm = clip ? nn.utils.clip_grad_norm_(plainParameters, 0.5) : 0;
                     plainOptimizer.step();
