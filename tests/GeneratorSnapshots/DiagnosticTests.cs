@@ -79,10 +79,56 @@ public class DiagnosticTests
             "PIPPY0006", "'n' of type int flows from stage 0 into stage 1", "compute it inside stage 1");
 
     [Fact]
+    public void PIPPY0006_PlainArgumentAssignedByAnEarlierStage() =>
+        Single(Model(signature: "public override Tensor forward(Tensor x, int n)", declaration: "public sealed partial class Net : Module<Tensor, int, Tensor>",
+                forward: "n = n + 1; x = a.forward(x) * n; x = b.forward(x) * n; return c.forward(x);"),
+            "PIPPY0006", "'n' of type int flows from stage 0 into stage 1", "compute it inside stage 1");
+
+    [Fact]
     public void PIPPY0007_UnsupportedSignature() =>
-        Single(Model(signature: "public override Tensor forward(Tensor x, int n)",
-                declaration: "public sealed partial class Net : Module<Tensor, int, Tensor>"),
-            "PIPPY0007", "parameter 'n' has type int");
+        Single(Model(signature: "public override Tensor forward(Tensor x, int[] n)",
+                declaration: "public sealed partial class Net : Module<Tensor, int[], Tensor>"),
+            "PIPPY0007", "parameter 'n' has type int[]", "bool, char, an integer type, float, double, string or an enum", "pass other data as tensors");
+
+    [Fact]
+    public void PIPPY0007_ANullableNumberIsNotAPlainArgument() =>
+        Single(Model(signature: "public override Tensor forward(Tensor x, int? n)",
+                declaration: "public sealed partial class Net : Module<Tensor, int?, Tensor>"),
+            "PIPPY0007", "parameter 'n' has type int?");
+
+    [Fact]
+    public void PlainArgumentsOfEveryKindAreGivenToTheStagesThatReadThemAndCompile()
+    {
+        // Each stage unpacks only the plain arguments it reads, by their position in forward; an argument the stage
+        // assigns before reading stays its own local.
+        var result = GeneratorHarness.Run(Usings + """
+            public enum Kind { A, B }
+            [Pipeline]
+            public sealed partial class Net : Module<Tensor, bool, long, string, Kind, float, Tensor>
+            {
+                [SplitEnd] private readonly Linear a; [SplitEnd] private readonly Linear b; private readonly Linear c;
+                public Net() : base("Net") { a = Linear(4, 4); b = Linear(4, 4); c = Linear(4, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x, bool flag, long count, string name, Kind kind, float scale)
+                {
+                    x = a.forward(flag ? x : -x);
+                    x = b.forward(x) * count + (name.Length > 2 ? 1 : 0);
+                    scale = 2;
+                    return c.forward(kind == Kind.A ? x * scale : x);
+                }
+            }
+            """);
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).Select(d => d.ToString()));
+        string code = result.Render();
+        Assert.Contains("bool flag = Argument<bool>(1);", code);
+        Assert.Contains("long count = Argument<long>(2);", code);
+        Assert.Contains("string name = Argument<string>(3);", code);
+        Assert.Contains("global::Mistakes.Kind kind = Argument<global::Mistakes.Kind>(4);", code);
+        Assert.Contains("float scale = default!;", code);
+        Assert.DoesNotContain("Argument<float>", code);
+        Assert.Contains("arguments: new string[] { \"count\", \"name\" }", code);
+        Assert.Contains("new global::Pippy.ModelArgument(\"kind\", 4, typeof(global::Mistakes.Kind))", code);
+    }
 
     [Fact]
     public void PIPPY0007_ATupleOfFiveTensorsIsRefused() =>

@@ -11,7 +11,7 @@ namespace Pippy.Tests.Generator;
 /// </summary>
 public class DslSnapshotTests
 {
-    public static TheoryData<string> Models() => new() { "Residual", "FanOut", "TokensAndMasks", "ThreeInputs", "SixInputs", "SharedBlock", "TinyGpt", "DeepStack", "SequenceFirst", "Nested", "UsingEncoder", "Vae", "SequentialCnn", "MarkedSplits", "OptionalInput" };
+    public static TheoryData<string> Models() => new() { "Residual", "FanOut", "TokensAndMasks", "ThreeInputs", "SixInputs", "SharedBlock", "TinyGpt", "DeepStack", "SequenceFirst", "Nested", "UsingEncoder", "Vae", "SequentialCnn", "MarkedSplits", "OptionalInput", "PlainArguments" };
 
     [Theory]
     [MemberData(nameof(Models))]

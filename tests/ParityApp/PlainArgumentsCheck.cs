@@ -95,7 +95,9 @@ public static class PlainArgumentsCheck
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
             bool ok = e.Message.Contains(expected, StringComparison.Ordinal);
-            Console.WriteLine($"{who} {what}: refused ({e.Message}) {(ok ? "ok" : "MISMATCH")}");
+            // The message once (rank 0), the verdict from every rank: long lines of several ranks can interleave.
+            if (who.StartsWith("[rank 0 ", StringComparison.Ordinal) || !ok) Console.WriteLine($"{who} {what}: {e.Message}");
+            Console.WriteLine($"{who} {what}: refused {(ok ? "ok" : "MISMATCH")}");
             return ok;
         }
     }

@@ -74,6 +74,27 @@ public class DslParityTests(ITestOutputHelper log)
         Assert.Contains("stage 1 (rank 1): second; in: shift (model input 1), h (stage 0 output 0)", output);
     }
 
+    [Theory]
+    [InlineData(4, "GPipe", "OneFOneB", "InterleavedZeroBubble")]
+    [InlineData(2, "Interleaved1F1B", "ZeroBubbleV", "DualPipeV")]
+    public void PlainArgumentsGivenToTheStagesThatReadThemEqualThePlainModel(int ranks, string first, string second, string third)
+    {
+        // forward(Tensor x, Tensor? mask, bool causal, int repeats, double scale, OutputMode mode): 3 steps whose plain
+        // arguments all change, under 3 schedules: Forward's output, Evaluate's loss, each Step's loss, output and every
+        // gradient against the plain model; then a wrong type, the tensors alone and ranks that disagree are refused.
+        var run = MpiLauncher.Parity(ranks, "plain-arguments", log);
+        Assert.Contains("PASS plain-arguments", run.Output);
+        var lines = run.Output.Split('\n');
+        foreach (string schedule in new[] { first, second, third })
+        {
+            Assert.Equal(ranks * 3, lines.Count(l => System.Text.RegularExpressions.Regex.IsMatch(l, $@" {schedule}\] step \d loss: .* ok$")));
+            Assert.Equal(ranks * 4, lines.Count(l => l.Contains($" {schedule}] ") && l.EndsWith(": refused ok")));
+        }
+        Assert.DoesNotContain("MISMATCH", run.Output);
+        Assert.Contains("stage 1 (rank 1): middle, mixer; in: h (stage 0 output 0), plain: mode, scale, repeats; out: h", run.Output);
+        Assert.Contains("stage 3 (rank " + (ranks == 4 ? 3 : 1) + "): last; in: h (stage 2 output 0), plain: mode; out: output", run.Output);
+    }
+
     [Fact]
     public void ValueReadByEveryLaterStageHasItsGradientsSummed()
     {

@@ -7,7 +7,7 @@ namespace Pippy.Tests.Runtime;
 
 /// <summary>
 /// The parity grid (tests/ParityApp/Grid): every model feature (chain, a value read by several later stages, no-grad
-/// values, several inputs and a tuple output, a tied weight, a submodule used by two stages, a [SplitInto] list, helper
+/// values, several inputs with plain (non-tensor) arguments and a tuple output, a tied weight, a submodule used by two stages, a [SplitInto] list, helper
 /// methods with `using` and a dispose scope, a [SplitInto] Sequential, MicrobatchSpec.Custom, a lazily built model, the tied model in bf16 compared at rtol 2e-2) x every schedule kind (CSV included) on every placement (1 stage per rank, 2 per rank looped, 2 per rank
 /// in a V) x every training mode (one Step; 3 Steps accumulated, with and without NoSync; data parallel 2, alone,
 /// accumulated and with the optimizer's state sharded (ZeRO-1); AdamW with global clipping for 3 steps; checkpoint and resume), each cell against the plain model at
