@@ -30,8 +30,21 @@ public sealed class PaddedSelfAttention : Module<Tensor, Tensor, Tensor>
     {
         long batch = x.shape[0], time = x.shape[1], width = x.shape[2];
         var parts = qkv.forward(x).view(batch, time, 3, heads, width / heads).permute(2, 0, 3, 1, 4); // 3, B, H, T, D
-        var attended = functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], keyMask);
+        var attended = functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], keyMask + DistanceBias(time, x.device));
         return projection.forward(attended.transpose(1, 2).reshape(batch, time, width));
+    }
+
+    /// <summary>
+    /// ALiBi's bias, both ways: head h subtracts 2^-(h+1) per position of distance from a query to a key, so each head
+    /// prefers near characters from the first step, and leans less on them the higher it is. Fixed, not learned.
+    /// [1, heads, time, time].
+    /// </summary>
+    private Tensor DistanceBias(long time, Device device)
+    {
+        var positions = arange(time, device: device);
+        var distance = (positions.unsqueeze(0) - positions.unsqueeze(1)).abs().to_type(ScalarType.Float32);
+        var slopes = pow(2.0, -(arange(heads, device: device).to_type(ScalarType.Float32) + 1)).view(1, heads, 1, 1);
+        return -slopes * distance.view(1, 1, time, time);
     }
 }
 

@@ -3,7 +3,9 @@ using static TorchSharp.torch;
 namespace Bert;
 
 /// <summary>
-/// BERT's masked-language-model objective on characters: about 15 % of the real (not padding) positions are chosen;
+/// BERT's masked-language-model objective on characters: about 40 % of the real (not padding) positions are chosen
+/// (BERT chose 15 %; a character carries less than a word piece, and 40 % gives 2.7 times the targets per step: from
+/// 15 to 40 % the accuracy after the default run rose from 22 to 24 % without the distance bias);
 /// of those, 80 % are replaced by the mask id, 10 % by a random character and 10 % left as they are, and the model
 /// must give the original character at each chosen position. The other positions' targets are <see cref="Ignored"/>,
 /// so the loss counts only the chosen ones.
@@ -12,7 +14,7 @@ public static class MaskedCharacters
 {
     /// <summary>cross_entropy's default ignore_index: a target that contributes nothing to the loss.</summary>
     public const long Ignored = -100;
-    public const double ChosenShare = 0.15;
+    public const double ChosenShare = 0.4;
 
     /// <summary>The corrupted input and the targets, drawn from a generator seeded by <paramref name="seed"/> (the same on every rank).</summary>
     public static (Tensor Input, Tensor Target) Corrupt(Tensor ids, Tensor real, int vocabulary, ulong seed)
