@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Runtime.InteropServices;
 using Pippy.Runtime.Native;
 using Pippy.Runtime.Transport;
@@ -34,28 +35,40 @@ internal sealed class MockCudaIpc : ICudaIpc
     /// <summary>Allocations not freed, and mappings not closed.</summary>
     public int Live => _allocated.Count + _opened.Count;
 
-    public IntPtr Allocate(long bytes, int device)
+    /// <summary>A buffer in a segment of its own, at an offset (as libtorch's allocator places a tensor inside a larger block).</summary>
+    public Tensor Allocate(ScalarType dtype, long[] shape, int device)
     {
-        Check("cudaMalloc");
-        var segment = SharedSegment.Create(bytes, "pippy-mock-cuda");
+        long bytes = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
+        var segment = SharedSegment.Create(BlockOffset + Math.Max(bytes, 1), "pippy-mock-cuda");
         _allocated[segment.Address] = segment;
         Allocations++;
-        return segment.Address;
+        return TorchNative.Wrap(segment.Address + BlockOffset, dtype, shape).DetachFromDisposeScope();
     }
 
-    public void Free(IntPtr memory, int device)
+    public void Free(Tensor buffer, int device)
     {
-        if (!_allocated.Remove(memory, out var segment)) throw new InvalidOperationException("mock cudaFree of memory it did not allocate");
+        IntPtr start = TorchNative.DataPointer(buffer) - BlockOffset;
+        buffer.Dispose();
+        if (!_allocated.Remove(start, out var segment)) throw new InvalidOperationException("mock free of a buffer it did not allocate");
         segment.Dispose();
         Frees++;
     }
 
-    public byte[] ExportMemory(IntPtr memory, int device)
+    /// <summary>Where the mock's buffers start in their segments, so that the offset the sender adds is tested.</summary>
+    public const int BlockOffset = 512;
+
+    public (byte[] Handle, long Offset) ExportMemory(IntPtr memory, int device)
     {
         Check("cudaIpcGetMemHandle");
-        var segment = _allocated[memory];
+        var segment = _allocated.Values.Single(s => (long)memory >= (long)s.Address && (long)memory < (long)s.Address + s.Length);
         MemoryExports++;
-        return Handle(MemoryMagic, Environment.ProcessId, segment.Descriptor, segment.Length);
+        return (Handle(MemoryMagic, Environment.ProcessId, segment.Descriptor, segment.Length), (long)memory - (long)segment.Address);
+    }
+
+    private static long ElementSize(ScalarType dtype)
+    {
+        using var probe = empty(0, dtype);
+        return probe.ElementSize;
     }
 
     public IntPtr OpenMemory(byte[] handle, int device)
@@ -111,8 +124,6 @@ internal sealed class MockCudaIpc : ICudaIpc
         Marshal.Copy(staging, 0, destination, staging.Length);
         Copies++;
     }
-
-    public Tensor Wrap(IntPtr memory, ScalarType dtype, long[] shape, int device) => TorchNative.Wrap(memory, dtype, shape);
 
     private void Check(string call)
     {

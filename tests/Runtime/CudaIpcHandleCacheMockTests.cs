@@ -95,12 +95,14 @@ public class CudaIpcHandleCacheMockTests
         var buffer = exports.Grant(Key, Layout(2, 3), 0);
         using (var imports = new IpcImports(senderMock))
         {
-            var opened = imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.MemoryHandle, buffer.ConsumedHandle, 0);
+            var opened = imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.Offset, buffer.MemoryHandle, buffer.ConsumedHandle, 0);
             for (int step = 0; step < 3; step++)
-                Assert.Same(opened, imports.Open(Key, buffer.Generation, buffer.Bytes, memoryHandle: null, eventHandle: null, 0));
+                Assert.Same(opened, imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.Offset, memoryHandle: null, eventHandle: null, 0));
             Assert.Equal(1, imports.Opened);
+            Assert.Equal(MockCudaIpc.BlockOffset, buffer.Offset); // the buffer inside its block, as libtorch's allocator places it
+            Assert.Equal(opened.Mapping + MockCudaIpc.BlockOffset, opened.Target);
             using var sent = arange(6, dtype: ScalarType.Float32).reshape(2, 3);
-            senderMock.Copy(opened.Memory, Pippy.Runtime.Native.TorchNative.DataPointer(sent), opened.Bytes, IntPtr.Zero, 0);
+            senderMock.Copy(opened.Target, Pippy.Runtime.Native.TorchNative.DataPointer(sent), opened.Bytes, IntPtr.Zero, 0);
             Assert.True(exports.Lend(buffer).eq(sent).all().item<bool>());
         }
         Assert.Equal(1, senderMock.MemoryCloses); // closed on dispose
@@ -115,9 +117,9 @@ public class CudaIpcHandleCacheMockTests
         using var exports = new IpcExports(receiverMock);
         using var imports = new IpcImports(senderMock);
         var first = exports.Grant(Key, Layout(2), 0);
-        imports.Open(Key, first.Generation, first.Bytes, first.MemoryHandle, first.ConsumedHandle, 0);
+        imports.Open(Key, first.Generation, first.Bytes, first.Offset, first.MemoryHandle, first.ConsumedHandle, 0);
         var second = exports.Grant(Key, Layout(9), 0);
-        var opened = imports.Open(Key, second.Generation, second.Bytes, second.MemoryHandle, second.ConsumedHandle, 0);
+        var opened = imports.Open(Key, second.Generation, second.Bytes, second.Offset, second.MemoryHandle, second.ConsumedHandle, 0);
         Assert.Equal((2, 1), (imports.Opened, imports.Closed));
         Assert.Equal(second.Generation, opened.Generation);
         Assert.Equal(36, opened.Bytes);
@@ -127,7 +129,7 @@ public class CudaIpcHandleCacheMockTests
     public void Mock_ANewGenerationWithoutHandlesIsRefused()
     {
         using var imports = new IpcImports(new MockCudaIpc());
-        var e = Assert.Throws<InvalidOperationException>(() => imports.Open(Key, 3, 16, null, null, 0));
+        var e = Assert.Throws<InvalidOperationException>(() => imports.Open(Key, 3, 16, 0, null, null, 0));
         Assert.Contains("without its IPC handles", e.Message);
     }
 
@@ -139,7 +141,7 @@ public class CudaIpcHandleCacheMockTests
         var buffer = exports.Grant(Key, Layout(4), 0);
         var senderMock = new MockCudaIpc { Fail = call => call == "cudaIpcOpenMemHandle" };
         using var imports = new IpcImports(senderMock);
-        var e = Assert.Throws<CudaIpcException>(() => imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.MemoryHandle, buffer.ConsumedHandle, 0));
+        var e = Assert.Throws<CudaIpcException>(() => imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.Offset, buffer.MemoryHandle, buffer.ConsumedHandle, 0));
         Assert.StartsWith("Rank 1's receive buffer for the message with tag 7 (phase 0) of rank 1 could not be mapped here: cudaIpcOpenMemHandle failed with CUDA error 400 (invalid resource handle).", e.Message);
         Assert.Contains("both ranks must run on this machine and see the same GPUs", e.Message);
         Assert.EndsWith("Set PIPPY_GPU_TRANSPORT=host to send CUDA tensors through pinned host buffers instead.", e.Message);
@@ -154,7 +156,7 @@ public class CudaIpcHandleCacheMockTests
         var buffer = exports.Grant(Key, Layout(4), 0);
         var senderMock = new MockCudaIpc { Fail = call => call == "cudaIpcOpenEventHandle" };
         using var imports = new IpcImports(senderMock);
-        var e = Assert.Throws<CudaIpcException>(() => imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.MemoryHandle, buffer.ConsumedHandle, 0));
+        var e = Assert.Throws<CudaIpcException>(() => imports.Open(Key, buffer.Generation, buffer.Bytes, buffer.Offset, buffer.MemoryHandle, buffer.ConsumedHandle, 0));
         Assert.Contains("cudaIpcOpenEventHandle failed", e.Message);
         Assert.Equal(0, senderMock.Live);
     }
@@ -176,7 +178,7 @@ public class CudaIpcHandleCacheMockTests
     }
 
     [Fact]
-    public void Mock_AnAllocationThatFailsLeavesNothingBehind()
+    public void Mock_AnExportThatFailsLeavesNothingBehind()
     {
         var mock = new MockCudaIpc { Fail = call => call == "cudaIpcGetMemHandle" };
         using var exports = new IpcExports(mock);

@@ -9,7 +9,8 @@ namespace Pippy.Runtime.Native
 {
     /// <summary>
     /// The IPC path's CUDA runtime calls, bound at run time to the libcudart that <see cref="CudaRuntimeLocator"/>
-    /// finds (function pointers, not DllImport: the library's name is known only then). Every failed call throws a
+    /// finds (function pointers, not DllImport: the library's name is known only then), and one driver call
+    /// (cuMemGetAddressRange, libcuda.so.1, which every CUDA driver installs). Every failed call throws a
     /// <see cref="CudaIpcException"/> whose message names the call, the error and the fix. Not run on the CPU machines
     /// of CI: bench/gpu/GpuCheck is where it runs.
     /// </summary>
@@ -29,8 +30,7 @@ namespace Pippy.Runtime.Native
         }
 
         private readonly delegate* unmanaged<int, int> _setDevice;
-        private readonly delegate* unmanaged<IntPtr*, nuint, int> _malloc;
-        private readonly delegate* unmanaged<IntPtr, int> _free;
+        private readonly delegate* unmanaged<IntPtr*, nuint*, IntPtr, int> _memGetAddressRange;
         private readonly delegate* unmanaged<IpcHandle*, IntPtr, int> _ipcGetMemHandle;
         private readonly delegate* unmanaged<IntPtr*, IpcHandle, uint, int> _ipcOpenMemHandle;
         private readonly delegate* unmanaged<IntPtr, int> _ipcCloseMemHandle;
@@ -46,15 +46,16 @@ namespace Pippy.Runtime.Native
         private readonly delegate* unmanaged<IntPtr, IntPtr, nuint, int, IntPtr, int> _memcpyAsync;
         private readonly delegate* unmanaged<int, IntPtr> _getErrorString;
 
-        private CudaRuntime(string name, IntPtr library)
+        private CudaRuntime(string name, IntPtr library, IntPtr driver)
         {
             Name = Path.GetFileName(name);
             IntPtr Export(string symbol) => NativeLibrary.TryGetExport(library, symbol, out IntPtr address)
                 ? address
                 : throw new CudaIpcException($"{name} has no {symbol}: it is not a CUDA runtime this path can use. Set {CudaIpcMessages.CudaIpcRuntimeVariable} to libtorch's libcudart, or {GpuTransportChoice.Variable}=host.");
             _setDevice = (delegate* unmanaged<int, int>)Export("cudaSetDevice");
-            _malloc = (delegate* unmanaged<IntPtr*, nuint, int>)Export("cudaMalloc");
-            _free = (delegate* unmanaged<IntPtr, int>)Export("cudaFree");
+            _memGetAddressRange = NativeLibrary.TryGetExport(driver, "cuMemGetAddressRange_v2", out IntPtr range)
+                ? (delegate* unmanaged<IntPtr*, nuint*, IntPtr, int>)range
+                : throw new CudaIpcException($"The CUDA driver (libcuda.so.1) has no cuMemGetAddressRange_v2. Set {GpuTransportChoice.Variable}=host.");
             _ipcGetMemHandle = (delegate* unmanaged<IpcHandle*, IntPtr, int>)Export("cudaIpcGetMemHandle");
             _ipcOpenMemHandle = (delegate* unmanaged<IntPtr*, IpcHandle, uint, int>)Export("cudaIpcOpenMemHandle");
             _ipcCloseMemHandle = (delegate* unmanaged<IntPtr, int>)Export("cudaIpcCloseMemHandle");
@@ -82,32 +83,31 @@ namespace Pippy.Runtime.Native
         }
 
         /// <summary>The runtime, or null when no libcudart loads (the caller says so and stages through the host).</summary>
-        public static CudaRuntime? TryLoad() => CudaRuntimeLocator.Locate() is { } found ? new CudaRuntime(found.Name, found.Handle) : null;
+        public static CudaRuntime? TryLoad() =>
+            CudaRuntimeLocator.Locate() is { } found && NativeLibrary.TryLoad("libcuda.so.1", out IntPtr driver) ? new CudaRuntime(found.Name, found.Handle, driver) : null;
 
         public string Name { get; }
         public DeviceType DeviceType => DeviceType.CUDA;
         public IntPtr ComputeStream => IntPtr.Zero;
 
-        public IntPtr Allocate(long bytes, int device)
-        {
-            On(device);
-            IntPtr memory;
-            Check(_malloc(&memory, (nuint)bytes), "cudaMalloc", $"({bytes} bytes on cuda:{device})");
-            return memory;
-        }
+        public Tensor Allocate(ScalarType dtype, long[] shape, int device) =>
+            empty(shape, dtype, new Device(DeviceType.CUDA, device)).DetachFromDisposeScope();
 
-        public void Free(IntPtr memory, int device)
-        {
-            On(device);
-            Check(_free(memory), "cudaFree");
-        }
+        public void Free(Tensor buffer, int device) => buffer.Dispose();
 
-        public byte[] ExportMemory(IntPtr memory, int device)
+        public (byte[] Handle, long Offset) ExportMemory(IntPtr memory, int device)
         {
             On(device);
+            // libtorch's allocator hands out parts of larger blocks; a handle maps the whole block, at its base.
+            IntPtr start;
+            nuint size;
+            int result = _memGetAddressRange(&start, &size, memory);
+            if (result != 0)
+                throw new CudaIpcException($"cuMemGetAddressRange failed with CUDA driver error {result} for a receive buffer on cuda:{device} (memory from libtorch's " +
+                    $"allocator with expandable_segments cannot be shared through IPC: unset PYTORCH_CUDA_ALLOC_CONF's expandable_segments). Set {GpuTransportChoice.Variable}=host to stage through the host.", result);
             IpcHandle handle;
-            Check(_ipcGetMemHandle(&handle, memory), "cudaIpcGetMemHandle");
-            return Bytes(handle);
+            Check(_ipcGetMemHandle(&handle, start), "cudaIpcGetMemHandle");
+            return (Bytes(handle), (long)memory - (long)start);
         }
 
         public IntPtr OpenMemory(byte[] handle, int device)
@@ -191,8 +191,6 @@ namespace Pippy.Runtime.Native
             On(device);
             Check(_memcpyAsync(destination, source, (nuint)bytes, MemcpyDeviceToDevice, stream), "cudaMemcpyAsync");
         }
-
-        public Tensor Wrap(IntPtr memory, ScalarType dtype, long[] shape, int device) => TorchNative.Wrap(memory, dtype, shape, DeviceType.CUDA, device);
 
         /// <summary>The runtime's current device is per thread, and libtorch's device guards move it: set it for every call.</summary>
         private void On(int device) => Check(_setDevice(device), "cudaSetDevice", $"(cuda:{device})");

@@ -21,18 +21,12 @@ namespace Pippy.Runtime.Native
         /// A CPU tensor over memory this process manages itself (a shared segment): no copy is made, and torch never
         /// frees the memory; the caller keeps it mapped for as long as the tensor or any view of it is used.
         /// </summary>
-        public static Tensor Wrap(IntPtr data, ScalarType dtype, long[] shape) => Wrap(data, dtype, shape, TorchSharp.DeviceType.CPU, 0);
-
-        /// <summary>
-        /// A tensor over memory of <paramref name="deviceType"/> that this process manages itself (a shared segment, or
-        /// a cudaMalloc'd IPC receive buffer): as <see cref="Wrap(IntPtr, ScalarType, long[])"/>, on any device.
-        /// </summary>
-        public static Tensor Wrap(IntPtr data, ScalarType dtype, long[] shape, TorchSharp.DeviceType deviceType, int deviceIndex)
+        public static Tensor Wrap(IntPtr data, ScalarType dtype, long[] shape)
         {
             IntPtr handle;
             fixed (long* sizes = shape)
-                handle = THSTensor_new(data, (IntPtr)(delegate* unmanaged<IntPtr, void>)&KeepMemory, sizes, shape.Length, (sbyte)dtype, (sbyte)dtype, (int)deviceType, deviceIndex, false);
-            if (handle == IntPtr.Zero) throw new InvalidOperationException($"TorchSharp could not make a {dtype} [{string.Join(", ", shape)}] tensor over memory of its own on {deviceType}:{deviceIndex}.");
+                handle = THSTensor_new(data, (IntPtr)(delegate* unmanaged<IntPtr, void>)&KeepMemory, sizes, shape.Length, (sbyte)dtype, (sbyte)dtype, (int)TorchSharp.DeviceType.CPU, 0, false);
+            if (handle == IntPtr.Zero) throw new InvalidOperationException($"TorchSharp could not make a {dtype} [{string.Join(", ", shape)}] tensor over shared memory.");
             return Tensor.UnsafeCreateTensor(handle);
         }
 

@@ -40,8 +40,9 @@ namespace Pippy.Runtime.Transport
     {
         private const int HandleLongs = 8;
 
-        /// <summary>Ready note: tag, phase, epoch, generation, bytes, handles included (0/1), memory handle, "consumed" event handle.</summary>
-        internal const int ReadyLength = 6 + 2 * HandleLongs;
+        /// <summary>Ready note: tag, phase, epoch, generation, bytes, handles included (0/1), offset in the allocation, memory handle, "consumed" event handle.</summary>
+        internal const int ReadyLength = 7 + 2 * HandleLongs;
+        private const int HandlesAt = 7;
 
         /// <summary>The tag field of the last note a rank sends each IPC peer, at dispose: no ready note follows it.</summary>
         private const long ClosingNote = -1;
@@ -118,7 +119,7 @@ namespace Pippy.Runtime.Transport
             _cuda.Record(computeDone, _cuda.ComputeStream, device);
             _cuda.Wait(stream, computeDone, device);
             _cuda.Wait(stream, target.Consumed, device);
-            _cuda.Copy(target.Memory, TorchNative.DataPointer(data), bytes, stream, device);
+            _cuda.Copy(target.Target, TorchNative.DataPointer(data), bytes, stream, device);
             var copied = CopiedEvent(key, device);
             _cuda.Record(copied.Event, stream, device);
             _copies.Add((data.DetachFromDisposeScope(), copied.Event, device));
@@ -183,8 +184,9 @@ namespace Pippy.Runtime.Transport
             if (!buffer.HandlesSent)
             {
                 values[5] = 1;
-                Longs(buffer.MemoryHandle).CopyTo(values.AsSpan(6));
-                Longs(buffer.ConsumedHandle).CopyTo(values.AsSpan(6 + HandleLongs));
+                values[6] = buffer.Offset;
+                Longs(buffer.MemoryHandle).CopyTo(values.AsSpan(HandlesAt));
+                Longs(buffer.ConsumedHandle).CopyTo(values.AsSpan(HandlesAt + HandleLongs));
                 buffer.HandlesSent = true;
             }
             var note = torch.tensor(values, dtype: ScalarType.Int64).DetachFromDisposeScope();
@@ -230,7 +232,8 @@ namespace Pippy.Runtime.Transport
             long bytes = values[4];
             bool handles = values[5] == 1;
             // Handles are applied even from a stale note: they come once per buffer (not while closing: nothing is copied any more).
-            if (!_closing) _imports.Open(key, generation, bytes, handles ? Bytes(values.Slice(6, HandleLongs)) : null, handles ? Bytes(values.Slice(6 + HandleLongs, HandleLongs)) : null, device);
+            if (!_closing)
+                _imports.Open(key, generation, bytes, values[6], handles ? Bytes(values.Slice(HandlesAt, HandleLongs)) : null, handles ? Bytes(values.Slice(HandlesAt + HandleLongs, HandleLongs)) : null, device);
             if (_epochs.TryGetValue(key, out int current) && epoch == current) _ready[key] = (epoch, generation, bytes);
             int request = _communicator.PostReceive(TorchNative.DataPointer(note), ReadyLength * sizeof(long), peer, MpiCommunicator.ControlTag);
             _inbox[peer] = (request, note);

@@ -41,8 +41,7 @@ namespace Pippy.Runtime.Transport
                 "The peer's handle could not be opened here: both ranks must run on this machine and see the same GPUs (no CUDA_VISIBLE_DEVICES " +
                 "that hides the peer's device, containers sharing the IPC namespace), and the device must support IPC (not MIG, not WSL). ",
             "cudaIpcGetMemHandle" or "cudaIpcGetEventHandle" =>
-                "The memory or event cannot be shared with other processes (an allocation not made by cudaMalloc, or a device without IPC). ",
-            "cudaMalloc" => "The device is out of memory for a receive buffer. ",
+                "The memory or event cannot be shared with other processes (memory of libtorch's allocator with expandable_segments, or a device without IPC). ",
             _ => "",
         };
 

@@ -60,7 +60,8 @@ namespace Pippy.Runtime.Transport
             // The tests' mock serves the CPU: its tensors count as on the device for the choice.
             bool onIpcDevice = cuda is not null ? device.type == cuda.DeviceType : onGpu;
             int index = Math.Max(0, (int)device.index);
-            IntPtr probe = IntPtr.Zero, probeEvent = IntPtr.Zero;
+            Tensor? probe = null;
+            IntPtr probeEvent = IntPtr.Zero;
             var mine = new int[Fields * size];
             var all = new int[Fields * size];
             mine[Fields * rank] = SharedMemoryPeers.MachineKey();
@@ -68,9 +69,9 @@ namespace Pippy.Runtime.Transport
             {
                 try
                 {
-                    probe = cuda.Allocate(256, index);
+                    probe = cuda.Allocate(ScalarType.Byte, new long[] { 256 }, index);
                     probeEvent = cuda.CreateEvent(index);
-                    Put(cuda.ExportMemory(probe, index), mine.AsSpan(Fields * rank + 2));
+                    Put(cuda.ExportMemory(Native.TorchNative.DataPointer(probe), index).Handle, mine.AsSpan(Fields * rank + 2));
                     Put(cuda.ExportEvent(probeEvent, index), mine.AsSpan(Fields * rank + 2 + HandleInts));
                     mine[Fields * rank + 1] = 1;
                 }
@@ -91,7 +92,7 @@ namespace Pippy.Runtime.Transport
             }
             communicator.Allreduce<int>(opened, openedAll, ReduceOperation.Sum, "finding the ranks that can share GPU memory");
             if (probeEvent != IntPtr.Zero) cuda!.DestroyEvent(probeEvent, index);
-            if (probe != IntPtr.Zero) cuda!.Free(probe, index);
+            if (probe is not null) cuda!.Free(probe, index);
 
             var choices = new (GpuTransport, string)[size];
             Exception? mistake = null;

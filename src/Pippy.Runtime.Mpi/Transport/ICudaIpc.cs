@@ -6,7 +6,7 @@ namespace Pippy.Runtime.Transport
 {
     /// <summary>
     /// The CUDA runtime calls of the IPC path, behind an interface so that the handle caches and the protocol run in
-    /// tests without a GPU: <see cref="Native.CudaRuntime"/> is the real one (libcudart, loaded at run time); the tests'
+    /// tests without a GPU: <see cref="Native.CudaRuntime"/> is the real one (libcudart and libcuda, loaded at run time); the tests'
     /// mock keeps "device" memory in shared memory files on the CPU. Every call names the device it works on (the
     /// runtime's current device is per thread, and libtorch moves it). Handles are the runtime's 64-byte
     /// cudaIpcMemHandle_t and cudaIpcEventHandle_t, as byte arrays, since MPI carries them as bytes.
@@ -22,10 +22,22 @@ namespace Pippy.Runtime.Transport
         /// <summary>The stream libtorch computes on (0: the legacy default stream, which TorchSharp uses).</summary>
         IntPtr ComputeStream { get; }
 
-        /// <summary>cudaMalloc: memory of its own, so that its IPC handle covers exactly this buffer (libtorch's caching allocator hands out parts of larger blocks).</summary>
-        IntPtr Allocate(long bytes, int device);
-        void Free(IntPtr memory, int device);
-        byte[] ExportMemory(IntPtr memory, int device);
+        /// <summary>
+        /// A receive buffer the peer may map: a tensor from libtorch's own allocator (TorchSharp cannot wrap device
+        /// memory it did not allocate), so its IPC handle covers the allocator's whole block: see <see cref="ExportMemory"/>.
+        /// </summary>
+        Tensor Allocate(ScalarType dtype, long[] shape, int device);
+
+        /// <summary>Gives a buffer of <see cref="Allocate"/> back (to libtorch's allocator).</summary>
+        void Free(Tensor buffer, int device);
+
+        /// <summary>
+        /// The IPC handle of the allocation that holds <paramref name="memory"/> (cudaIpcGetMemHandle of its base, from
+        /// cuMemGetAddressRange) and where in it the memory starts: the peer maps the allocation and adds the offset.
+        /// </summary>
+        (byte[] Handle, long Offset) ExportMemory(IntPtr memory, int device);
+
+        /// <summary>Maps a peer's allocation here (cudaIpcOpenMemHandle); returns its base.</summary>
         IntPtr OpenMemory(byte[] handle, int device);
         void CloseMemory(IntPtr opened, int device);
 
@@ -48,8 +60,5 @@ namespace Pippy.Runtime.Transport
 
         /// <summary>cudaMemcpyAsync device to device on <paramref name="stream"/>.</summary>
         void Copy(IntPtr destination, IntPtr source, long bytes, IntPtr stream, int device);
-
-        /// <summary>A tensor over memory from <see cref="Allocate"/>, which stays this object's to free.</summary>
-        Tensor Wrap(IntPtr memory, ScalarType dtype, long[] shape, int device);
     }
 }

@@ -11,7 +11,7 @@ namespace Pippy.Runtime.Transport
     }
 
     /// <summary>
-    /// The receiver's half of the IPC handle cache: one buffer per message (peer, tag, phase), allocated for its learned
+    /// The receiver's half of the IPC handle cache: one buffer per message (peer, tag, phase), allocated (by libtorch) for its learned
     /// dtype and shape, with its memory handle and "consumed" event exported once and sent to the sender once per
     /// buffer (<see cref="ExportedBuffer.HandlesSent"/>). A new layout for the message makes a new buffer (a new
     /// generation) and frees the old one, at once when it is free, else when it is given back.
@@ -53,22 +53,20 @@ namespace Pippy.Runtime.Transport
                 buffer.Retired = true;
                 if (!buffer.Lent) Free(buffer);
             }
-            long bytes = Math.Max(1, layout.Elements * Element(layout.DType));
-            IntPtr memory = _cuda.Allocate(bytes, device);
+            var view = _cuda.Allocate(layout.DType, layout.Shape, device);
             IntPtr consumed = IntPtr.Zero;
             try
             {
-                byte[] handle = _cuda.ExportMemory(memory, device);
+                var (handle, offset) = _cuda.ExportMemory(Native.TorchNative.DataPointer(view), device);
                 consumed = _cuda.CreateEvent(device);
                 byte[] eventHandle = _cuda.ExportEvent(consumed, device);
-                var view = _cuda.Wrap(memory, layout.DType, layout.Shape, device).DetachFromDisposeScope();
                 Exported++;
-                return _buffers[key] = new ExportedBuffer(key, layout, device, memory, bytes, handle, consumed, eventHandle, ++_nextGeneration, view) { Epoch = epoch };
+                return _buffers[key] = new ExportedBuffer(key, layout, device, view.NumberOfElements * view.ElementSize, handle, offset, consumed, eventHandle, ++_nextGeneration, view) { Epoch = epoch };
             }
             catch
             {
                 if (consumed != IntPtr.Zero) _cuda.DestroyEvent(consumed, device);
-                _cuda.Free(memory, device);
+                _cuda.Free(view, device);
                 throw;
             }
         }
@@ -101,9 +99,8 @@ namespace Pippy.Runtime.Transport
 
         private void Free(ExportedBuffer buffer)
         {
-            buffer.View.Dispose();
             _cuda.DestroyEvent(buffer.Consumed, buffer.Device);
-            _cuda.Free(buffer.Memory, buffer.Device);
+            _cuda.Free(buffer.View, buffer.Device);
             Freed++;
         }
 
@@ -123,22 +120,19 @@ namespace Pippy.Runtime.Transport
             _lent.Clear();
         }
 
-        private static long Element(ScalarType dtype)
-        {
-            using var probe = empty(0, dtype);
-            return probe.ElementSize;
-        }
     }
 
     /// <summary>A receive buffer of the IPC path and what the sender needs to write into it.</summary>
-    internal sealed class ExportedBuffer(IpcKey key, TensorSignature layout, int device, IntPtr memory, long bytes, byte[] memoryHandle, IntPtr consumed, byte[] consumedHandle, int generation, Tensor view)
+    internal sealed class ExportedBuffer(IpcKey key, TensorSignature layout, int device, long bytes, byte[] memoryHandle, long offset, IntPtr consumed, byte[] consumedHandle, int generation, Tensor view)
     {
         public IpcKey Key { get; } = key;
         public TensorSignature Layout { get; } = layout;
         public int Device { get; } = device;
-        public IntPtr Memory { get; } = memory;
         public long Bytes { get; } = bytes;
+
+        /// <summary>The handle of the allocation that holds the buffer, and where in it the buffer starts.</summary>
         public byte[] MemoryHandle { get; } = memoryHandle;
+        public long Offset { get; } = offset;
 
         /// <summary>Recorded on the receiver's compute stream when the stage gives the buffer back; the sender's copy waits for it.</summary>
         public IntPtr Consumed { get; } = consumed;

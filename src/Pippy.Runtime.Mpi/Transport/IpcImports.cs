@@ -26,7 +26,7 @@ namespace Pippy.Runtime.Transport
         /// The receiver buffer of <paramref name="key"/>: the one open when <paramref name="generation"/> is the same,
         /// else <paramref name="memoryHandle"/> and <paramref name="eventHandle"/> opened (which must then be given).
         /// </summary>
-        public ImportedBuffer Open(IpcKey key, int generation, long bytes, byte[]? memoryHandle, byte[]? eventHandle, int device)
+        public ImportedBuffer Open(IpcKey key, int generation, long bytes, long offset, byte[]? memoryHandle, byte[]? eventHandle, int device)
         {
             if (_buffers.TryGetValue(key, out var open) && open.Generation == generation) return open;
             if (memoryHandle is null || eventHandle is null)
@@ -53,7 +53,7 @@ namespace Pippy.Runtime.Transport
                 Closed++;
                 throw new CudaIpcException(CudaIpcMessages.OpenFailed(key.Peer, key.ToString(), e), e.Code);
             }
-            return _buffers[key] = new ImportedBuffer(key, generation, bytes, memory, consumed, device);
+            return _buffers[key] = new ImportedBuffer(key, generation, bytes, memory, memory + (nint)offset, consumed, device);
         }
 
         /// <summary>The receiver buffer open for <paramref name="key"/>, or null.</summary>
@@ -79,7 +79,7 @@ namespace Pippy.Runtime.Transport
         private void Close(ImportedBuffer open)
         {
             _cuda.DestroyEvent(open.Consumed, open.Device);
-            _cuda.CloseMemory(open.Memory, open.Device);
+            _cuda.CloseMemory(open.Mapping, open.Device);
             Closed++;
             _buffers.Remove(open.Key);
         }
@@ -100,6 +100,6 @@ namespace Pippy.Runtime.Transport
         }
     }
 
-    /// <summary>A receiver's buffer as the sender sees it: its mapping here and the receiver's "consumed" event.</summary>
-    internal sealed record ImportedBuffer(IpcKey Key, int Generation, long Bytes, IntPtr Memory, IntPtr Consumed, int Device);
+    /// <summary>A receiver's buffer as the sender sees it: the allocation mapped here (<paramref name="Mapping"/>), the buffer in it (<paramref name="Target"/>), the receiver's "consumed" event.</summary>
+    internal sealed record ImportedBuffer(IpcKey Key, int Generation, long Bytes, IntPtr Mapping, IntPtr Target, IntPtr Consumed, int Device);
 }
