@@ -136,7 +136,12 @@ namespace Pippy.Runtime.Transport
                 if (!known.Signature.Equals(signature)) throw new SignatureChangedException(known.Signature, signature);
                 _memoryOnly++;
                 if (tensor is null || tensor.NumberOfElements == 0) return;
-                if (known.Path == MessagePath.CudaIpc) StartIpc(tensor.detach(), destination, tag);
+                if (known.Path == MessagePath.CudaIpc)
+                {
+                    if (tensor.device_type != _ipc!.Cuda.DeviceType)
+                        throw new InvalidOperationException($"The message with tag {tag} to rank {destination} went device to device (CUDA IPC) in earlier steps, and its tensor is on {tensor.device} now: keep each stage's tensors on one device.");
+                    StartIpc(tensor.detach(), destination, tag);
+                }
                 else StartData(tensor.detach(), destination, DataTag(tag), known.Path);
                 return;
             }
