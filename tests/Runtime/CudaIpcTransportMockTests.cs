@@ -57,18 +57,4 @@ public class CudaIpcTransportMockTests(ITestOutputHelper log)
         Assert.Contains("PASS learned-shapes", run.Output);
         Assert.Contains("transport: CUDA IPC (", run.Output);
     }
-
-    /// <summary>The start-up line is rank 0's, once per Build, and only where tensors are on a GPU or the variable is set: CPU runs print as before.</summary>
-    [Fact]
-    public void TheTransportLineIsPrintedOnlyForGpusOrAnOverride()
-    {
-        string directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"pippy-ipc-line-{System.Guid.NewGuid():N}");
-        var plain = MpiLauncher.Parity(2, $"grid {directory} \"tied | interleaved-1F1B (2 per rank looped) | step\"", log);
-        Assert.DoesNotContain("transport:", plain.Output);
-        var forced = MpiLauncher.Parity(2, $"grid {directory} \"tied | interleaved-1F1B (2 per rank looped) | step\"", log, ("PIPPY_GPU_TRANSPORT", "host"));
-        var lines = forced.Output.Split('\n').Where(l => l.StartsWith("transport:")).Distinct().ToArray();
-        Assert.Equal(new[] { "transport: CPU (shared memory or MPI) (tensors on the CPU; PIPPY_GPU_TRANSPORT=host applies to CUDA tensors only)" }, lines);
-        Assert.Equal(Regex.Matches(forced.Output, "^CELL", RegexOptions.Multiline).Count, forced.Output.Split('\n').Count(l => l.StartsWith("transport:")));
-        if (System.IO.Directory.Exists(directory)) System.IO.Directory.Delete(directory, recursive: true);
-    }
 }
