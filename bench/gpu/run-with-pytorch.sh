@@ -15,6 +15,8 @@ export DOTNET_ROOT="$work/dotnet" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 export PATH="$work/dotnet:$work/mpich/bin:$PATH"
 export LD_LIBRARY_PATH="$work/mpich/lib:$torchlib:${LD_LIBRARY_PATH:-}"
 export UCX_MODULE_DIR="$work/mpich/lib/ucx"
+# CUDA IPC maps blocks of libtorch's caching allocator; expandable segments (cuMemMap) cannot be shared that way.
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}
 overall=0
 for ranks in 2 4; do
   status=1

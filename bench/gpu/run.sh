@@ -5,6 +5,8 @@
 # Prints one line per check and "PASS gpu check" at the end of each run (exit status 0), in a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# CUDA IPC maps blocks of libtorch's caching allocator; expandable segments (cuMemMap) cannot be shared that way.
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}
 dotnet build bench/gpu/GpuCheck -c Release -p:TorchBackend=cuda -v q
 for ranks in 2 4; do
   echo "== $ranks ranks"

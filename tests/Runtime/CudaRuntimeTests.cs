@@ -25,6 +25,14 @@ public class CudaRuntimeTests
     }
 
     [Fact]
+    public void TheHashedCopyInLibtorchsArchiveCountsAsTheRuntime()
+    {
+        var candidates = CudaRuntimeLocator.Candidates(null, new[] { "/nuget/libtorch-cuda/runtimes/linux-x64/native/libcudart-9335f6a2.so.12", "/usr/lib/libcudart_static.a" });
+        Assert.Equal("/nuget/libtorch-cuda/runtimes/linux-x64/native/libcudart-9335f6a2.so.12", candidates[0]);
+        Assert.DoesNotContain("/usr/lib/libcudart_static.a", candidates);
+    }
+
+    [Fact]
     public void TheOverrideComesBeforeEverything()
     {
         var candidates = CudaRuntimeLocator.Candidates(" /opt/cuda/lib64/libcudart.so.12 ", Array.Empty<string>());

@@ -96,7 +96,7 @@ public static class GptCheck
         return CharGpt.Pipeline.Build(model, mpi, new PipelineOptions
         {
             Schedule = two ? ScheduleKind.Interleaved1F1B : ScheduleKind.OneFOneB, StagesPerRank = two ? 2 : 1, Microbatches = 8,
-            LossReduction = LossReduction.Mean, PrintPlan = printPlan,
+            LossReduction = LossReduction.Mean, PrintPlan = printPlan, ReceiveTimeout = TimeSpan.FromMinutes(1),
         });
     }
 

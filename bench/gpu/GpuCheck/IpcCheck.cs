@@ -20,7 +20,8 @@ public static class IpcCheck
     /// <summary>The transport over CUDA IPC forced (PIPPY_GPU_TRANSPORT=ipc), or null with the reason printed (on rank 0).</summary>
     private static TensorTransport? Open(PipelineEnvironment mpi, Device device)
     {
-        var world = MpiCommunicator.World(System.Threading.Timeout.InfiniteTimeSpan);
+        // A minute: a hang becomes the watchdog's message naming what was waited for, within the run's time.
+        var world = MpiCommunicator.World(TimeSpan.FromMinutes(1));
         var peers = CudaIpcPeers.Discover(world, device, MpiLibrary.CudaAware(), "ipc", CudaIpcPeers.Runtime);
         bool usable = mpi.AllTrue(peers.Mistake is null && peers.Cuda is not null);
         if (mpi.Rank == 0) Console.WriteLine(usable ? peers.Describe(0) : $"FAIL CUDA IPC between the ranks: {peers.Mistake?.Message ?? "no CUDA runtime"}");

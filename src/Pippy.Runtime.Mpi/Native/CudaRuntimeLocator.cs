@@ -26,7 +26,7 @@ namespace Pippy.Runtime.Native
             var result = new List<string>();
             if (!string.IsNullOrWhiteSpace(overridePath)) result.Add(overridePath.Trim());
             var mapped = mappedFiles.Distinct().ToArray();
-            result.AddRange(mapped.Where(f => Path.GetFileName(f).StartsWith("libcudart.so", StringComparison.Ordinal)));
+            result.AddRange(mapped.Where(IsRuntime));
             foreach (string torch in mapped.Where(f => Path.GetFileName(f).StartsWith("libtorch_cuda.so", StringComparison.Ordinal)))
             {
                 string folder = Path.GetDirectoryName(torch)!;
@@ -37,6 +37,15 @@ namespace Pippy.Runtime.Native
             }
             result.AddRange(Sonames);
             return result.Distinct().ToArray();
+        }
+
+        /// <summary>
+        /// libcudart.so.12, or the hashed copy that libtorch's own archives ship (libcudart-1a2b3c4d.so.12); not the static library.
+        /// </summary>
+        internal static bool IsRuntime(string path)
+        {
+            string name = Path.GetFileName(path);
+            return (name.StartsWith("libcudart.so", StringComparison.Ordinal) || name.StartsWith("libcudart-", StringComparison.Ordinal)) && name.Contains(".so", StringComparison.Ordinal);
         }
 
         /// <summary>The first candidate that <paramref name="load"/> loads (it gives a handle, or zero), with its name; null when none does.</summary>

@@ -61,6 +61,7 @@ namespace Pippy.Runtime.Transport
             bool onIpcDevice = cuda is not null ? device.type == cuda.DeviceType : onGpu;
             int index = Math.Max(0, (int)device.index);
             Tensor? probe = null;
+            string? failure = null;
             IntPtr probeEvent = IntPtr.Zero;
             var mine = new int[Fields * size];
             var all = new int[Fields * size];
@@ -75,10 +76,11 @@ namespace Pippy.Runtime.Transport
                     Put(cuda.ExportEvent(probeEvent, index), mine.AsSpan(Fields * rank + 2 + HandleInts));
                     mine[Fields * rank + 1] = 1;
                 }
-                catch (CudaIpcException)
+                catch (CudaIpcException e)
                 {
-                    // This rank cannot export: every pair with it stages through the host (the reason says IPC did not open).
+                    // This rank cannot export: every pair with it stages through the host, and its reason says why.
                     mine[Fields * rank + 1] = 0;
+                    failure = e.Message;
                 }
             }
             communicator.Allreduce<int>(mine, all, ReduceOperation.Sum, "finding the ranks that can share GPU memory");
@@ -88,7 +90,7 @@ namespace Pippy.Runtime.Transport
             for (int peer = 0; peer < size; peer++)
             {
                 if (peer == rank || mine[Fields * rank + 1] == 0 || all[Fields * peer + 1] == 0 || all[Fields * peer] != all[Fields * rank]) continue;
-                if (Opens(cuda!, all.AsSpan(Fields * peer + 2, 2 * HandleInts), index)) opened[rank * size + peer] = 1;
+                if (Opens(cuda!, all.AsSpan(Fields * peer + 2, 2 * HandleInts), index, ref failure)) opened[rank * size + peer] = 1;
             }
             communicator.Allreduce<int>(opened, openedAll, ReduceOperation.Sum, "finding the ranks that can share GPU memory");
             if (probeEvent != IntPtr.Zero) cuda!.DestroyEvent(probeEvent, index);
@@ -108,6 +110,9 @@ namespace Pippy.Runtime.Transport
                 try
                 {
                     choices[peer] = GpuTransportChoice.Choose(inputs);
+                    // Where this rank's own export or open failed, the reason also says how.
+                    if (choices[peer].Item1 == GpuTransport.HostStaging && failure is not null && inputs.SameHost && !inputs.IpcWorks)
+                        choices[peer] = (GpuTransport.HostStaging, $"{choices[peer].Item2}: {failure}");
                 }
                 catch (Exception e) when (e is InvalidOperationException or ArgumentException)
                 {
@@ -119,7 +124,7 @@ namespace Pippy.Runtime.Transport
         }
 
         /// <summary>Whether the peer's probe memory and event open here (and close again).</summary>
-        private static bool Opens(ICudaIpc cuda, ReadOnlySpan<int> handles, int device)
+        private static bool Opens(ICudaIpc cuda, ReadOnlySpan<int> handles, int device, ref string? failure)
         {
             try
             {
@@ -129,8 +134,9 @@ namespace Pippy.Runtime.Transport
                 cuda.DestroyEvent(opened, device);
                 return true;
             }
-            catch (CudaIpcException)
+            catch (CudaIpcException e)
             {
+                failure ??= e.Message;
                 return false;
             }
         }
