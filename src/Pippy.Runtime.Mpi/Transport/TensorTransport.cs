@@ -255,7 +255,8 @@ namespace Pippy.Runtime.Transport
                 var signature = values[1] == NoTensor
                     ? TensorSignature.None
                     : TensorSignature.Of((ScalarType)values[0], values[4..(4 + (int)values[1])], values[2] != 0);
-                var path = (MessagePath)values[3];
+                // "No tensor" leaves the path field unset (NoTensor): such a message has no memory to move.
+                var path = values[1] == NoTensor ? MessagePath.Mpi : (MessagePath)values[3];
                 bool shared = path == MessagePath.SharedMemory;
                 if (shared && _slots is null)
                     throw new InvalidOperationException($"Rank {p.Source} sent {p.What} through shared memory, which this rank's transport does not use: both ends must agree.");
