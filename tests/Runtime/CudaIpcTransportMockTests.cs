@@ -57,4 +57,22 @@ public class CudaIpcTransportMockTests(ITestOutputHelper log)
         Assert.Contains("PASS learned-shapes", run.Output);
         Assert.Contains("transport: CUDA IPC (", run.Output);
     }
+
+    /// <summary>
+    /// A step that fails with the IPC channels open (the reliability check's "caught-exit": rank 0's loss throws in the
+    /// first step, after the receivers made their IPC buffers and sent their ready notes, before any copy; its user
+    /// catches and exits): Dispose returns within seconds without the closing handshake, and rank 1's watchdog ends the rest.
+    /// </summary>
+    [Fact]
+    public void Mock_DisposeAfterAFailedStepThroughCudaIpcReturnsWithinSeconds()
+    {
+        var run = MpiLauncher.Start(2, MpiLauncher.SampleDll("ParityApp", "tests"), "fail caught-exit", timeoutSeconds: 120, ThroughMockIpc);
+        log.WriteLine(run.Output + run.Errors);
+        Assert.Contains("transport: CUDA IPC (", run.Output);
+        var match = Regex.Match(run.Output, @"\[rank 0\] caught '.*'; Dispose took ([0-9.]+) s");
+        Assert.True(match.Success, "rank 0 did not print how long Dispose took");
+        Assert.True(double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) < 10, match.Value);
+        Assert.Contains("[rank 0] exits", run.Output);
+        Assert.Contains("[rank 1] exits", run.Output);
+    }
 }
