@@ -85,7 +85,7 @@ namespace Pippy.Runtime
             // Ranks of one machine pass CPU tensors through shared memory (not when testing host staging, which is MPI's path).
             bool sharedMemory = _options.SharedMemory && _options.LearnShapes && !throughHost && System.Environment.GetEnvironmentVariable(SharedMemoryVariable) != "0";
             _peers = SharedMemoryPeers.Discover(_topology.Pipeline, sharedMemory);
-            _transport = new TensorTransport(_topology.Pipeline, learn: _options.LearnShapes, new DeviceStaging(Native.MpiLibrary.CudaAware(), throughHost), _peers);
+            _transport = new TensorTransport(_topology.Pipeline, learn: _options.LearnShapes, ChooseGpuTransport(environment, throughHost, out var ipc), _peers, ipc);
             _replicaTransport = new TensorTransport(_topology.Replicas);
             _replicas = new ReplicaSync(graph, Stages, _rankOfStage, PipelineRank, _replicaTransport);
             _replicas.BroadcastValues();
@@ -101,6 +101,24 @@ namespace Pippy.Runtime
                 PlanPrinter.Print(graph, Schedule, _topology, _rankOfStage, moduleRanges);
                 PlanPrinter.PrintMaterialized(given, rank => _rankOfStage.Select((r, stage) => (r, stage)).Where(x => x.r == rank % Schedule.RankCount).Select(x => x.stage));
             }
+        }
+
+        /// <summary>
+        /// How CUDA tensors cross ranks (<see cref="CudaIpcPeers"/>, collective): the host staging every path keeps for
+        /// what it does not carry, and the CUDA IPC channel where pairs of ranks chose it. Rank 0 says which path and
+        /// why, once, where its tensors are on a GPU or <see cref="GpuTransportChoice.Variable"/> is set (CPU runs print as before).
+        /// </summary>
+        private DeviceStaging ChooseGpuTransport(PipelineEnvironment environment, bool throughHost, out CudaIpcChannel? ipc)
+        {
+            var device = Stages.SelectMany(s => s.parameters()).Select(p => p.device).FirstOrDefault() ?? CPU;
+            bool aware = Native.MpiLibrary.CudaAware();
+            string? forced = System.Environment.GetEnvironmentVariable(GpuTransportChoice.Variable);
+            var peers = CudaIpcPeers.Discover(_topology.Pipeline, device, aware, forced, CudaIpcPeers.Runtime, _options.LearnShapes && !throughHost);
+            FailureAgreement.Agree(peers.Mistake, environment.World, "choosing how CUDA tensors cross ranks at Build");
+            ipc = peers.Cuda is { } cuda ? new CudaIpcChannel(cuda, _topology.Pipeline, peers.IpcPeers) : null;
+            if (environment.Rank == 0 && (device.type == TorchSharp.DeviceType.CUDA || !string.IsNullOrWhiteSpace(forced)))
+                Console.WriteLine(peers.Describe(_topology.Pipeline.Rank));
+            return new DeviceStaging(aware && forced?.Trim().ToLowerInvariant() != "host", throughHost);
         }
 
         /// <summary>

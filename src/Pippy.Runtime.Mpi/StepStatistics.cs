@@ -33,6 +33,12 @@ namespace Pippy.Runtime
         /// <summary>The tensor bytes of <see cref="MessagesViaMpi"/>.</summary>
         public long BytesViaMpi { get; init; }
 
+        /// <summary>Messages whose CUDA tensor was copied device to device into the receiver's buffer (CUDA IPC; the notice still goes through MPI).</summary>
+        public int MessagesViaCudaIpc { get; init; }
+
+        /// <summary>The tensor bytes of <see cref="MessagesViaCudaIpc"/>.</summary>
+        public long BytesViaCudaIpc { get; init; }
+
         /// <summary>Host staging buffers created so far (for device tensors without a CUDA-aware MPI).</summary>
         public int HostStagingBuffers { get; init; }
 

@@ -11,6 +11,8 @@ using static TorchSharp.torch.nn;
 
 // mpiexec -n <stages> dotnet ParityApp.dll <scenario>
 using var mpi = PipelineEnvironment.Start(ref args);
+// PIPPY_CUDA_IPC_MOCK=1: Build's CUDA runtime is the mock (no GPU here), so that PIPPY_GPU_TRANSPORT=ipc runs the IPC path on CPU tensors.
+if (Environment.GetEnvironmentVariable("PIPPY_CUDA_IPC_MOCK") == "1") Pippy.Runtime.Transport.CudaIpcPeers.Runtime = () => new MockCudaIpc();
 string scenario = args.Length > 0 ? args[0] : "";
 torch.manual_seed(42);
 // PARITY_ANOMALY=1: autograd names the first backward function that returns NaN (and the forward call that made it).
@@ -191,6 +193,7 @@ bool ok = scenario switch
     "learned-shapes" => LearnedShapes.Steps(mpi),
     "threads" => Threads(mpi),
     "shared-slots" => SharedSlotsCheck.Run(mpi),
+    "cuda-ipc-mock" => CudaIpcMockCheck.Run(mpi),
     "shape-by-data" => LearnedShapes.DataDependent(mpi, learn: args.Length < 2 || args[1] != "headers"),
     "memory-peak" => Memory.Peak(mpi, args[1]),
     "resume" or "resume-lazy" => Training.Resume(mpi, GptTraining(p => optim.AdamW(p, 0.01), clip: 1.0, lazy: scenario == "resume-lazy"), Int(args, 1), Int(args, 2),

@@ -10,9 +10,11 @@ using static TorchSharp.torch;
 
 // mpiexec -n 2 (or 4) dotnet GpuCheck.dll   (bench/gpu/run.sh): each rank on GPU rank % device count.
 // 1. Transport: CUDA tensors from rank 0 to rank 1, as device pointers when MPI reports CUDA support and through pinned
-//    host buffers (forced), values compared on the device. 2. A 2-stage pipeline with a weight tied across its ranks (on
-//    4 ranks: 2 data-parallel pipelines) on the GPUs against the same model on one GPU: loss and every gradient.
-//    3. Bandwidth of a 64 MiB device tensor between ranks 0 and 1, against a device-to-device copy.
+//    host buffers (forced), values compared on the device; then through CUDA IPC (IpcCheck). 2. A 2-stage pipeline with
+//    a weight tied across its ranks (on 4 ranks: 2 data-parallel pipelines) on the GPUs against the same model on one
+//    GPU: loss and every gradient; the same for the GPT sample's model (GptCheck), over 3 steps. 3. Bandwidth of a 64
+//    MiB device tensor between ranks 0 and 1 (host path, and CUDA IPC), against a device-to-device copy; the GPT's
+//    step time through CUDA IPC against host staging.
 using var mpi = PipelineEnvironment.Start(ref args);
 // PIPPY_GPUCHECK_ON_CPU=1 runs the same checks on the CPU: a dry run of this program where no GPU is.
 bool onCpu = Environment.GetEnvironmentVariable("PIPPY_GPUCHECK_ON_CPU") == "1";
@@ -21,6 +23,11 @@ if (!onCpu && !cuda.is_available())
     if (mpi.Rank == 0) Console.WriteLine("FAIL: CUDA is not available here (build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU).");
     return 2;
 }
+// With PIPPY_GPUCHECK_MOCK_IPC=1 as well, the dry run also runs the CUDA IPC checks, through the tests' mock of the
+// CUDA runtime (tests/ParityApp/MockCudaIpc.cs: shared memory on the CPU), to check this program before a GPU run.
+bool mockIpc = onCpu && Environment.GetEnvironmentVariable("PIPPY_GPUCHECK_MOCK_IPC") == "1";
+if (mockIpc) CudaIpcPeers.Runtime = () => new ParityApp.MockCudaIpc();
+bool ipcRuns = !onCpu || mockIpc;
 var device = onCpu ? CPU : new Device(DeviceType.CUDA, mpi.Rank % cuda.device_count());
 bool ok = true;
 bool aware = Pippy.Runtime.Native.MpiLibrary.CudaAware();
@@ -45,6 +52,10 @@ foreach (bool forceHost in new[] { false, true })
         mpi.Barrier();
     }
 }
+
+// 1b. Through CUDA IPC (not on the CPU: it maps device memory).
+if (!ipcRuns) { if (mpi.Rank == 0) Console.WriteLine("transport (CUDA IPC): skipped (dry run on the CPU: CUDA IPC maps device memory; PIPPY_GPUCHECK_MOCK_IPC=1 runs it with a mock)"); }
+else ok &= IpcCheck.Values(mpi, device);
 
 // 2. Pipeline parity on the GPUs: a weight tied across the ranks, and data parallel when there are 4 ranks.
 int replicas = mpi.Size / 2;
@@ -90,6 +101,15 @@ using (var transport = new TensorTransport(MpiCommunicator.World(System.Threadin
         Console.WriteLine($"64 MiB device to device between ranks: send {send:F2} ms ({(transport.Staging.Direct(device) ? "the tensor's own memory" : "pinned host buffers")}); " +
                           $"device copy {memcpy:F2} ms, send / copy bandwidth {memcpy / send:F2}; device to pinned host and back {roundTrip:F2} ms, send / that {roundTrip / send:F2}");
 }
+
+// 2b. The GPT sample's model over the ranks (4 stages: 2 or 4 ranks), 3 steps, each against one process.
+if (mpi.Size is 2 or 4) ok &= GptCheck.Parity(mpi, device);
+else if (mpi.Rank == 0) Console.WriteLine($"GPT parity: skipped ({mpi.Size} ranks; it runs on 2 or 4)");
+
+// 3b. CUDA IPC bandwidth, and the GPT's step time through IPC against host staging.
+if (!ipcRuns) { if (mpi.Rank == 0) Console.WriteLine("64 MiB through CUDA IPC: skipped (dry run on the CPU: CUDA IPC maps device memory; PIPPY_GPUCHECK_MOCK_IPC=1 runs it with a mock)"); }
+else IpcCheck.Bandwidth(mpi, device);
+if (mpi.Size is 2 or 4) GptCheck.StepTimes(mpi, device, onCpu, ipcRuns);
 
 bool all = mpi.AllTrue(ok);
 if (mpi.Rank == 0) Console.WriteLine(all ? "PASS gpu check" : "FAIL gpu check");

@@ -39,7 +39,7 @@ namespace Pippy.Runtime.Communication
         public static int MessageTag(int edge, bool backward, int microbatch, int microbatches)
         {
             long tag = ((long)edge * 2 + (backward ? 1 : 0)) * microbatches + microbatch;
-            if (2 * tag + 1 > TagUpperBound.Value)
+            if (2 * tag + 1 >= ControlTag)
                 throw new InvalidOperationException($"Too many messages per step for MPI's tags ({edge + 1} edges x {microbatches} microbatches, MPI_TAG_UB {TagUpperBound.Value}); use fewer microbatches.");
             return (int)tag;
         }
@@ -49,6 +49,12 @@ namespace Pippy.Runtime.Communication
 
         /// <summary>The tag of a message's memory (or its shared-memory notice).</summary>
         public static int DataTag(int tag) => 2 * tag + 1;
+
+        /// <summary>
+        /// The one tag no message of a step uses (MPI_TAG_UB itself): the CUDA IPC path's "ready" notes from a receiver
+        /// to its sender (<see cref="Transport.CudaIpcChannel"/>), which carry their message's tag in their contents.
+        /// </summary>
+        public static int ControlTag => TagUpperBound.Value;
 
         /// <summary>MPI_TAG_UB, read when the first tag is made (MPI is running by then).</summary>
         private static readonly Lazy<int> TagUpperBound = new(MpiLibrary.TagUpperBound);

@@ -90,6 +90,8 @@ namespace Pippy.Runtime.Runner
                 BytesViaSharedMemory = paths.BytesViaSharedMemory,
                 MessagesViaMpi = paths.ViaMpi,
                 BytesViaMpi = paths.BytesViaMpi,
+                MessagesViaCudaIpc = paths.ViaCudaIpc,
+                BytesViaCudaIpc = paths.BytesViaCudaIpc,
                 ForwardsRunEarly = interpreter.ForwardsRunEarly,
                 RunMilliseconds = runMs,
                 StartTimestamp = interpreter.StartTimestamp,

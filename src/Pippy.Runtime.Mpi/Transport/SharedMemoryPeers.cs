@@ -135,7 +135,7 @@ namespace Pippy.Runtime.Transport
         public static SharedMemoryPeers None(int size) => new(new bool[size], new int[size], null, new SharedSegment?[size]);
 
         /// <summary>The machine: host name and boot id, hashed (FNV-1a: stable across processes, unlike string hashes).</summary>
-        private static int MachineKey()
+        internal static int MachineKey()
         {
             string bootId = File.Exists("/proc/sys/kernel/random/boot_id") ? File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim() : "";
             uint hash = 2166136261;

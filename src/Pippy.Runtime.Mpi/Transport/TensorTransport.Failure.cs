@@ -76,6 +76,7 @@ namespace Pippy.Runtime.Transport
             }
             _buffers.Clear();
             _slots?.DisposeKeepingUnfreed();
+            _ipc?.DisposeAfterFailure(grace);
             Staging.Clear();
             return (cancelled, open.Count - cancelled, abandonedSends);
         }

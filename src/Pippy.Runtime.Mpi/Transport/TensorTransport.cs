@@ -22,7 +22,9 @@ namespace Pippy.Runtime.Transport
     /// <para>
     /// Given the ranks of this machine (<see cref="SharedMemoryPeers"/>), a CPU tensor's memory to one of them goes
     /// through a shared slot (<see cref="SharedSlots"/>) and MPI carries only a notice naming the slot; the header says
-    /// which path a message takes, and that is learned with its shape.
+    /// which path a message takes, and that is learned with its shape. Given a <see cref="CudaIpcChannel"/>, a CUDA
+    /// tensor to a rank it serves goes device to device into the receiver's own buffer from its second time on, and MPI
+    /// carries a notice (the protocol and the buffers' lifetime are described there).
     /// </para>
     /// <para>
     /// Longer than most files (the header protocol, the learned fast path and the shared-memory path are one state
@@ -32,7 +34,7 @@ namespace Pippy.Runtime.Transport
     /// </summary>
     internal sealed unsafe partial class TensorTransport : IDisposable
     {
-        // Header: dtype, number of dimensions (or NoTensor), requires_grad (0/1), through shared memory (0/1), then the shape.
+        // Header: dtype, number of dimensions (or NoTensor), requires_grad (0/1), the path (MessagePath: MPI, shared memory, CUDA IPC), then the shape.
         private const int MaxDims = 8;
         private const int HeaderLength = 4 + MaxDims;
         private const int NoticeLength = 3;
@@ -41,11 +43,12 @@ namespace Pippy.Runtime.Transport
         private readonly MpiCommunicator _communicator;
         private readonly bool _learn;
         private readonly List<(int Request, Tensor Sent, Tensor Original, int Destination, int Tag)> _pending = new();
-        private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, bool Shared)> _sent = new();
-        private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, bool Shared)> _received = new();
+        private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, MessagePath Path)> _sent = new();
+        private readonly Dictionary<(int Peer, int Tag, int Phase), (TensorSignature Signature, MessagePath Path)> _received = new();
         private readonly ReceiveBufferPool _buffers = new();
         private readonly SharedMemoryPeers? _peers;
         private readonly SharedSlots? _slots;
+        private readonly CudaIpcChannel? _ipc;
 
         /// <summary>Receives posted and not completed yet (request handle, the memory it lands in): what a failed step leaves behind.</summary>
         private readonly Dictionary<int, Tensor> _receiving = new();
@@ -63,8 +66,11 @@ namespace Pippy.Runtime.Transport
         /// The ranks on this machine: CPU tensors to and from them go through <see cref="SharedSlots"/> (null: MPI alone).
         /// Only with <paramref name="learn"/>, whose receivers give every buffer back.
         /// </param>
-        public TensorTransport(MpiCommunicator communicator, bool learn = false, DeviceStaging? staging = null, SharedMemoryPeers? sharedMemory = null)
+        /// <param name="cudaIpc">The ranks CUDA tensors go to device to device (null: none). Only with <paramref name="learn"/>; disposed with the transport.</param>
+        public TensorTransport(MpiCommunicator communicator, bool learn = false, DeviceStaging? staging = null, SharedMemoryPeers? sharedMemory = null, CudaIpcChannel? cudaIpc = null)
         {
+            if (cudaIpc is not null && !learn) throw new ArgumentException("CUDA IPC needs learned shapes: its receive buffers are made for them.", nameof(cudaIpc));
+            _ipc = cudaIpc;
             _communicator = communicator;
             _learn = learn;
             Staging = staging ?? new DeviceStaging(MpiLibrary.CudaAware());
@@ -77,6 +83,9 @@ namespace Pippy.Runtime.Transport
 
         /// <summary>Whether messages to and from <paramref name="rank"/> go through shared memory.</summary>
         public bool SharesMemoryWith(int rank) => _peers?.IsShared(rank) == true;
+
+        /// <summary>The CUDA IPC path's handle counts: receive buffers exported, receiver buffers mapped and unmapped, buffers freed (zeros without it).</summary>
+        public (int Exported, int Opened, int Closed, int Freed) IpcHandleCounts => _ipc?.HandleCounts ?? default;
 
         /// <summary>Shared-memory slots this rank created to send from (a steady step creates none).</summary>
         public int SharedSlotsCreated => _slots?.Created ?? 0;
@@ -126,12 +135,22 @@ namespace Pippy.Runtime.Transport
             {
                 if (!known.Signature.Equals(signature)) throw new SignatureChangedException(known.Signature, signature);
                 _memoryOnly++;
-                if (tensor is not null && tensor.NumberOfElements > 0) StartData(tensor.detach(), destination, DataTag(tag), known.Shared);
+                if (tensor is null || tensor.NumberOfElements == 0) return;
+                if (known.Path == MessagePath.CudaIpc)
+                {
+                    if (tensor.device_type != _ipc!.Cuda.DeviceType)
+                        throw new InvalidOperationException($"The message with tag {tag} to rank {destination} went device to device (CUDA IPC) in earlier steps, and its tensor is on {tensor.device} now: keep each stage's tensors on one device.");
+                    StartIpc(tensor.detach(), destination, tag);
+                }
+                else StartData(tensor.detach(), destination, DataTag(tag), known.Path);
                 return;
             }
             // A CPU tensor to a rank of this machine goes through shared memory, from then on (a later tensor of the
-            // same message on another device is copied into the slot from there).
-            bool shared = SharesMemoryWith(destination) && tensor is { device_type: DeviceType.CPU };
+            // same message on another device is copied into the slot from there). A CUDA tensor to a rank of the IPC
+            // channel goes through MPI this first time, and device to device from then on.
+            var path = SharesMemoryWith(destination) && tensor is { device_type: DeviceType.CPU } ? MessagePath.SharedMemory
+                : _ipc?.With(destination) == true && tensor is { NumberOfElements: > 0 } && tensor.device_type == _ipc.Cuda.DeviceType ? MessagePath.CudaIpc
+                : MessagePath.Mpi;
             var values = new long[HeaderLength];
             Array.Fill(values, NoTensor);
             Tensor? data = null;
@@ -142,13 +161,14 @@ namespace Pippy.Runtime.Transport
                 values[0] = (long)data.dtype;
                 values[1] = data.dim();
                 values[2] = tensor.requires_grad ? 1 : 0;
-                values[3] = shared ? 1 : 0;
+                values[3] = (long)path;
                 for (int d = 0; d < data.dim(); d++) values[4 + d] = data.shape[d];
             }
             var header = torch.tensor(values, dtype: ScalarType.Int64);
             Start(header, header, destination, HeaderTag(tag));
-            if (data is not null && data.NumberOfElements > 0) StartData(data, destination, DataTag(tag), shared);
-            if (_learn) _sent[key] = (signature, shared);
+            if (data is not null && data.NumberOfElements > 0) StartData(data, destination, DataTag(tag), path == MessagePath.CudaIpc ? MessagePath.Mpi : path);
+            if (_learn) _sent[key] = (signature, path);
+            if (path == MessagePath.CudaIpc) _ipc!.Learned(new IpcKey(destination, tag, Phase));
             _withHeader++;
         }
 
@@ -181,10 +201,12 @@ namespace Pippy.Runtime.Transport
             var key = (source, tag, Phase);
             if (_learn && _received.TryGetValue(key, out var known))
             {
-                var (signature, shared) = known;
+                var (signature, path) = known;
                 if (signature.IsNone || signature.Elements == 0)
                     return new PendingReceive(source, tag, device, signature, null, signature.IsNone ? null : NewBuffer(signature, device), null, Request: 0) { What = what };
-                if (shared) return new PendingReceive(source, tag, device, signature, null, null, null, PostNotice(source, tag, out var notice)) { What = what, Notice = notice };
+                if (path == MessagePath.SharedMemory) return new PendingReceive(source, tag, device, signature, null, null, null, PostNotice(source, tag, NoticeLength, out var notice)) { What = what, Notice = notice };
+                if (path == MessagePath.CudaIpc)
+                    return new PendingReceive(source, tag, device, signature, null, null, null, PostNotice(source, tag, CudaIpcChannel.NoticeLength, out var ipcNotice)) { What = what, Notice = ipcNotice, ViaCudaIpc = true };
                 var buffer = NewBuffer(signature, device);
                 var target = Staging.ReceiveTarget(buffer);
                 int request = _communicator.PostReceive(TorchNative.DataPointer(target), ByteCount(target), source, DataTag(tag));
@@ -225,7 +247,7 @@ namespace Pippy.Runtime.Transport
                 {
                     var known = p.Known!.Value;
                     if (known.IsNone) continue;
-                    received[i] = new ReceivedTensor(p.Notice is not null ? FromSlot(p, known) : Land(p.Target, p.Buffer!), known.RequiresGrad);
+                    received[i] = new ReceivedTensor(p.Notice is not null ? FromNotice(p, known) : Land(p.Target, p.Buffer!), known.RequiresGrad);
                     continue;
                 }
                 var values = p.Header.data<long>().ToArray();
@@ -233,10 +255,16 @@ namespace Pippy.Runtime.Transport
                 var signature = values[1] == NoTensor
                     ? TensorSignature.None
                     : TensorSignature.Of((ScalarType)values[0], values[4..(4 + (int)values[1])], values[2] != 0);
-                bool shared = values[3] == 1;
+                // "No tensor" leaves the path field unset (NoTensor): such a message has no memory to move.
+                var path = values[1] == NoTensor ? MessagePath.Mpi : (MessagePath)values[3];
+                bool shared = path == MessagePath.SharedMemory;
                 if (shared && _slots is null)
                     throw new InvalidOperationException($"Rank {p.Source} sent {p.What} through shared memory, which this rank's transport does not use: both ends must agree.");
-                if (_learn) _received[(p.Source, p.Tag, Phase)] = (signature, shared);
+                if (path == MessagePath.CudaIpc && (_ipc?.With(p.Source) != true || p.Device.type != _ipc.Cuda.DeviceType))
+                    throw new InvalidOperationException($"Rank {p.Source} sent {p.What} through CUDA IPC, which this rank does not use with it (or not for a tensor on {p.Device}): both ends must agree.");
+                if (_learn) _received[(p.Source, p.Tag, Phase)] = (signature, path);
+                // This first time the memory comes through MPI; the buffer the sender writes into from now on is made and offered now.
+                if (path == MessagePath.CudaIpc) _ipc!.Grant(new IpcKey(p.Source, p.Tag, Phase), signature, p.Device);
                 if (signature.IsNone) continue;
                 if (signature.Elements == 0)
                 {
@@ -245,7 +273,7 @@ namespace Pippy.Runtime.Transport
                 }
                 if (shared)
                 {
-                    requests[second.Count] = PostNotice(p.Source, p.Tag, out var notice);
+                    requests[second.Count] = PostNotice(p.Source, p.Tag, NoticeLength, out var notice);
                     resolved[i] = p with { Known = signature, Notice = notice };
                 }
                 else
@@ -265,7 +293,7 @@ namespace Pippy.Runtime.Transport
             foreach (int i in second)
             {
                 var p = resolved[i];
-                received[i] = new ReceivedTensor(p.Notice is not null ? FromSlot(p, p.Known!.Value) : Land(p.Target, p.Buffer!), p.Known!.Value.RequiresGrad);
+                received[i] = new ReceivedTensor(p.Notice is not null ? FromNotice(p, p.Known!.Value) : Land(p.Target, p.Buffer!), p.Known!.Value.RequiresGrad);
             }
             return received;
         }
@@ -296,13 +324,23 @@ namespace Pippy.Runtime.Transport
             return buffer;
         }
 
-        /// <summary>Posts the receive of a shared-memory notice (which slot holds the message) into a small tensor.</summary>
-        private int PostNotice(int source, int tag, out Tensor notice)
+        /// <summary>Posts the receive of a notice (which shared slot holds the message, or that a CUDA IPC copy was made) into a small tensor.</summary>
+        private int PostNotice(int source, int tag, int length, out Tensor notice)
         {
-            notice = torch.empty(NoticeLength, dtype: ScalarType.Int64).DetachFromDisposeScope();
-            int request = _communicator.PostReceive(TorchNative.DataPointer(notice), NoticeLength * sizeof(long), source, DataTag(tag));
+            notice = torch.empty(length, dtype: ScalarType.Int64).DetachFromDisposeScope();
+            int request = _communicator.PostReceive(TorchNative.DataPointer(notice), length * sizeof(long), source, DataTag(tag));
             _receiving[request] = notice;
             return request;
+        }
+
+        /// <summary>The tensor a notice stands for: a shared slot's, or this rank's CUDA IPC buffer once the sender's copy is ordered before its use.</summary>
+        private Tensor FromNotice(PendingReceive p, TensorSignature signature)
+        {
+            if (!p.ViaCudaIpc) return FromSlot(p, signature);
+            var notice = p.Notice!;
+            var buffer = _ipc!.Accept(new IpcKey(p.Source, p.Tag, Phase), new ReadOnlySpan<long>((void*)TorchNative.DataPointer(notice), CudaIpcChannel.NoticeLength));
+            notice.Dispose();
+            return buffer;
         }
 
         /// <summary>
@@ -345,12 +383,14 @@ namespace Pippy.Runtime.Transport
         public void Return(Tensor buffer)
         {
             if (_slots?.Release(buffer) == true) return;
+            if (_ipc?.Release(buffer) == true) return;
             _buffers.Return(buffer);
         }
 
         /// <summary>Waits until every started send has completed (its memory may then change or be freed).</summary>
         public void WaitForSends()
         {
+            _ipc?.WaitForSends();
             if (_pending.Count == 0) return;
             int* requests = stackalloc int[_pending.Count];
             for (int i = 0; i < _pending.Count; i++) requests[i] = _pending[i].Request;
@@ -367,16 +407,24 @@ namespace Pippy.Runtime.Transport
         private static int HeaderTag(int tag) => MpiCommunicator.HeaderTag(tag);
         private static int DataTag(int tag) => MpiCommunicator.DataTag(tag);
 
-        private void StartData(Tensor data, int destination, int tag, bool shared)
+        private void StartData(Tensor data, int destination, int tag, MessagePath path)
         {
-            _paths = _paths.Add(shared, data.NumberOfElements * data.ElementSize);
-            if (!shared)
+            _paths = _paths.Add(path, data.NumberOfElements * data.ElementSize);
+            if (path != MessagePath.SharedMemory)
             {
                 Start(Staging.ForSend(data), data, destination, tag);
                 return;
             }
             var notice = torch.tensor(_slots!.Write(data, destination), dtype: ScalarType.Int64);
             Start(notice, notice, destination, tag);
+        }
+
+        /// <summary>A learned CUDA IPC message: the copy into the receiver's buffer, then its notice through MPI.</summary>
+        private void StartIpc(Tensor data, int destination, int tag)
+        {
+            _paths = _paths.Add(MessagePath.CudaIpc, data.NumberOfElements * data.ElementSize);
+            var notice = torch.tensor(_ipc!.Send(new IpcKey(destination, tag, Phase), data), dtype: ScalarType.Int64);
+            Start(notice, notice, destination, DataTag(tag));
         }
 
         private void Start(Tensor sent, Tensor original, int destination, int tag)
@@ -397,6 +445,7 @@ namespace Pippy.Runtime.Transport
             WaitForSends();
             _buffers.Clear();
             _slots?.Dispose(Timeout);
+            _ipc?.Dispose();
             Staging.Clear();
         }
     }

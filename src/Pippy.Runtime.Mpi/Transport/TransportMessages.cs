@@ -9,6 +9,9 @@ namespace Pippy.Runtime.Transport
         /// <summary>Where a shared-memory message's notice (which slot holds it) lands.</summary>
         public Tensor? Notice { get; init; }
 
+        /// <summary>The notice is a CUDA IPC copy's (the buffer is this rank's own, written by the sender), not a shared slot's.</summary>
+        public bool ViaCudaIpc { get; init; }
+
         /// <summary>What the message is, for the watchdog's message ("the value 'x' from stage 0 on rank 0 (microbatch 3)").</summary>
         public string What { get; init; } = $"the message with tag {Tag} from rank {Source}";
     }

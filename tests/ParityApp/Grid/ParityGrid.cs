@@ -232,6 +232,8 @@ public static class ParityGrid
             var last = pipe.LastStep;
             Console.WriteLine($"PATHS rank {mpi.Rank} on {System.Environment.MachineName}: {last.MessagesViaSharedMemory} messages ({last.BytesViaSharedMemory} bytes) " +
                               $"through shared memory, {last.MessagesViaMpi} ({last.BytesViaMpi} bytes) through MPI");
+            // A line of its own, only where a pair of ranks uses CUDA IPC (the PATHS line is read by a fixed pattern).
+            if (last.MessagesViaCudaIpc > 0) Console.WriteLine($"IPC rank {mpi.Rank}: {last.MessagesViaCudaIpc} messages ({last.BytesViaCudaIpc} bytes) through CUDA IPC");
         }
         var untrained = Parity.TrainedByNoStage(mpi, pipe, plain);
         check.Count++;
