@@ -30,9 +30,9 @@ public static class CudaIpcMockCheck
         var world = MpiCommunicator.World(Timeout);
         var mock = new MockCudaIpc();
         var peers = CudaIpcPeers.Discover(world, CPU, mpiCudaAware: false, "ipc", () => mock);
-        ok &= Check(mpi, peers.IpcPeers[peer] && peers.Mistake is null, "the two ranks chose CUDA IPC (mock runtime)");
+        ok &= ReceivedTensors.Check(mpi, peers.IpcPeers[peer] && peers.Mistake is null, "the two ranks chose CUDA IPC (mock runtime)");
         if (mpi.Rank == 0) Console.WriteLine(peers.Describe(0));
-        ok &= Check(mpi, mock.Live == 0 && mock.MemoryOpens == 1, $"the probe was opened by the peer and freed ({mock.MemoryOpens} opened, {mock.Live} live)");
+        ok &= ReceivedTensors.Check(mpi, mock.Live == 0 && mock.MemoryOpens == 1, $"the probe was opened by the peer and freed ({mock.MemoryOpens} opened, {mock.Live} live)");
 
         using (var transport = new TensorTransport(world, learn: true, staging: new DeviceStaging(mpiCudaAware: false), cudaIpc: new CudaIpcChannel(mock, world, peers.IpcPeers)))
         {
@@ -53,10 +53,10 @@ public static class CudaIpcMockCheck
                     double sendMs = clock.Elapsed.TotalMilliseconds;
                     transport.WaitForSends();
                     var back = transport.Receive(new[] { (1, Back) });
-                    ok &= Compare(mpi, back, BackTensors(round), round);
+                    ok &= ReceivedTensors.Match(back, BackTensors(round), round, $"[rank {mpi.Rank}] ");
                     foreach (var r in back) if (r.Value is { } v) transport.Return(v);
                     if (round == 3)
-                        ok &= Check(mpi, sendMs >= HoldMilliseconds * 0.75, $"round 3's copies waited for rank 1 to give round 2's buffers back ({sendMs:F0} ms)");
+                        ok &= ReceivedTensors.Check(mpi, sendMs >= HoldMilliseconds * 0.75, $"round 3's copies waited for rank 1 to give round 2's buffers back ({sendMs:F0} ms)");
                 }
                 else
                 {
@@ -64,11 +64,11 @@ public static class CudaIpcMockCheck
                     if (round == 3)
                     {
                         Thread.Sleep(HoldMilliseconds);
-                        ok &= Check(mpi, Compare(mpi, held, Tensors(2), 2), "round 2's buffers, held, were not written meanwhile");
+                        ok &= ReceivedTensors.Check(mpi, ReceivedTensors.Match(held, Tensors(2), 2, $"[rank {mpi.Rank}] "), "round 2's buffers, held, were not written meanwhile");
                         foreach (var r in held) if (r.Value is { } v) transport.Return(v);
                     }
                     var received = transport.Receive(Enumerable.Range(0, Tensors(round).Length).Select(tag => (0, tag)).ToArray());
-                    ok &= Compare(mpi, received, Tensors(round), round);
+                    ok &= ReceivedTensors.Match(received, Tensors(round), round, $"[rank {mpi.Rank}] ");
                     transport.Send(BackTensors(round)[0], 0, Back);
                     transport.WaitForSends();
                     if (hold) held = received;
@@ -78,18 +78,18 @@ public static class CudaIpcMockCheck
                 var (exported, opened, closed, freed) = transport.IpcHandleCounts;
                 int ipcMessages = transport.PathCounts.ViaCudaIpc;
                 if (round == 0)
-                    ok &= Check(mpi, ipcMessages == 0 && exported == 1 + (mpi.Rank == 1 ? Dtypes.Length - 1 : 0),
+                    ok &= ReceivedTensors.Check(mpi, ipcMessages == 0 && exported == 1 + (mpi.Rank == 1 ? Dtypes.Length - 1 : 0),
                         $"round 0 went through MPI with headers, and the receiver exported a buffer per message ({exported}, {ipcMessages} via IPC)");
                 if (round == 3)
-                    ok &= Check(mpi, ipcMessages == 3 * (mpi.Rank == 0 ? Dtypes.Length : 1) && exported == (mpi.Rank == 1 ? Dtypes.Length : 1) && opened == (mpi.Rank == 0 ? Dtypes.Length : 1),
+                    ok &= ReceivedTensors.Check(mpi, ipcMessages == 3 * (mpi.Rank == 0 ? Dtypes.Length : 1) && exported == (mpi.Rank == 1 ? Dtypes.Length : 1) && opened == (mpi.Rank == 0 ? Dtypes.Length : 1),
                         $"rounds 1-3 went through CUDA IPC ({ipcMessages}), each handle exported once ({exported}) and opened once ({opened})");
                 if (round == 5)
-                    ok &= Check(mpi, mpi.Rank == 1 ? exported == Dtypes.Length + 1 && freed == 1 : opened == Dtypes.Length + 1 && closed == 1,
+                    ok &= ReceivedTensors.Check(mpi, mpi.Rank == 1 ? exported == Dtypes.Length + 1 && freed == 1 : opened == Dtypes.Length + 1 && closed == 1,
                         $"the new shape made one new buffer and freed the old one (exported {exported}, freed {freed}; opened {opened}, closed {closed})");
             }
             world.Barrier("disposing");
         }
-        ok &= Check(mpi, mock.Live == 0, $"disposed: every buffer freed and every mapping closed ({mock.Frees} freed, {mock.MemoryCloses} closed, {mock.Live} live)");
+        ok &= ReceivedTensors.Check(mpi, mock.Live == 0, $"disposed: every buffer freed and every mapping closed ({mock.Frees} freed, {mock.MemoryCloses} closed, {mock.Live} live)");
         return ok;
     }
 
@@ -120,23 +120,5 @@ public static class CudaIpcMockCheck
 
     private static Tensor?[] BackTensors(int round) => new Tensor?[] { arange(64, dtype: ScalarType.Float32) * (round + 1) };
 
-    private static bool Compare(PipelineEnvironment mpi, ReceivedTensor[] received, Tensor?[] expected, int round)
-    {
-        bool ok = received.Length == expected.Length;
-        for (int k = 0; k < expected.Length && ok; k++)
-        {
-            var (want, got) = (expected[k], received[k].Value);
-            bool same = want is null ? got is null
-                : got is not null && got.dtype == want.dtype && got.shape.SequenceEqual(want.shape) && got.eq(want).all().item<bool>();
-            if (!same) Console.WriteLine($"[rank {mpi.Rank}] MISMATCH round {round} message {k}: expected {want?.ToString() ?? "no tensor"}, got {got?.ToString() ?? "no tensor"}");
-            ok &= same;
-        }
-        return ok;
-    }
 
-    private static bool Check(PipelineEnvironment mpi, bool condition, string what)
-    {
-        Console.WriteLine($"[rank {mpi.Rank}] {(condition ? "ok" : "MISMATCH")}: {what}");
-        return condition;
-    }
 }

@@ -23,7 +23,7 @@ public static class SharedSlotsCheck
     {
         bool ok = true;
         var peers = SharedMemoryPeers.Discover(MpiCommunicator.World(Timeout), willing: true);
-        ok &= Check(mpi, peers.IsShared(1 - mpi.Rank), "the two ranks share memory");
+        ok &= ReceivedTensors.Check(mpi, peers.IsShared(1 - mpi.Rank), "the two ranks share memory");
         using (var transport = new TensorTransport(MpiCommunicator.World(Timeout), learn: true, sharedMemory: peers))
         {
             // Rounds 0-2 give every buffer back at once; round 3 holds them until round 4 has arrived, so its sends find no free slot.
@@ -33,16 +33,16 @@ public static class SharedSlotsCheck
                 var received = Exchange(mpi, transport, round);
                 if (mpi.Rank == 1)
                 {
-                    ok &= Compare(received, round);
-                    if (round == 0) ok &= Check(mpi, received.Take(Dtypes.Length).Select(r => r.Value?.dtype).SequenceEqual(Dtypes.Select(d => (ScalarType?)d)),
+                    ok &= ReceivedTensors.Match(received, Tensors(round), round);
+                    if (round == 0) ok &= ReceivedTensors.Check(mpi, received.Take(Dtypes.Length).Select(r => r.Value?.dtype).SequenceEqual(Dtypes.Select(d => (ScalarType?)d)),
                         $"through shared memory, bit for bit: {string.Join(", ", Dtypes)}");
                     foreach (var r in held.Concat(round == 3 ? Array.Empty<ReceivedTensor>() : received)) if (r.Value is { } v) transport.Return(v);
                     held = round == 3 ? received : Array.Empty<ReceivedTensor>();
                 }
                 mpi.Barrier();
-                if (mpi.Rank == 0 && round == 2) ok &= Check(mpi, transport.SharedSlotsCreated == NonEmpty, $"rounds 0-2 created one slot per non-empty tensor ({NonEmpty}), created {transport.SharedSlotsCreated}");
+                if (mpi.Rank == 0 && round == 2) ok &= ReceivedTensors.Check(mpi, transport.SharedSlotsCreated == NonEmpty, $"rounds 0-2 created one slot per non-empty tensor ({NonEmpty}), created {transport.SharedSlotsCreated}");
             }
-            if (mpi.Rank == 0) ok &= Check(mpi, transport.SharedSlotsCreated == 2 * NonEmpty, $"round 4, sent while round 3's slots were held, created {NonEmpty} more ({2 * NonEmpty}), created {transport.SharedSlotsCreated}");
+            if (mpi.Rank == 0) ok &= ReceivedTensors.Check(mpi, transport.SharedSlotsCreated == 2 * NonEmpty, $"round 4, sent while round 3's slots were held, created {NonEmpty} more ({2 * NonEmpty}), created {transport.SharedSlotsCreated}");
 
             // New messages (tags 100-113, larger): new slots, which rank 0 disposes right after sending, while rank 1
             // looks only later. The sender keeps a slot's memory until its receiver has given it back.
@@ -51,19 +51,19 @@ public static class SharedSlotsCheck
             {
                 Thread.Sleep(500);
                 var late = Exchange(mpi, transport, LateRound);
-                ok &= Compare(late, LateRound);
+                ok &= ReceivedTensors.Match(late, Tensors(LateRound), LateRound);
                 foreach (var r in late) if (r.Value is { } v) transport.Return(v);
             }
         }
 
         // A rank that will not share memory (PipelineOptions.SharedMemory = false there): both keep to MPI.
         var unwilling = SharedMemoryPeers.Discover(MpiCommunicator.World(Timeout), willing: mpi.Rank == 0);
-        ok &= Check(mpi, unwilling.Count == 0, "with one rank unwilling, no rank shares memory");
+        ok &= ReceivedTensors.Check(mpi, unwilling.Count == 0, "with one rank unwilling, no rank shares memory");
         using (var transport = new TensorTransport(MpiCommunicator.World(Timeout), learn: true, sharedMemory: unwilling))
         {
             var received = Exchange(mpi, transport, 0);
-            if (mpi.Rank == 1) ok &= Check(mpi, Compare(received, 0), $"through MPI, bit for bit: {string.Join(", ", Dtypes)}");
-            ok &= Check(mpi, transport.SharedSlotsCreated == 0, "and sends through MPI alone");
+            if (mpi.Rank == 1) ok &= ReceivedTensors.Check(mpi, ReceivedTensors.Match(received, Tensors(0), 0), $"through MPI, bit for bit: {string.Join(", ", Dtypes)}");
+            ok &= ReceivedTensors.Check(mpi, transport.SharedSlotsCreated == 0, "and sends through MPI alone");
         }
         return ok;
     }
@@ -118,24 +118,5 @@ public static class SharedSlotsCheck
     /// <summary>The messages of a round that carry memory (a slot each).</summary>
     public static int NonEmpty => Dtypes.Length;
 
-    private static bool Compare(ReceivedTensor[] received, int round)
-    {
-        var expected = Tensors(round);
-        bool ok = received.Length == expected.Length;
-        for (int k = 0; k < expected.Length && ok; k++)
-        {
-            var (want, got) = (expected[k], received[k].Value);
-            bool same = want is null ? got is null
-                : got is not null && got.dtype == want.dtype && got.shape.SequenceEqual(want.shape) && got.eq(want).all().item<bool>();
-            if (!same) Console.WriteLine($"MISMATCH round {round} message {k}: expected {want?.ToString() ?? "no tensor"}, got {got?.ToString() ?? "no tensor"}");
-            ok &= same;
-        }
-        return ok;
-    }
 
-    private static bool Check(PipelineEnvironment mpi, bool condition, string what)
-    {
-        Console.WriteLine($"[rank {mpi.Rank}] {(condition ? "ok" : "MISMATCH")}: {what}");
-        return condition;
-    }
 }
